@@ -1,0 +1,1 @@
+"""radflow pipeline stages: one module (or small package) per DVC stage."""

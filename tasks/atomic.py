@@ -1,0 +1,47 @@
+"""Atomic file writes: write beside the target, fsync, then rename, so no reader sees half a file."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path in the target's folder; it replaces `target` only if the block succeeds."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_open(target: Path, mode: str = "w") -> Iterator[IO[Any]]:
+    """Open a temporary file for writing that atomically becomes `target` on success."""
+    with atomic_path(target) as tmp, open(tmp, mode) as handle:
+        yield handle
+
+
+def write_json(target: Path, data: Any) -> None:
+    """Write JSON atomically, pretty-printed and key-sorted so diffs stay readable."""
+    with atomic_open(target) as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+
+
+def write_text(target: Path, text: str) -> None:
+    """Write text atomically."""
+    with atomic_open(target) as handle:
+        handle.write(text)
