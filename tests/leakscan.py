@@ -1,0 +1,69 @@
+"""Find identifying values planted in raw inputs anywhere in radflow's outputs.
+
+The identifiers are read back from the raw DICOM headers (not from the generator's internals), so the
+scan checks what a real archive would expose: names (whole and by component), IDs, birth dates,
+accession numbers, institutions, physicians, UIDs, and the folder names that carry patient IDs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+IDENTIFYING_KEYWORDS = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "AccessionNumber",
+    "InstitutionName",
+    "ReferringPhysicianName",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "SOPInstanceUID",
+)
+MIN_TOKEN_LENGTH = 4  # shorter fragments (initials, "M") would match innocently everywhere
+
+
+def planted_identifiers(raw_root: Path) -> set[str]:
+    """Every identifying header value (and person-name component) found in the raw DICOM files."""
+    values: set[str] = set()
+    for path in raw_root.rglob("*"):
+        if not path.is_file():
+            continue
+        try:
+            dataset = pydicom.dcmread(path, stop_before_pixels=True)
+        except (InvalidDicomError, OSError, ValueError, EOFError):
+            continue
+        for keyword in IDENTIFYING_KEYWORDS:
+            value = str(dataset.get(keyword, "") or "").strip()
+            values.add(value)
+            values.update(part for part in value.replace("^", " ").split() if part)
+    return {value for value in values if len(value) >= MIN_TOKEN_LENGTH}
+
+
+def scan_for_identifiers(roots: Iterable[Path], identifiers: set[str], texts: Iterable[str] = ()) -> list[str]:
+    """Return `where: identifier` for each identifier found in a file under `roots` or in `texts`."""
+    patterns = [(value, _pattern(value)) for value in identifiers]
+    hits: list[str] = []
+    for root in roots:
+        files = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
+        for path in files:
+            content = path.read_bytes()
+            hits.extend(f"{path}: {value}" for value, pattern in patterns if pattern.search(content))
+    for index, text in enumerate(texts):
+        encoded = text.encode()
+        hits.extend(f"text #{index}: {value}" for value, pattern in patterns if pattern.search(encoded))
+    return hits
+
+
+def _pattern(value: str) -> re.Pattern[bytes]:
+    """Case-insensitive match; numeric values (dates, numeric IDs, UIDs) must not touch other digits,
+    so a birth date is not 'found' inside the digits of some float in a metrics file."""
+    escaped = re.escape(value.encode())
+    if re.fullmatch(r"[0-9.]+", value):
+        escaped = rb"(?<![0-9])" + escaped + rb"(?![0-9])"
+    return re.compile(escaped, re.IGNORECASE)
