@@ -1,0 +1,73 @@
+"""Configurable AlexNet: the torchvision layout (ImageNet-checkpoint compatible) and the 2012 original.
+
+State-dict keys of the torchvision layout are those of `alexnet-owt-7be5be79.pth` whatever the
+normalisation: conv layers stay at features.0/3/6/8/10 and linear layers at classifier.1/4/6, because a
+normalisation layer shares its slot with the activation (`features.1 = Sequential(norm, act)`) instead
+of shifting the indices. So ImageNet weights load into the batch-norm and LRN variants too.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from models.config import ModelConfig
+
+# (out_channels, kernel, stride, padding, max-pool after) per conv layer.
+LAYOUTS = {
+    "torchvision": [(64, 11, 4, 2, True), (192, 5, 1, 2, True), (384, 3, 1, 1, False),
+                    (256, 3, 1, 1, False), (256, 3, 1, 1, True)],
+    "original": [(96, 11, 4, 2, True), (256, 5, 1, 2, True), (384, 3, 1, 1, False),
+                 (384, 3, 1, 1, False), (256, 3, 1, 1, True)],
+}  # fmt: skip
+LRN_LAYERS = 2  # Krizhevsky et al. 2012 normalise the responses of conv1 and conv2 only
+
+
+def _activation(config: ModelConfig) -> nn.Module:
+    if config.activation == "leaky_relu":
+        return nn.LeakyReLU(0.01, inplace=True)
+    return nn.ReLU(inplace=True)
+
+
+def _conv_slot(config: ModelConfig, index: int, channels: int) -> nn.Module:
+    """The module after conv `index`: activation alone, or normalisation and activation in one slot."""
+    act = _activation(config)
+    if config.norm == "batchnorm":
+        return nn.Sequential(nn.BatchNorm2d(channels), act)
+    if config.norm == "lrn" and index < LRN_LAYERS:
+        # 2012 paper: ReLU, then LRN (size 5, alpha 1e-4, beta 0.75, k 2).
+        return nn.Sequential(act, nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0))
+    return act
+
+
+class AlexNet(nn.Module):
+    """AlexNet with switchable layout, normalisation, activation, dropout, input channels and classes."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = config.in_channels
+        for index, (out, kernel, stride, padding, pool) in enumerate(LAYOUTS[config.layout]):
+            layers += [nn.Conv2d(channels, out, kernel, stride, padding), _conv_slot(config, index, out)]
+            if pool:
+                layers.append(nn.MaxPool2d(kernel_size=3, stride=2))  # overlapping pooling
+            channels = out
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d((6, 6))  # any input >= 63 px gives a (B, C, 6, 6) map
+        hidden = config.hidden_units
+        self.classifier = nn.Sequential(
+            nn.Dropout(config.dropout),
+            nn.Linear(channels * 6 * 6, hidden),
+            _activation(config),
+            nn.Dropout(config.dropout),
+            nn.Linear(hidden, hidden),
+            _activation(config),
+            nn.Linear(hidden, config.num_classes),
+        )
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, S, S) -> (B, channels*36): the frozen part in linear-probe mode."""
+        return torch.flatten(self.avgpool(self.features(x)), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.forward_features(x))  # (B, num_classes) logits

@@ -1,0 +1,39 @@
+"""The architecture description shared by train, evaluate, predict and the registry."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from tasks.params import from_dict
+
+ModelName = Literal["alexnet", "resnet18", "densenet121"]
+Layout = Literal["torchvision", "original"]
+Norm = Literal["lrn", "batchnorm", "none"]
+Activation = Literal["relu", "leaky_relu"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a network; stored in config.json so a model file is self-describing.
+
+    `layout`, `norm`, `activation`, `dropout` and `hidden_units` shape AlexNet only; the MONAI
+    comparison networks (ResNet-18, DenseNet-121) use their own fixed design.
+    """
+
+    name: ModelName = "alexnet"
+    layout: Layout = "torchvision"
+    norm: Norm = "batchnorm"
+    activation: Activation = "relu"
+    dropout: float = 0.5
+    hidden_units: int = 4096
+    in_channels: int = 3
+    num_classes: int = 3
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> ModelConfig:
+        """Strict parse: an unknown field or a bad choice is a RadflowError naming the valid ones."""
+        return from_dict(data, ModelConfig, where="architecture")

@@ -1,0 +1,78 @@
+"""Initial weights for training: ImageNet (torchvision checkpoint, verified by SHA-256) or a registry model.
+
+Only tensors whose name and shape match are copied; the rest (a new head, batch-norm layers the
+checkpoint lacks) keep their fresh initialisation, and the report says which is which.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from models.store import WEIGHTS_FILE
+from tasks.errors import RadflowError
+
+IMAGENET_FILE = "alexnet-owt-7be5be79.pth"
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """Which of the model's state-dict keys came from the checkpoint and which are freshly initialised."""
+
+    loaded: list[str]
+    fresh: list[str]
+
+
+def default_imagenet_path() -> Path:
+    """Where torchvision would cache the checkpoint: $TORCH_HOME/hub/checkpoints (usually ~/.cache/torch)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / IMAGENET_FILE
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_matching(model: nn.Module, state: dict[str, torch.Tensor]) -> LoadReport:
+    """Copy every tensor whose key and shape match the model's; report loaded and fresh keys."""
+    own = model.state_dict()
+    matching = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(matching, strict=False)
+    return LoadReport(loaded=sorted(matching), fresh=sorted(set(own) - set(matching)))
+
+
+def load_imagenet(model: nn.Module, path: Path | None, expected_sha256: str) -> LoadReport:
+    """Load the torchvision AlexNet ImageNet checkpoint into `model` after checking its hash.
+
+    `expected_sha256` is the full hex digest or a prefix of it (torchvision names files by the first 8).
+    """
+    path = path or default_imagenet_path()
+    if not path.is_file():
+        raise RadflowError(
+            f"ImageNet weights not found at {path}; download {IMAGENET_FILE} (torchvision AlexNet) there, "
+            "set train.imagenet_path, or use train.weights=none"
+        )
+    digest = sha256_of(path)
+    if not digest.startswith(expected_sha256.lower()):
+        raise RadflowError(
+            f"{path} has SHA-256 {digest[:16]}..., expected {expected_sha256}: not the torchvision "
+            "AlexNet checkpoint (or a corrupted download); refusing to load it"
+        )
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    report = load_matching(model, state)
+    if not report.loaded:
+        raise RadflowError(f"{path}: no tensor matches the model's layer names; is it an AlexNet checkpoint?")
+    return report
+
+
+def load_registry_weights(model: nn.Module, model_dir: Path) -> LoadReport:
+    """Warm start from a registered model's safetensors (a head with other classes stays fresh)."""
+    return load_matching(model, load_file(str(model_dir / WEIGHTS_FILE)))

@@ -1,0 +1,104 @@
+"""Preprocess stage: the tensor store, patient-level seeded splits and the leakage guard."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.errors import RadflowError
+from tasks.preprocess import PreprocessParams, image_to_tensor, preprocess
+
+SETTINGS = PreprocessParams(image_size=32, val_fraction=0.2, test_fraction=0.2)
+
+
+def write_ingested(root: Path, patients: int = 20, per_patient: int = 3, **overrides: list[str]) -> Path:
+    """A tiny ingest output: manifest.csv + images/*.npy, with a few RGB and non-square images."""
+    rng = np.random.default_rng(0)
+    rows = []
+    (root / "images").mkdir(parents=True)
+    for p in range(patients):
+        for i in range(per_patient):
+            image_id = f"{p:08x}{i:08x}"
+            shape = (40, 48, 3) if i == 2 else (48, 40)
+            np.save(root / "images" / f"{image_id}.npy", rng.normal(1000, 200, shape).astype(np.float32))
+            rows.append(
+                {
+                    "image_id": image_id,
+                    "patient_id": f"P-{p:012x}",
+                    "study_id": f"S-{p:06x}{i // 2:06x}",
+                    "label": ["normal", "effusion", "pneumonia"][p % 3] if i < 2 or p % 4 else "",
+                    "modality": "DX",
+                    "pixel_sha256": f"{p:032x}{i:032x}",
+                    "predefined_split": "",
+                }
+            )
+    manifest = pd.DataFrame(rows)
+    for column, values in overrides.items():
+        manifest[column] = values
+    manifest.to_csv(root / "manifest.csv", index=False)
+    return root
+
+
+def test_store_index_and_classes(tmp_path: Path) -> None:
+    ingested = write_ingested(tmp_path / "ingested")
+    index = preprocess(ingested, tmp_path / "out", SETTINGS, seed=1)
+    store = np.load(tmp_path / "out" / "images.npy", mmap_mode="r")
+    assert store.dtype == np.float16 and store.shape == (len(index), 1, 32, 32)
+    assert float(store.min()) >= 0.0 and float(store.max()) <= 1.0
+    written = pd.read_csv(tmp_path / "out" / "index.csv")
+    assert list(written["row"]) == list(range(len(written)))
+    assert (written["label"] != "").all() and len(written) == 60 - 5  # unlabeled rows left out
+    classes = json.loads((tmp_path / "out" / "classes.json").read_text())
+    assert classes == {"classes": ["effusion", "normal", "pneumonia"], "image_size": 32}
+    assert set(written["split"]) == {"train", "val", "test"}
+    # every class appears in every split (stratified) and no patient spans two splits
+    assert written.groupby("split")["label"].nunique().eq(3).all()
+    assert written.groupby("patient_id")["split"].nunique().max() == 1
+
+
+def test_split_is_reproducible_from_seed(tmp_path: Path) -> None:
+    ingested = write_ingested(tmp_path / "ingested")
+    first = preprocess(ingested, tmp_path / "a", SETTINGS, seed=7)["split"].tolist()
+    again = preprocess(ingested, tmp_path / "b", SETTINGS, seed=7)["split"].tolist()
+    other = preprocess(ingested, tmp_path / "c", SETTINGS, seed=8)["split"].tolist()
+    assert first == again and first != other
+
+
+def test_patients_sharing_an_image_stay_together(tmp_path: Path) -> None:
+    # Image 0 of every patient is the same picture: all patients must land in one split.
+    hashes = [("same" if i % 3 == 0 else f"h{i}") for i in range(60)]
+    ingested = write_ingested(tmp_path / "ingested", pixel_sha256=hashes)
+    index = preprocess(ingested, tmp_path / "out", SETTINGS, seed=1)
+    assert index["split"].nunique() == 1
+
+
+def test_predefined_split_is_honoured_and_guarded(tmp_path: Path) -> None:
+    splits = [["train", "val", "test"][(i // 3) % 3] for i in range(60)]
+    ingested = write_ingested(tmp_path / "ok", predefined_split=splits)
+    index = preprocess(ingested, tmp_path / "out", SETTINGS, seed=1)
+    assert index.set_index("image_id")["split"].to_dict() == {
+        f"{i // 3:08x}{i % 3:08x}": s for i, s in enumerate(splits) if i % 3 < 2 or (i // 3) % 4
+    }
+    leaky = [["train", "test"][i % 2] for i in range(60)]  # a patient's images in two splits
+    ingested = write_ingested(tmp_path / "leaky", predefined_split=leaky)
+    with pytest.raises(RadflowError, match="patient_id value"):
+        preprocess(ingested, tmp_path / "out2", SETTINGS, seed=1)
+
+
+def test_image_to_tensor_matches_the_store(tmp_path: Path) -> None:
+    ingested = write_ingested(tmp_path / "ingested", patients=3)
+    index = preprocess(ingested, tmp_path / "out", SETTINGS, seed=1)
+    store = np.load(tmp_path / "out" / "images.npy", mmap_mode="r")
+    for row, image_id in zip(index["row"], index["image_id"], strict=True):
+        pixels = np.load(ingested / "images" / f"{image_id}.npy")
+        np.testing.assert_array_equal(image_to_tensor(pixels, SETTINGS.transform_settings()), store[row])
+
+
+def test_bad_fractions_are_refused(tmp_path: Path) -> None:
+    ingested = write_ingested(tmp_path / "ingested", patients=3)
+    with pytest.raises(RadflowError, match="val_fraction"):
+        preprocess(ingested, tmp_path / "out", PreprocessParams(val_fraction=0.5, test_fraction=0.6), seed=1)
