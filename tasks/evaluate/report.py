@@ -1,0 +1,208 @@
+"""The model card (Markdown) and the self-contained HTML report, rendered from one list of sections.
+
+Both show aggregate numbers and pseudonymised ids only.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from tasks.evaluate.metrics import HEADLINE_METRICS
+from tasks.evaluate.scoring import TensorStore
+
+if TYPE_CHECKING:
+    from tasks.evaluate import EvaluateParams, Evaluation
+
+LIMITATIONS = [
+    "Research prototype: not a medical device and not validated for clinical decisions.",
+    "Evaluated on one held-out test split of the training data source; performance on other scanners, "
+    "sites or populations is unknown until measured there.",
+    "Probabilities may be miscalibrated (see the ECE and reliability curve); the operating threshold was "
+    "chosen on the validation split and should be re-chosen for a new population.",
+    "Subgroup results on small groups have wide uncertainty; groups below the size floor show counts only.",
+    "Grad-CAM maps are coarse and show where the network looked, not why; they are not a localisation.",
+]
+
+
+@dataclass
+class Section:
+    """A titled block: paragraphs, then an optional table (header + rows of cells)."""
+
+    title: str
+    paragraphs: list[str] = field(default_factory=list)
+    header: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def card_sections(
+    evaluation: Evaluation, *, store: TensorStore, config: dict, settings: EvaluateParams
+) -> list[Section]:
+    """The model card's content, in reading order."""
+    metrics = evaluation.metrics
+    negative = evaluation.classes[evaluation.negative_index]
+    counts = pd.crosstab(store.index["label"], store.index["split"]).reindex(columns=["train", "val", "test"])
+    counts = counts.fillna(0).astype(int)
+    threshold_rule = (
+        "Youden's J (sensitivity + specificity - 1) maximised"
+        if settings.threshold_method == "youden"
+        else f"the highest threshold reaching sensitivity {settings.target_sensitivity:.2f}"
+    )
+    sections = [
+        Section(
+            "Intended use",
+            [
+                f"Classifies 2D radiographs into {', '.join(evaluation.classes)} to support research on "
+                "triage workflows. Not for unsupervised clinical use.",
+            ],
+        ),
+        Section(
+            "Operating point",
+            [
+                f"Sensitivity and specificity treat any class other than '{negative}' as abnormal, scored "
+                f"by 1 - p({negative}). The threshold {evaluation.threshold:.3f} was chosen on the "
+                f"validation split ({threshold_rule}) and applied unchanged to the test split.",
+            ],
+        ),
+        Section(
+            "Data summary",
+            ["Images per class and split (splits made by patient, so no patient is in two splits)."],
+            ["class", "train", "val", "test"],
+            [[str(label), *map(str, row)] for label, row in counts.iterrows()],
+        ),
+        Section(
+            "Training configuration",
+            [f"Image size {config['image_size']} px; seed {config.get('seed', 'n/a')}."],
+            ["setting", "value"],
+            [
+                [key, json.dumps(value)]
+                for key, value in {**config["architecture"], **config["train"]}.items()
+            ],
+        ),
+        Section(
+            "Test metrics",
+            [
+                f"{metrics['n_test_images']} images from {metrics['n_test_patients']} patients; "
+                f"95% intervals from {settings.bootstrap_samples} bootstrap resamples of patients."
+            ],
+            ["metric", "value", "95% CI"],
+            [
+                [
+                    name,
+                    _fmt(metrics[name]),
+                    " - ".join(_fmt(v) for v in metrics["ci"].get(name, [None, None])),
+                ]
+                for name in HEADLINE_METRICS
+            ],
+        ),
+        Section(
+            "Per-class metrics",
+            [],
+            ["class", "precision", "recall", "F1", "support"],
+            [
+                [name, *(_fmt(m[key]) for key in ("precision", "recall", "f1", "support"))]
+                for name, m in metrics["per_class"].items()
+            ],
+        ),
+    ]
+    subgroup_rows = [
+        [
+            column,
+            group,
+            _fmt(m["n"]),
+            *(_fmt(m.get(key)) for key in ("roc_auc", "sensitivity", "specificity")),
+        ]
+        for column, groups in metrics["subgroups"].items()
+        for group, m in groups.items()
+    ]
+    sections.append(
+        Section(
+            "Subgroups",
+            [f"Groups with fewer than {settings.subgroup_min_images} test images show their count only."],
+            ["attribute", "group", "n", "ROC-AUC", "sensitivity", "specificity"],
+            subgroup_rows,
+        )
+    )
+    sections.append(Section("Known limitations", [f"- {item}" for item in LIMITATIONS]))
+    return sections
+
+
+def model_card(sections: list[Section]) -> str:
+    """Markdown rendering of the sections."""
+    lines = ["# Model card: radflow candidate", ""]
+    for section in sections:
+        lines += [f"## {section.title}", "", *section.paragraphs, ""]
+        if section.header:
+            lines.append("| " + " | ".join(section.header) + " |")
+            lines.append("|" + "---|" * len(section.header))
+            lines += ["| " + " | ".join(row) + " |" for row in section.rows]
+            lines.append("")
+    return "\n".join(lines)
+
+
+def _embed(path: Path) -> str:
+    """An <img> whose PNG travels inside the HTML, so the report is one self-contained file."""
+    encoded = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img src="data:image/png;base64,{encoded}" alt="{html.escape(path.stem)}">'
+
+
+def _html_section(section: Section) -> str:
+    parts = [f"<h2>{html.escape(section.title)}</h2>"]
+    parts += [f"<p>{html.escape(text)}</p>" for text in section.paragraphs]
+    if section.header:
+        head = "".join(f"<th>{html.escape(cell)}</th>" for cell in section.header)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>"
+            for row in section.rows
+        )
+        parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+    return "\n".join(parts)
+
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1150px; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; } td, th { border: 1px solid #ccc; padding: 3px 8px; }
+th { background: #f0f3f7; } .plots img { width: 48%; margin: 0.5%; } .cams img { width: 23%; margin: 0.5%; }
+.headline { font-size: 1.3em; } figure { display: inline-block; margin: 0; }
+"""
+
+
+def report_html(
+    sections: list[Section], *, evaluation: Evaluation, folder: Path, gradcams: list[dict[str, str]]
+) -> str:
+    """One HTML file: headline numbers, plots, Grad-CAM overlays and the model card's sections."""
+    metrics = evaluation.metrics
+    headline = " &nbsp; ".join(
+        f"{name} <b>{_fmt(metrics[name])}</b>"
+        for name in ("roc_auc", "sensitivity", "specificity", "accuracy")
+    )
+    plots_html = "".join(_embed(folder / f"{name}.png") for name in ("roc", "confusion", "pr", "calibration"))
+    cams = (
+        "".join(f"<figure>{_embed(folder / 'gradcam' / cam['file'])}</figure>" for cam in gradcams)
+        or "<p>No test cases to show.</p>"
+    )
+    body = "\n".join(_html_section(section) for section in sections)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>radflow evaluation report</title>
+<style>{STYLE}</style></head><body>
+<h1>radflow evaluation report</h1>
+<p class="headline">Test set: {headline}</p>
+<h2>Plots</h2><div class="plots">{plots_html}</div>
+<h2>Grad-CAM: correct and wrong test cases per class</h2><div class="cams">{cams}</div>
+{body}
+</body></html>
+"""

@@ -1,0 +1,192 @@
+"""Promote stage: the gate between the evaluated candidate and the registry's champion.
+
+The champion is re-scored on the candidate's own test split, so both are judged on the same images.
+The candidate passes when the paired, patient-level bootstrap interval of (candidate - champion) on the
+primary metric lies above -margin (non-inferiority) and its test metrics meet the absolute floors.
+Passing registers it as a new version and moves `champion`; failing only appends an audit entry.
+Either way the stage succeeds and writes `paths.promotion/promotion.json`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+import models
+from models.registry import Registry, collect_lineage, sha256_file
+from tasks.atomic import write_json
+from tasks.errors import RadflowError
+from tasks.evaluate import finite_or_none
+from tasks.evaluate.metrics import metric_by_name, patient_bootstrap
+from tasks.evaluate.scoring import predict_probabilities, read_store
+from tasks.params import parse_section
+from tasks.paths import project_paths
+
+
+@dataclass(frozen=True)
+class PromoteParams:
+    """params.yaml `promote` section (see the comments there)."""
+
+    primary_metric: Literal["roc_auc", "pr_auc", "accuracy", "balanced_accuracy"]
+    non_inferiority_margin: float
+    min_roc_auc: float
+    min_sensitivity: float
+    min_specificity: float
+    bootstrap_samples: int
+    batch_size: int
+    lock_timeout_s: float
+
+
+def check_floors(metrics: dict[str, Any], settings: PromoteParams) -> dict[str, dict[str, Any]]:
+    """Each absolute floor with the candidate's value and whether it is met (an undefined value fails)."""
+    floors = {
+        "roc_auc": settings.min_roc_auc,
+        "sensitivity": settings.min_sensitivity,
+        "specificity": settings.min_specificity,
+    }
+    return {
+        name: {
+            "value": metrics.get(name),
+            "floor": floor,
+            "met": metrics.get(name) is not None and metrics[name] >= floor,
+        }
+        for name, floor in floors.items()
+    }
+
+
+def compare(
+    labels: np.ndarray,
+    patients: np.ndarray,
+    candidate: np.ndarray,
+    champion: np.ndarray,
+    settings: PromoteParams,
+    seed: int,
+) -> dict[str, Any]:
+    """Paired bootstrap of (candidate - champion) on the primary metric over the same test patients."""
+    metric = settings.primary_metric
+
+    def difference(rows: np.ndarray) -> dict[str, float]:
+        cand = metric_by_name(metric, labels[rows], candidate[rows])
+        champ = metric_by_name(metric, labels[rows], champion[rows])
+        return {"difference": cand - champ}
+
+    everything = np.arange(len(labels))
+    low, high = patient_bootstrap(patients, difference, samples=settings.bootstrap_samples, seed=seed)[
+        "difference"
+    ]
+    return {
+        "metric": metric,
+        "candidate": metric_by_name(metric, labels, candidate),
+        "champion": metric_by_name(metric, labels, champion),
+        "difference": difference(everything)["difference"],
+        "difference_ci95": [low, high],
+        "margin": settings.non_inferiority_margin,
+        "non_inferior": low is not None and low > -settings.non_inferiority_margin,
+    }
+
+
+def champion_probabilities(
+    registry: Registry, store_dir: Path, rows: np.ndarray, batch_size: int
+) -> np.ndarray:
+    """Re-score the verified champion on the given store rows (the candidate's test split)."""
+    champion = registry.load("champion")
+    model, config = models.load_model(champion.path)
+    store = read_store(store_dir)
+    if list(config["classes"]) != list(store.classes):
+        raise RadflowError(
+            f"champion v{champion.version} predicts {config['classes']} but the data has {store.classes}; "
+            "it cannot be compared automatically — register by hand after review"
+        )
+    return predict_probabilities(model, config, store.images, rows, batch_size)
+
+
+def decide(
+    registry: Registry,
+    *,
+    settings: PromoteParams,
+    metrics: dict[str, Any],
+    predictions: pd.DataFrame,
+    weights_sha256: str,
+    store_dir: Path,
+    seed: int,
+) -> dict[str, Any]:
+    """The gate's decision and every number behind it (nothing is written here)."""
+    floors = check_floors(metrics, settings)
+    floors_met = all(floor["met"] for floor in floors.values())
+    champion = registry.aliases()["champion"]
+    decision: dict[str, Any] = {"champion_before": champion, "floors": floors, "comparison": None}
+    if champion is None:
+        reasons = [] if floors_met else ["floors not met"]
+        return {**decision, "promoted": floors_met, "reasons": reasons or ["first model, floors met"]}
+    entry = next(row for row in registry.versions() if row["version"] == champion)
+    if entry["weights_sha256"] == weights_sha256:
+        return {**decision, "promoted": False, "reasons": [f"candidate is already champion v{champion}"]}
+    probability_columns = [column for column in predictions.columns if column.startswith("prob_")]
+    labels = predictions["label_index"].to_numpy(dtype=int)
+    candidate = predictions[probability_columns].to_numpy(dtype=float)
+    try:
+        champ = champion_probabilities(
+            registry, store_dir, predictions["row"].to_numpy(), settings.batch_size
+        )
+    except RadflowError as error:
+        return {**decision, "promoted": False, "reasons": [str(error)]}
+    comparison = compare(labels, predictions["patient_id"].to_numpy(), candidate, champ, settings, seed)
+    reasons = []
+    if not floors_met:
+        reasons.append("floors not met: " + ", ".join(name for name, f in floors.items() if not f["met"]))
+    if not comparison["non_inferior"]:
+        reasons.append(
+            f"inferior to champion v{champion}: {comparison['metric']} difference CI lower bound "
+            f"{comparison['difference_ci95'][0]} <= -{settings.non_inferiority_margin}"
+        )
+    promoted = not reasons
+    return {
+        **decision,
+        "comparison": comparison,
+        "promoted": promoted,
+        "reasons": reasons or [f"non-inferior to champion v{champion} and floors met"],
+    }
+
+
+def main(params: dict[str, Any]) -> None:
+    """Stage entry point: judge the candidate, update the registry if it passes, write promotion.json."""
+    settings = parse_section(params, "promote", PromoteParams)
+    paths = project_paths(params)
+    report = paths.evaluation / "report"
+    inputs = [paths.evaluation / "metrics.json", report / "test_predictions.csv", report / "model_card.md"]
+    missing = [str(path) for path in inputs if not path.is_file()]
+    if missing:
+        raise RadflowError(f"evaluation outputs missing: {missing}; run `radflow stage evaluate` first")
+    models.read_config(paths.model)  # a clear error when the candidate model is absent
+    metrics = json.loads(inputs[0].read_text())
+    predictions = pd.read_csv(inputs[1], dtype={"patient_id": str, "image_id": str})
+    registry = Registry(paths.registry, settings.lock_timeout_s)
+    decision = decide(
+        registry,
+        settings=settings,
+        metrics=metrics,
+        predictions=predictions,
+        weights_sha256=sha256_file(paths.model / "model.safetensors"),
+        store_dir=paths.preprocessed,
+        seed=int(params["seed"]),
+    )
+    decision = finite_or_none(decision)
+    if decision["promoted"]:
+        decision["version"] = registry.register_champion(
+            paths.model,
+            metrics=metrics,
+            model_card=inputs[2].read_text(),
+            lineage=collect_lineage(Path.cwd()),
+            decision=decision,
+        )
+    else:
+        decision["version"] = None
+        registry.record({"event": "not_promoted", **decision})
+    write_json(paths.promotion / "promotion.json", decision)
+    verdict = f"promoted as v{decision['version']}" if decision["promoted"] else "not promoted"
+    print(f"promote: candidate {verdict}: {'; '.join(decision['reasons'])}")
