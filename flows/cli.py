@@ -82,6 +82,30 @@ def retrain(overrides: SetOption = None) -> None:
         _fail_cleanly(error)
 
 
+@app.command("serve")
+def serve(
+    cron: Annotated[str, typer.Option(help="When to retrain, as a cron expression.")] = "0 2 * * 1",
+) -> None:
+    """Serve the retrain flow as a Prefect deployment on a cron schedule (runs until stopped)."""
+    from flows.server import serve_retrain
+
+    try:
+        serve_retrain(cron, console)
+    except RadflowError as error:
+        _fail_cleanly(error)
+
+
+@app.command("server")
+def server(
+    host: Annotated[str, typer.Option(help="Interface to listen on (127.0.0.1: local).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the UI and API.")] = 4200,
+) -> None:
+    """Start a local Prefect server and UI whose data lives in the project's .prefect folder."""
+    from flows.server import run_server
+
+    raise typer.Exit(code=run_server(Path.cwd(), host, port, console))
+
+
 @app.command("predict")
 def predict(
     paths: Annotated[list[Path], typer.Argument(help="DICOM/NIfTI/image files or folders to classify.")],
