@@ -32,3 +32,6 @@ test-fast: install
 
 bench: install
 	$(BIN)/python -m bench.run_all
+
+ui: install
+	$(BIN)/radflow server
