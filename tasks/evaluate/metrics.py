@@ -55,7 +55,9 @@ def choose_threshold(
 def _safe(metric: Callable[[], float]) -> float:
     """A metric that is undefined on this sample (e.g. one class only) becomes NaN, not an exception."""
     try:
-        value = float(metric())
+        with warnings.catch_warnings():  # bootstrap samples and small subgroups may lack a class
+            warnings.simplefilter("ignore", UserWarning)
+            value = float(metric())
     except ValueError:
         return math.nan
     return value

@@ -1,0 +1,114 @@
+"""Classify new DICOM/NIfTI/image files with a registered model, through the training-time code paths.
+
+Files are decoded by ingest's `decode_path` and transformed by preprocess's `image_to_tensor`, so a
+prediction sees exactly what training saw. The model comes from the registry, verified by checksum.
+The output is the user's own file: it names the source paths they passed, next to pseudonymised ids.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import models
+from models.registry import Registry
+from tasks.atomic import atomic_path, write_json
+from tasks.errors import RadflowError
+from tasks.evaluate.gradcam import gradcam_map, save_overlay
+from tasks.evaluate.scoring import predict_probabilities
+from tasks.ingest import IngestParams, decode_path
+from tasks.params import parse_section
+from tasks.paths import project_paths
+from tasks.preprocess import PreprocessParams, TransformSettings, image_to_tensor
+from tasks.promote import PromoteParams
+
+OUTPUT_SUFFIXES = (".csv", ".json")
+
+
+def expand(paths: list[Path]) -> list[Path]:
+    """Files given directly, plus every file under given folders (sorted, hidden files skipped)."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise RadflowError(f"no such file or folder: {path}")
+    if not files:
+        raise RadflowError(f"no files found under {[str(p) for p in paths]}")
+    return files
+
+
+def decode_all(
+    files: list[Path], ingest: IngestParams, transform: TransformSettings
+) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
+    """One record per decoded 2D image (and one per unusable file, with its reason) and their tensors."""
+    records: list[dict[str, Any]] = []
+    tensors: list[np.ndarray] = []
+    for file in files:
+        try:
+            decoded = decode_path(file, ingest)
+        except RadflowError as error:
+            records.append({"source_path": str(file), "status": f"skipped: {error}"})
+            continue
+        for image in decoded:
+            records.append(
+                {
+                    "source_path": str(file),
+                    "frame": image.frame,
+                    "image_id": image.image_id,
+                    "patient_id": image.patient_id,
+                    "status": "ok",
+                }
+            )
+            tensors.append(image_to_tensor(image.pixels, transform))  # (1, S, S) float16
+    return records, tensors
+
+
+def predict_files(
+    paths: list[Path], *, params: dict[str, Any], model: str, out: Path, gradcam_dir: Path | None
+) -> pd.DataFrame:
+    """Write per-class probabilities and the predicted label for every image under `paths` to `out`."""
+    if out.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise RadflowError(
+            f"--out {out}: unknown format {out.suffix!r}; valid suffixes: {list(OUTPUT_SUFFIXES)}"
+        )
+    project = project_paths(params)
+    batch_size = parse_section(params, "promote", PromoteParams).batch_size
+    registered = Registry(project.registry).load(model)  # refuses a version whose checksums do not match
+    network, config = models.load_model(registered.path)
+    preprocess = parse_section(params, "preprocess", PreprocessParams)
+    # The model's own input size wins over params.yaml: it is what the weights were trained on.
+    transform = TransformSettings(
+        int(config["image_size"]), preprocess.lower_percentile, preprocess.upper_percentile
+    )
+    records, tensors = decode_all(expand(paths), parse_section(params, "ingest", IngestParams), transform)
+    classes = list(config["classes"])
+    frame = pd.DataFrame(records, columns=["source_path", "frame", "image_id", "patient_id", "status"])
+    ok = (frame["status"] == "ok").to_numpy()
+    probs = np.full((len(frame), len(classes)), np.nan)
+    if tensors:
+        images = np.stack(tensors)  # (N, 1, S, S)
+        probs[ok] = predict_probabilities(network, config, images, np.arange(len(images)), batch_size)
+        if gradcam_dir is not None:
+            for position, image in enumerate(images):
+                predicted = int(probs[ok][position].argmax())
+                heat = gradcam_map(network, config, image, predicted)
+                image_id = frame.loc[ok, "image_id"].iloc[position]
+                save_overlay(gradcam_dir / f"{image_id}.png", image, heat, f"predicted {classes[predicted]}")
+    for k, name in enumerate(classes):
+        frame[f"prob_{name}"] = probs[:, k]
+    frame["predicted_label"] = [classes[int(np.argmax(p))] if ok[i] else "" for i, p in enumerate(probs)]
+    frame["model_version"] = registered.version
+    if out.suffix.lower() == ".json":
+        write_json(out, json.loads(frame.to_json(orient="records")))
+    else:
+        with atomic_path(out) as tmp:
+            frame.to_csv(tmp, index=False)
+    print(f"predict: {int(ok.sum())} image(s) classified, {int((~ok).sum())} file(s) skipped -> {out}")
+    return frame

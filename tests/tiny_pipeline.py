@@ -1,0 +1,123 @@
+"""Tiny real inputs for the evaluate / registry / promote / predict tests: a preprocessed store with a
+learnable signal, and small AlexNets saved exactly as the train stage saves them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+import models
+from tasks.paths import ProjectPaths
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CLASSES = ["effusion", "normal", "opacity"]
+SIZE = 64  # the smallest side torchvision-layout AlexNet accepts
+
+
+def tiny_image(label: str, rng: np.random.Generator) -> np.ndarray:
+    """(S, S) in [0, 1]: noise, plus a bright blob (opacity) or a bright lower band (effusion)."""
+    image = 0.3 + 0.05 * rng.standard_normal((SIZE, SIZE))
+    if label == "opacity":
+        image[16:36, 10:30] += 0.5
+    elif label == "effusion":
+        image[48:, :] += 0.5
+    return np.clip(image, 0, 1)
+
+
+def make_store(folder: Path, patients: int = 24, per_patient: int = 2, seed: int = 0) -> None:
+    """preprocess's contract: images.npy (N, 1, S, S) float16, index.csv, classes.json.
+
+    Patient i has class i % 3; groups of three patients go to train, train, train, train, val, val, test, test.
+    """
+    rng = np.random.default_rng(seed)
+    splits = ["train"] * 4 + ["val"] * 2 + ["test"] * 2
+    rows, images = [], []
+    for patient in range(patients):
+        label = CLASSES[patient % 3]
+        for image in range(per_patient):
+            images.append(tiny_image(label, rng)[None])
+            rows.append(
+                {
+                    "row": len(rows),
+                    "image_id": f"{patient:08x}{image:08x}",
+                    "patient_id": f"P-{patient:012x}",
+                    "study_id": f"S-{patient:012x}",
+                    "label": label,
+                    "label_index": CLASSES.index(label),
+                    "split": splits[(patient // 3) % len(splits)],
+                    "pixel_sha256": "",
+                    "modality": "DX",
+                    "view": "PA",
+                    "manufacturer": "",
+                    "sex": "F" if patient % 2 else "M",
+                    "age_band": "40-49",
+                }
+            )
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "images.npy", np.stack(images).astype(np.float16))
+    pd.DataFrame(rows).to_csv(folder / "index.csv", index=False)
+    (folder / "classes.json").write_text(json.dumps({"classes": CLASSES, "image_size": SIZE}))
+
+
+def tiny_config(seed: int = 0) -> dict[str, Any]:
+    """config.json for a small single-channel AlexNet, per the train contract."""
+    architecture = models.ModelConfig(norm="none", dropout=0.0, hidden_units=16, in_channels=1, num_classes=3)
+    return {
+        "architecture": architecture.to_dict(),
+        "classes": CLASSES,
+        "image_size": SIZE,
+        "input": models.input_spec(1),
+        "train": {"epochs": 1, "note": "tiny test model"},
+        "seed": seed,
+    }
+
+
+def train_tiny(store: Path, steps: int, seed: int) -> torch.nn.Module:
+    """A few Adam steps on the train split (steps=0: the random initialisation)."""
+    torch.manual_seed(seed)
+    config = tiny_config(seed)
+    model = models.build_model(config["architecture"])
+    index = pd.read_csv(store / "index.csv")
+    train = index[index["split"] == "train"]
+    images = torch.from_numpy(np.load(store / "images.npy")[train["row"].to_numpy()].astype(np.float32))
+    labels = torch.tensor(train["label_index"].to_numpy())
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+    for _ in range(steps):
+        optimiser.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(models.to_model_input(images, config)), labels)
+        loss.backward()
+        optimiser.step()
+    return model.eval()
+
+
+def constant_model(seed: int = 0) -> torch.nn.Module:
+    """A deliberately useless model: the last layer outputs zeros, so every class gets p = 1/3."""
+    model = models.build_model(tiny_config(seed)["architecture"])
+    with torch.no_grad():
+        for parameter in list(model.parameters())[-2:]:
+            parameter.zero_()
+    return model.eval()
+
+
+def save_candidate(model: torch.nn.Module, model_dir: Path, seed: int = 0) -> None:
+    """Write the model as the train stage does (model.safetensors + config.json)."""
+    models.save_model(model, tiny_config(seed), model_dir)
+
+
+def project_params(root: Path, **overrides: Any) -> dict[str, Any]:
+    """The repository's params.yaml with every path moved under `root` and quick settings."""
+    params: dict[str, Any] = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params["paths"] = {name: str(root / name) for name in ProjectPaths.__dataclass_fields__}
+    params["evaluate"].update(bootstrap_samples=60, gradcam_per_kind=1)
+    params["promote"].update(bootstrap_samples=60, min_roc_auc=0.0, min_sensitivity=0.0, min_specificity=0.0)
+    for key, value in overrides.items():
+        section, name = key.split("__")
+        params[section][name] = value
+    return params
