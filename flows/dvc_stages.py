@@ -13,10 +13,14 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import networkx as nx
 
 from tasks.errors import RadflowError
+
+if TYPE_CHECKING:
+    from dvc.stage import PipelineStage
 
 # Exit status a stage command uses to say "try again later" (sysexits.h EX_TEMPFAIL).
 EX_TEMPFAIL = 75
@@ -58,7 +62,15 @@ def stage_order(project: Path) -> list[str]:
         graph = repo.index.graph.reverse(copy=True)
         position = {stage: i for i, stage in enumerate(stages)}
         ordered = nx.lexicographical_topological_sort(graph, key=lambda s: str(position.get(s, -1)).zfill(6))
-        return [stage.addressing for stage in ordered if stage in position and not stage.frozen]
+        return [_address(stage, project) for stage in ordered if stage in position and not stage.frozen]
+
+
+def _address(stage: PipelineStage, project: Path) -> str:
+    """`name` for the root dvc.yaml, `sub/dvc.yaml:name` otherwise: what `dvc repro` takes from the root."""
+    dvcfile = Path(stage.dvcfile.path).resolve()
+    if dvcfile == (project / "dvc.yaml").resolve():
+        return str(stage.name)
+    return f"{dvcfile.relative_to(project.resolve())}:{stage.name}"
 
 
 def run_stage(stage: str, project: Path, log: Callable[[str], None]) -> StageOutcome:

@@ -1,0 +1,267 @@
+"""The retrain flow's building blocks against a tiny throwaway DVC project (real git, real DVC).
+
+`make_project` is shared with tests/test_flows_e2e.py: three trivial stages whose commands are small
+Python scripts, so these tests exercise DVC's real ordering, skipping and error reporting without the
+ML stages.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from flows.artifacts import champion_metrics, metrics_rows, promotion_markdown
+from flows.dvc_stages import StageFailed, TransientStageFailure, run_stage, stage_order
+from flows.lock import project_lock
+from flows.retrain import apply_overrides
+from flows.settings import retrain_params
+from flows.summary import compare, snapshot
+from flows.sync import sync_incoming
+from tasks.errors import RadflowError
+
+SCRIPTS = {
+    # Sums the archive's text and scales it by a param: changes when new studies or params change.
+    "count.py": """
+        import pathlib, yaml
+        factor = yaml.safe_load(open("params.yaml"))["step"]["factor"]
+        total = sum(len(f.read_text()) for f in sorted(pathlib.Path("raw").rglob("*.txt")))
+        pathlib.Path("out").mkdir(exist_ok=True)
+        pathlib.Path("out/count.txt").write_text(str(total * factor))
+        print("counted", total)
+    """,
+    # Waits (bounded) for a release file when the test asks for it, so two runs overlap for sure.
+    "gate.py": """
+        import pathlib, time
+        pathlib.Path("out").mkdir(exist_ok=True)
+        runs = pathlib.Path("gate_runs.log")
+        runs.write_text(runs.read_text() + "ran\\n" if runs.exists() else "ran\\n")
+        if pathlib.Path("hold").exists():
+            pathlib.Path("gate_started").touch()
+            deadline = time.time() + 300
+            while not pathlib.Path("release").exists() and time.time() < deadline:
+                time.sleep(0.2)
+        pathlib.Path("out/gate.txt").write_text(pathlib.Path("out/count.txt").read_text())
+    """,
+    # Writes what evaluate and promote would: metrics, the HTML report, the promotion decision.
+    "evaluate.py": """
+        import json, pathlib
+        n = int(pathlib.Path("out/gate.txt").read_text())
+        ev = pathlib.Path("out/evaluation"); (ev / "report").mkdir(parents=True, exist_ok=True)
+        (ev / "metrics.json").write_text(json.dumps({"roc_auc": n / 100, "accuracy": 0.5}))
+        (ev / "report" / "report.html").write_text("<html><body>report</body></html>")
+        pr = pathlib.Path("out/promotion"); pr.mkdir(parents=True, exist_ok=True)
+        decision = {"promoted": True, "reasons": ["first model"], "version": n,
+                    "champion_metrics": {"roc_auc": 0.01}}
+        (pr / "promotion.json").write_text(json.dumps(decision))
+        print("evaluated")
+    """,
+    # Fails like a user mistake: radflow's CLI prints `error: ...` and exits 1.
+    "broken.py": """
+        import sys
+        print("loading configuration")
+        print("error: step.factor must be positive; got -1", file=sys.stderr)
+        sys.exit(1)
+    """,
+    # Fails with EX_TEMPFAIL on its first attempt only, like an I/O hiccup.
+    "flaky.py": """
+        import pathlib, sys
+        attempts = pathlib.Path("flaky_attempts.log")
+        attempts.write_text((attempts.read_text() if attempts.exists() else "") + "try\\n")
+        if attempts.read_text().count("try") == 1:
+            print("error: storage not ready", file=sys.stderr)
+            sys.exit(75)
+        pathlib.Path("out").mkdir(exist_ok=True)
+        pathlib.Path("out/flaky.txt").write_text("ok")
+    """,
+}
+
+# Listed out of order on purpose: the flow must follow DVC's dependency order, not the file's.
+DVC_YAML = """
+stages:
+  evaluate:
+    cmd: python scripts/evaluate.py
+    deps: [out/gate.txt, scripts/evaluate.py]
+    outs: [out/evaluation/report, out/promotion]
+    metrics: [{out/evaluation/metrics.json: {cache: false}}]
+  count:
+    cmd: python scripts/count.py
+    deps: [raw, scripts/count.py]
+    params: [step]
+    outs: [out/count.txt]
+  gate:
+    cmd: python scripts/gate.py
+    deps: [out/count.txt, scripts/gate.py]
+    outs: [out/gate.txt]
+"""
+EXTRA_STAGES = {
+    "broken": "  broken:\n    cmd: python scripts/broken.py\n    deps: [out/gate.txt]\n",
+    "flaky": (
+        "  flaky:\n    cmd: python scripts/flaky.py\n    deps: [out/gate.txt]\n    outs: [out/flaky.txt]\n"
+    ),
+}
+STAGES = ["count", "gate", "evaluate"]
+
+
+def make_project(root: Path, retrain: dict[str, object] | None = None, extra: tuple[str, ...] = ()) -> Path:
+    """A git + DVC project with the tiny pipeline, a `raw/` archive and radflow-style params.yaml."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "scripts").mkdir()
+    for name, body in SCRIPTS.items():
+        (root / "scripts" / name).write_text(textwrap.dedent(body))
+    (root / "raw").mkdir()
+    (root / "raw" / "study1.txt").write_text("1")
+    paths = {key: f"out/{key}" for key in ("ingested", "private", "preprocessed", "model", "checkpoints")}
+    paths |= {"train_live": "out/train_live", "evaluation": "out/evaluation", "promotion": "out/promotion"}
+    params = {
+        "seed": 1,
+        "paths": paths | {"registry": "registry"},
+        "ingest": {"source": "raw"},
+        "step": {"factor": 2},
+        "retrain": {"retries": 2, "retry_delay_s": 0.2, **(retrain or {})},
+    }
+    (root / "params.yaml").write_text("# tiny project\n" + yaml.safe_dump(params, sort_keys=False))
+    (root / "dvc.yaml").write_text(DVC_YAML + "".join(EXTRA_STAGES[name] for name in extra))
+    for command in (["git", "init", "-q"], ["dvc", "init", "-q"]):
+        subprocess.run(command, cwd=root, check=True)
+    return root
+
+
+def test_stage_order_follows_dvc_dependencies(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", extra=("broken",))
+    order = stage_order(project)
+    assert order.index("count") < order.index("gate") < order.index("evaluate")
+    assert order.index("gate") < order.index("broken")
+    assert sorted(order) == sorted([*STAGES, "broken"])
+
+
+def test_run_stage_streams_output_then_skips_when_unchanged(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    first: list[str] = []
+    outcome = run_stage("count", project, first.append)
+    assert not outcome.skipped
+    assert "counted 1" in first
+    second: list[str] = []
+    assert run_stage("count", project, second.append).skipped
+    assert any("didn't change" in line for line in second)
+
+
+def test_deterministic_failure_carries_the_stage_message(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", extra=("broken",))
+    for stage in ("count", "gate"):
+        run_stage(stage, project, print)
+    with pytest.raises(StageFailed) as failure:
+        run_stage("broken", project, print)
+    assert not isinstance(failure.value, TransientStageFailure)
+    assert str(failure.value) == "stage 'broken' failed: step.factor must be positive; got -1"
+
+
+def test_tempfail_exit_is_transient(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", extra=("flaky",))
+    for stage in ("count", "gate"):
+        run_stage(stage, project, print)
+    with pytest.raises(TransientStageFailure, match="storage not ready"):
+        run_stage("flaky", project, print)
+    assert not run_stage("flaky", project, print).skipped  # the second attempt succeeds
+
+
+def test_overrides_are_written_like_dvc_exp_run_and_validated(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    params = apply_overrides(project, ["step.factor=5"])
+    assert params["step"]["factor"] == 5
+    text = (project / "params.yaml").read_text()
+    assert "factor: 5" in text and text.startswith("# tiny project")  # comments survive
+    with pytest.raises(RadflowError, match="valid keys"):
+        apply_overrides(project, ["step.factr=5"])
+
+
+def test_sync_copies_new_and_changed_files_atomically(tmp_path: Path) -> None:
+    incoming, archive = tmp_path / "incoming", tmp_path / "archive"
+    (incoming / "week2").mkdir(parents=True)
+    (incoming / "week2" / "a.dcm").write_bytes(b"new study")
+    (incoming / "same.dcm").write_bytes(b"same")
+    (incoming / ".partial-upload").write_bytes(b"someone else's temp file")
+    archive.mkdir()
+    (archive / "same.dcm").write_bytes(b"same")
+    report = sync_incoming(incoming, archive, settle_s=0)
+    assert (report.new, report.updated, report.unchanged) == (1, 0, 1)
+    assert (archive / "week2" / "a.dcm").read_bytes() == b"new study"
+    assert sorted(p.name for p in archive.rglob("*")) == ["a.dcm", "same.dcm", "week2"]  # no temp names
+    (incoming / "same.dcm").write_bytes(b"corrected")
+    assert sync_incoming(incoming, archive, settle_s=0).updated == 1
+    assert "a.dcm" not in report.describe()  # counts only: file names may carry identifiers
+    fresh = sync_incoming(incoming, archive, settle_s=3600, now=time.time())
+    assert fresh.settling == 2 and fresh.new == 0
+    with pytest.raises(RadflowError, match="not found"):
+        sync_incoming(tmp_path / "missing", archive, settle_s=0)
+
+
+def test_lock_admits_one_holder_at_a_time(tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time, pathlib; from flows.lock import project_lock\n"
+            "with project_lock(pathlib.Path(sys.argv[1]), 0) as held:\n"
+            "    print(held, flush=True); time.sleep(30)",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "True"
+        with project_lock(tmp_path, wait_s=0.5) as held:
+            assert held is False
+    finally:
+        holder.kill()
+        holder.wait()
+    with project_lock(tmp_path, wait_s=5) as held:  # the kernel freed it when the holder died
+        assert held is True
+
+
+def test_summary_reports_lock_change_and_metric_diff(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    for stage in STAGES:
+        run_stage(stage, project, print)
+    before = snapshot(project)
+    (project / "raw" / "study2.txt").write_text("22")
+    for stage in STAGES:
+        run_stage(stage, project, print)
+    summary = compare(before, snapshot(project), ran=STAGES, skipped=[], pushed=False)
+    assert summary.lock_changed
+    assert summary.metric_changes["roc_auc"] == (0.02, 0.06)
+    assert "| roc_auc | 0.0200 | 0.0600 | +0.0400 |" in summary.markdown()
+    unchanged = compare(before, before, ran=[], skipped=STAGES, pushed=False)
+    assert not unchanged.lock_changed and "nothing changed" in unchanged.markdown()
+
+
+def test_artifact_content_from_promotion_record() -> None:
+    promotion = {
+        "promoted": False,
+        "reasons": ["AUC 0.80 below champion 0.85 - 0.02"],
+        "champion_metrics": {},
+    }
+    assert "**Not promoted**" in promotion_markdown(promotion)
+    assert "below champion" in promotion_markdown(promotion)
+    assert "No promotion decision" in promotion_markdown({})
+    rows = metrics_rows({"roc_auc": 0.9, "ci.low": 0.8}, champion_metrics({"champion": {"roc_auc": 0.85}}))
+    assert rows == [{"metric": "roc_auc", "this run": 0.9, "previous champion": 0.85}]
+    promoted = {"promoted": True, "version": 2, "champion_metrics": {"roc_auc": 0.01}}
+    assert champion_metrics(promoted) == {"roc_auc": 0.01}
+    assert "Registry version: `2`" in promotion_markdown(promoted)
+
+
+def test_retrain_section_is_strict() -> None:
+    assert retrain_params({}).retries == 2
+    with pytest.raises(RadflowError, match="valid keys"):
+        retrain_params({"retrain": {"retry": 3}})
+    with pytest.raises(RadflowError, match="valid choices"):
+        retrain_params({"retrain": {"notify_on": ["success"]}})
