@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from models.registry import Registry
 
 from tasks.errors import RadflowError
 from tasks.params import load_params
@@ -58,7 +61,9 @@ def stage(
 @app.command("demo-data")
 def demo_data(
     directory: Annotated[Path, typer.Argument(help="Where to write the demo archive.")] = Path("data/raw"),
-    patients: Annotated[int | None, typer.Option(help="Number of fake patients (default: params.yaml demo.patients).")] = None,
+    patients: Annotated[
+        int | None, typer.Option(help="Number of fake patients (default: params.yaml demo.patients).")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (default: params.yaml seed).")] = None,
 ) -> None:
     """Write the deterministic demo archive: DICOM radiographs, NIfTI volumes, labels, broken files."""
@@ -120,3 +125,71 @@ def predict(
         predict_files(paths, params=load_params(), model=model, out=out, gradcam_dir=gradcam)
     except RadflowError as error:
         _fail_cleanly(error)
+
+
+def _open_registry() -> Registry:
+    """The registry at params.yaml's paths.registry, with the promote section's lock timeout."""
+    from tasks.params import parse_section
+    from tasks.paths import project_paths
+    from tasks.promote import PromoteParams
+
+    params = load_params()
+    from models.registry import Registry
+
+    timeout = parse_section(params, "promote", PromoteParams).lock_timeout_s
+    return Registry(project_paths(params).registry, lock_timeout_s=timeout)
+
+
+@registry_app.command("list")
+def registry_list() -> None:
+    """List registered versions with their headline ROC-AUC and aliases."""
+    from rich.table import Table
+
+    try:
+        rows = _open_registry().versions()
+    except RadflowError as error:
+        _fail_cleanly(error)
+    table = Table("version", "created", "roc_auc", "aliases", title="radflow registry")
+    for row in rows:
+        auc = "n/a" if row.get("roc_auc") is None else f"{row['roc_auc']:.3f}"
+        table.add_row(str(row["version"]), row["created"], auc, ", ".join(row["aliases"]))
+    Console().print(table if rows else "registry is empty: run the pipeline (dvc repro) to promote a model")
+
+
+@registry_app.command("show")
+def registry_show(
+    version: Annotated[str, typer.Argument(help="Version number or alias.")] = "champion",
+) -> None:
+    """Show one version (verified against its checksums): metrics, lineage, gate decision, aliases."""
+    import json
+
+    try:
+        record = _open_registry().show(version)
+    except RadflowError as error:
+        _fail_cleanly(error)
+    typer.echo(json.dumps(record, indent=2, sort_keys=True))
+
+
+@registry_app.command("promote")
+def registry_promote(
+    version: Annotated[str, typer.Argument(help="Version number to make champion.")],
+    reason: Annotated[str, typer.Option(help="Why, for the audit log.")] = "manual promotion",
+) -> None:
+    """Make an existing version champion by hand (the current one becomes `previous`)."""
+    try:
+        promoted = _open_registry().promote(version, reason)
+    except RadflowError as error:
+        _fail_cleanly(error)
+    console.print(f"champion is now v{promoted}")
+
+
+@registry_app.command("rollback")
+def registry_rollback(
+    reason: Annotated[str, typer.Option(help="Why, for the audit log.")] = "manual rollback",
+) -> None:
+    """Undo the last champion change: the previous champion becomes champion again."""
+    try:
+        champion = _open_registry().rollback(reason)
+    except RadflowError as error:
+        _fail_cleanly(error)
+    console.print(f"rolled back: champion is now v{champion}")

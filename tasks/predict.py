@@ -15,12 +15,14 @@ import numpy as np
 import pandas as pd
 
 import models
-from models.registry import Registry
+from models.registry import Registry, sha256_file
 from tasks.atomic import atomic_path, write_json
 from tasks.errors import RadflowError
 from tasks.evaluate.gradcam import gradcam_map, save_overlay
 from tasks.evaluate.scoring import predict_probabilities
-from tasks.ingest import IngestParams, decode_path
+from tasks.ingest import IngestSettings, decode_path, load_settings
+from tasks.ingest.decode import image_id
+from tasks.ingest.pseudonym import load_salt, pseudonym
 from tasks.params import parse_section
 from tasks.paths import project_paths
 from tasks.preprocess import PreprocessParams, TransformSettings, image_to_tensor
@@ -45,12 +47,16 @@ def expand(paths: list[Path]) -> list[Path]:
 
 
 def decode_all(
-    files: list[Path], ingest: IngestParams, transform: TransformSettings
+    files: list[Path], ingest: IngestSettings, transform: TransformSettings, salt: bytes
 ) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
-    """One record per decoded 2D image (and one per unusable file, with its reason) and their tensors."""
+    """One record per decoded 2D image (and one per unusable file, with its reason) and their tensors.
+
+    Ids are made as ingest makes them: image id from content hash + frame, patient pseudonym salted.
+    """
     records: list[dict[str, Any]] = []
     tensors: list[np.ndarray] = []
     for file in files:
+        content = sha256_file(file)
         try:
             decoded = decode_path(file, ingest)
         except RadflowError as error:
@@ -61,8 +67,8 @@ def decode_all(
                 {
                     "source_path": str(file),
                     "frame": image.frame,
-                    "image_id": image.image_id,
-                    "patient_id": image.patient_id,
+                    "image_id": image_id(content, image.frame),
+                    "patient_id": pseudonym("P", image.keys.patient or f"file:{content}", salt),
                     "status": "ok",
                 }
             )
@@ -87,7 +93,9 @@ def predict_files(
     transform = TransformSettings(
         int(config["image_size"]), preprocess.lower_percentile, preprocess.upper_percentile
     )
-    records, tensors = decode_all(expand(paths), parse_section(params, "ingest", IngestParams), transform)
+    ingest = load_settings(params)
+    salt = load_salt(ingest.salt_env, project.private)
+    records, tensors = decode_all(expand(paths), ingest, transform, salt)
     classes = list(config["classes"])
     frame = pd.DataFrame(records, columns=["source_path", "frame", "image_id", "patient_id", "status"])
     ok = (frame["status"] == "ok").to_numpy()

@@ -33,7 +33,7 @@ def tiny_image(label: str, rng: np.random.Generator) -> np.ndarray:
 def make_store(folder: Path, patients: int = 24, per_patient: int = 2, seed: int = 0) -> None:
     """preprocess's contract: images.npy (N, 1, S, S) float16, index.csv, classes.json.
 
-    Patient i has class i % 3; groups of three patients go to train, train, train, train, val, val, test, test.
+    Patient i has class i % 3; successive groups of three patients go to train (x4), val (x2), test (x2).
     """
     rng = np.random.default_rng(seed)
     splits = ["train"] * 4 + ["val"] * 2 + ["test"] * 2
