@@ -1,0 +1,129 @@
+"""From per-file states to the stage's tables: manifest, linkage and quarantine (pure, no I/O).
+
+Labels and CSV/pattern patient keys are applied here, not at decode time, so editing labels.csv never
+forces a re-decode. Guards: one manifest row per image id (identical files share it), a SOP Instance
+UID seen with different pixels is quarantined, and the same SOP with the same pixels is skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tasks.errors import RadflowError
+from tasks.ingest.labels import LabelIndex
+from tasks.ingest.pseudonym import pseudonym
+from tasks.ingest.state import FileState
+
+MANIFEST_COLUMNS = (
+    "image_id", "patient_id", "study_id", "series_id", "label", "modality", "view", "body_part", "sex",
+    "age_band", "manufacturer", "height", "width", "spacing_row", "spacing_col", "frame", "source_sha256",
+    "pixel_sha256", "predefined_split", "decode_status",
+)  # fmt: skip
+LINKAGE_COLUMNS = ("source_path", "frame", "image_id", "source_sha256")
+QUARANTINE_COLUMNS = ("source_path", "disposition", "reason", "exception_type")
+
+
+@dataclass
+class Tables:
+    """The three output tables, as lists of row dicts."""
+
+    manifest: list[dict[str, object]] = field(default_factory=list)
+    linkage: list[dict[str, object]] = field(default_factory=list)
+    quarantine: list[dict[str, object]] = field(default_factory=list)
+
+
+def assemble(files: dict[str, FileState], labels: LabelIndex, salt: bytes) -> Tables:
+    """Build the tables from every current source file (keys: POSIX paths relative to the source)."""
+    tables = Tables()
+    rows: dict[str, dict[str, object]] = {}
+    instances: dict[str, tuple[str, str]] = {}  # instance pseudonym -> (pixel hash, image id) first seen
+    splits: dict[str, set[str]] = {}
+    for relative in sorted(files):
+        state = files[relative]
+        if state.disposition != "ok":
+            tables.quarantine.append(
+                _problem(relative, state.disposition, state.reason, state.exception_type)
+            )
+            continue
+        duplicate = _duplicate_instance(state, instances)
+        if duplicate:
+            tables.quarantine.append(_problem(relative, *duplicate))
+            continue
+        given = labels.lookup(relative)
+        for image in state.images:
+            tables.linkage.append(
+                {
+                    "source_path": relative,
+                    "frame": image.frame,
+                    "image_id": image.image_id,
+                    "source_sha256": state.sha256,
+                }
+            )
+            if image.image_id in rows:  # the same content at another path: one image, one row
+                continue
+            patient = pseudonym("P", given.patient, salt) if given.patient else image.patient_id
+            patient = patient or pseudonym("P", f"file:{state.sha256}", salt)
+            splits.setdefault(patient, set()).update([given.split] if given.split else [])
+            rows[image.image_id] = {
+                "image_id": image.image_id,
+                "patient_id": patient,
+                "study_id": image.study_id or pseudonym("S", f"file:{state.sha256}", salt),
+                "series_id": image.series_id or pseudonym("R", f"file:{state.sha256}", salt),
+                "label": given.label,
+                **{
+                    key: getattr(image.meta, key)
+                    for key in ("modality", "view", "body_part", "sex", "age_band", "manufacturer")
+                },
+                "height": image.height,
+                "width": image.width,
+                "spacing_row": "" if image.meta.spacing_row is None else image.meta.spacing_row,
+                "spacing_col": "" if image.meta.spacing_col is None else image.meta.spacing_col,
+                "frame": image.frame,
+                "source_sha256": state.sha256,
+                "pixel_sha256": image.pixel_sha256,
+                "predefined_split": given.split,
+                "decode_status": "ok",
+            }
+    crossing = sorted(patient for patient, seen in splits.items() if len(seen) > 1)
+    if crossing:
+        raise RadflowError(
+            f"{len(crossing)} patient(s) appear in more than one predefined split folder, e.g. "
+            f"{crossing[0]}; fix the folders or set ingest.predefined_split: false"
+        )
+    tables.manifest = [rows[key] for key in sorted(rows)]
+    return tables
+
+
+def _duplicate_instance(
+    state: FileState, instances: dict[str, tuple[str, str]]
+) -> tuple[str, str, str] | None:
+    """Quarantine/skip a file whose SOP Instance UID was already seen in another file."""
+    for image in state.images:
+        key = f"{image.instance_id}:{image.frame}"
+        if not image.instance_id:
+            continue
+        seen = instances.get(key)
+        if seen is None:
+            instances[key] = (image.pixel_sha256, image.image_id)
+        elif seen[1] != image.image_id:
+            if seen[0] != image.pixel_sha256:
+                return (
+                    "quarantined",
+                    "inconsistent duplicate: SOP Instance UID already seen with different pixels",
+                    "DuplicateInstance",
+                )
+            return (
+                "skipped",
+                "duplicate: same SOP Instance UID and pixels as another file",
+                "DuplicateInstance",
+            )
+    return None
+
+
+def _problem(relative: str, disposition: str, reason: str, exception_type: str) -> dict[str, object]:
+    return {
+        "source_path": relative,
+        "disposition": disposition,
+        "reason": reason,
+        "exception_type": exception_type,
+    }

@@ -1,0 +1,102 @@
+"""One file in, 2D images out: type dispatch, bounds, and the worker entry point that stores pixels.
+
+`decode_path` is the reusable entry point (predict uses it); `process_file` is what worker processes
+run for the stage: decode, save each image as `images/<image_id>.npy`, and report back without pixels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tasks.atomic import atomic_open
+from tasks.ingest.dicom import decode_dicom
+from tasks.ingest.nifti import decode_nifti
+from tasks.ingest.plain import decode_plain
+from tasks.ingest.records import DecodedImage, FileOutcome, StoredImage, UnusableFile
+from tasks.ingest.settings import IngestSettings
+
+PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+# Files that hold no image: reported as skipped rather than fed to the DICOM reader.
+NON_IMAGE_SUFFIXES = (
+    ".csv",
+    ".txt",
+    ".json",
+    ".md",
+    ".xml",
+    ".html",
+    ".pdf",
+    ".yaml",
+    ".yml",
+    ".log",
+    ".dump",
+    ".py",
+    ".icc",
+)
+ARCHIVE_SUFFIXES = (".gz", ".zip", ".bz2", ".xz", ".7z", ".tar")
+MAX_REASON = 300  # characters of an exception message kept in the (operator-only) quarantine report
+
+
+@dataclass(frozen=True)
+class Job:
+    """One file to decode: absolute path, its content hash, and where images go."""
+
+    path: Path
+    sha256: str
+    images_dir: Path
+    settings: IngestSettings
+
+
+def decode_path(path: Path, settings: IngestSettings) -> list[DecodedImage]:
+    """Decode any supported file into 2D images; raise UnusableFile (a RadflowError) otherwise."""
+    name = path.name.lower()
+    size_mb = path.stat().st_size / 2**20
+    if size_mb > settings.max_file_mb:
+        raise UnusableFile(
+            "quarantined", f"too large: {size_mb:.0f} MB exceeds ingest.max_file_mb={settings.max_file_mb}"
+        )
+    if name.endswith(NIFTI_SUFFIXES):
+        return decode_nifti(path, settings)
+    if name.endswith(PLAIN_SUFFIXES):
+        return decode_plain(path, settings)
+    if name.endswith(NON_IMAGE_SUFFIXES):
+        raise UnusableFile("skipped", f"not an image file: {path.suffix.lower()} files are not read")
+    if name.endswith(ARCHIVE_SUFFIXES):
+        raise UnusableFile("skipped", f"compressed archive: unpack {path.suffix.lower()} files before ingest")
+    return decode_dicom(path, settings)
+
+
+def image_id(source_sha256: str, frame: int) -> str:
+    """Stable id of one 2D image: 16 hex chars from the source content hash and the frame index."""
+    return hashlib.sha256(f"{source_sha256}:{frame}".encode()).hexdigest()[:16]
+
+
+def process_file(job: Job) -> FileOutcome:
+    """Decode one file and store its images; every failure becomes a FileOutcome, never an exception."""
+    try:
+        decoded = decode_path(job.path, job.settings)
+    except UnusableFile as unusable:
+        return FileOutcome(unusable.disposition, unusable.reason, unusable.exception_type)
+    except Exception as error:  # a decoder failure of any kind is this file's problem, not the run's
+        detail = " ".join(str(error).split())[:MAX_REASON]
+        return FileOutcome(
+            "quarantined", f"decode failed: {detail or type(error).__name__}", type(error).__name__
+        )
+    if not decoded:
+        return FileOutcome("quarantined", "no images: the file decoded to zero images", "")
+    return FileOutcome("ok", images=[_store(image, job) for image in decoded])
+
+
+def _store(image: DecodedImage, job: Job) -> StoredImage:
+    """Save one image as float32 .npy (atomically) and describe it."""
+    pixels = np.ascontiguousarray(image.pixels, dtype=np.float32)  # (H, W) or (H, W, 3)
+    identifier = image_id(job.sha256, image.frame)
+    with atomic_open(job.images_dir / f"{identifier}.npy", "wb") as handle:
+        np.save(handle, pixels)
+    digest = hashlib.sha256(str(pixels.shape).encode() + pixels.tobytes()).hexdigest()
+    height, width = pixels.shape[:2]
+    return StoredImage(identifier, image.frame, height, width, digest, image.meta, image.keys)

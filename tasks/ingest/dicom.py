@@ -1,0 +1,201 @@
+"""DICOM decoding: any transfer syntax pydicom and its plugins read, to float32 images in modality units.
+
+Order of operations follows the standard's pixel pipeline: decode (pydicom converts YBR to RGB),
+palette lookup, Modality LUT (Rescale Slope/Intercept), optional VOI LUT / windowing, then MONOCHROME1
+inversion so bright always means dense. Objects without images are skipped, broken ones quarantined.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from tasks.ingest.records import DecodedImage, ImageMeta, SourceKeys, UnusableFile
+from tasks.ingest.settings import IngestSettings
+from tasks.ingest.slices import select_slices
+
+MEDIA_DIRECTORY = UID("1.2.840.10008.1.3.10")  # DICOMDIR
+PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+UNDEFINED_LENGTH = 0xFFFFFFFF  # encapsulated (compressed) Pixel Data has no fixed length
+CODE_STRING = re.compile(r"^[A-Z0-9 _]{1,16}$")  # DICOM CS values: safe to keep (no free text)
+
+
+def decode_dicom(path: Path, settings: IngestSettings) -> list[DecodedImage]:
+    """Decode one DICOM file into 2D images, or raise UnusableFile with a specific reason."""
+    ds = _read(path)
+    sop_class = UID(str(ds.get("SOPClassUID", "") or ds.file_meta.get("MediaStorageSOPClassUID", "")))
+    if sop_class == MEDIA_DIRECTORY or "DirectoryRecordSequence" in ds:
+        raise UnusableFile("skipped", "no image: DICOMDIR (media directory)")
+    if not any(keyword in ds for keyword in PIXEL_KEYWORDS):
+        if "Image" in sop_class.name or "Rows" in ds:
+            raise UnusableFile(
+                "quarantined", f"no pixel data: image object ({_class_name(sop_class)}) lacks Pixel Data"
+            )
+        raise UnusableFile(
+            "skipped", f"no image: {_class_name(sop_class) or ds.get('Modality', 'unknown object')}"
+        )
+    if settings.burned_in == "quarantine" and str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
+        raise UnusableFile(
+            "quarantined", "burned-in annotation: Burned In Annotation = YES (text may identify)"
+        )
+    _check_size(ds, settings.max_pixels)
+    _check_complete(ds)
+    stack = _pixels(ds, settings.voi_lut)  # (N, H, W) or (N, H, W, 3) float32
+    meta, keys = _meta(ds), _keys(ds)
+    return [
+        DecodedImage(image, frame, meta, keys)
+        for frame, image in select_slices(stack, settings.slice_strategy, settings.slices)
+    ]
+
+
+def _read(path: Path) -> Dataset:
+    """Read a Part 10 file, or a bare dataset without preamble/file meta (older archives write those)."""
+    try:
+        ds = pydicom.dcmread(path)
+    except InvalidDicomError:
+        try:
+            ds = pydicom.dcmread(path, force=True)
+            recognisable = any(key in ds for key in ("SOPClassUID", "Rows", *PIXEL_KEYWORDS))
+        except Exception:  # any parse failure of a forced read means: not DICOM
+            recognisable = False
+        if not recognisable:
+            raise UnusableFile(
+                "quarantined",
+                "not DICOM: no DICM prefix and no recognisable DICOM elements",
+                "InvalidDicomError",
+            ) from None
+    if "TransferSyntaxUID" not in ds.file_meta:
+        implicit, little = ds.original_encoding
+        ds.file_meta.TransferSyntaxUID = (
+            ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+        )
+    return ds
+
+
+def _class_name(sop_class: UID) -> str:
+    """The SOP class's registered name, or its UID when unknown (UIDs of classes are not identifying)."""
+    return sop_class.name if sop_class else ""
+
+
+def _check_size(ds: Dataset, max_pixels: int) -> None:
+    """Refuse images whose declared size exceeds the configured bound before decoding them."""
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    pixels = int(ds.get("Rows", 0)) * int(ds.get("Columns", 0)) * frames * int(ds.get("SamplesPerPixel", 1))
+    if pixels > max_pixels:
+        raise UnusableFile(
+            "quarantined", f"too large: {pixels} pixel values exceed ingest.max_pixels={max_pixels}"
+        )
+    if pixels == 0:
+        raise UnusableFile("quarantined", "empty image: Rows, Columns or Number of Frames is zero")
+
+
+def _check_complete(ds: Dataset) -> None:
+    """A file cut off inside Pixel Data reads as a shorter value than its declared length."""
+    raw = ds.get_item("PixelData")
+    declared = getattr(raw, "length", UNDEFINED_LENGTH)
+    if isinstance(raw, RawDataElement) and declared != UNDEFINED_LENGTH and len(raw.value or b"") < declared:
+        raise UnusableFile(
+            "quarantined",
+            f"truncated file: Pixel Data holds {len(raw.value or b'')} of {declared} declared bytes",
+        )
+
+
+def _pixels(ds: Dataset, voi_lut: bool) -> np.ndarray:
+    """Decoded pixels as (N, H, W) or (N, H, W, 3) float32, modality units, bright = dense."""
+    try:
+        array = ds.pixel_array
+    except ValueError as error:
+        if "bytes of pixel data" not in str(error):
+            raise
+        raise UnusableFile("quarantined", f"pixel data length mismatch: {error}", "ValueError") from None
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if photometric == "PALETTE COLOR":
+        array = apply_color_lut(array, ds)
+    color = array.ndim == (4 if frames > 1 else 3)
+    if not color:
+        array = apply_modality_lut(array, ds)
+        if voi_lut:
+            array = apply_voi_lut(array, ds)
+        if photometric == "MONOCHROME1":
+            low, high = _nominal_range(ds, rescaled=not voi_lut)
+            array = (high + low) - array
+    stack = np.asarray(array, dtype=np.float32)
+    if frames == 1:
+        stack = stack[np.newaxis]
+    if not np.isfinite(stack).all():
+        raise UnusableFile("quarantined", "non-finite pixels: image holds NaN or infinite values")
+    return stack
+
+
+def _nominal_range(ds: Dataset, rescaled: bool) -> tuple[float, float]:
+    """The value range Bits Stored allows (after rescale when `rescaled`): MONOCHROME1 flips within it."""
+    bits = int(ds.get("BitsStored", 16))
+    signed = int(ds.get("PixelRepresentation", 0)) == 1
+    low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+    if rescaled:
+        slope, intercept = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
+        low, high = sorted((low * slope + intercept, high * slope + intercept))
+    return float(low), float(high)
+
+
+def _meta(ds: Dataset) -> ImageMeta:
+    """The non-identifying attributes kept (coded values only; no free text, names or dates)."""
+    spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
+    try:
+        row, col = (float(spacing[0]), float(spacing[1])) if spacing else (None, None)
+    except (TypeError, ValueError, IndexError):
+        row, col = None, None
+    return ImageMeta(
+        modality=_code(ds.get("Modality")),
+        view=_code(ds.get("ViewPosition")),
+        body_part=_code(ds.get("BodyPartExamined")),
+        sex=_code(ds.get("PatientSex")) if str(ds.get("PatientSex", "")) in ("M", "F", "O") else "",
+        age_band=_age_band(ds),
+        manufacturer=re.sub(r"[^A-Za-z0-9 .,&()-]", "", str(ds.get("Manufacturer", "") or ""))[:64].strip(),
+        spacing_row=row,
+        spacing_col=col,
+    )
+
+
+def _code(value: object) -> str:
+    """A DICOM code string if it looks like one, else empty (never free text)."""
+    text = str(value or "").strip().upper()
+    return text if CODE_STRING.match(text) else ""
+
+
+def _age_band(ds: Dataset) -> str:
+    """Ten-year band from Patient Age, else from birth and study dates; '90+' caps the top."""
+    years: int | None = None
+    age = str(ds.get("PatientAge", "") or "")
+    if re.fullmatch(r"\d{3}[DWMY]", age):
+        years = int(age[:3]) if age[3] == "Y" else 0
+    else:
+        try:
+            birth = dt.datetime.strptime(str(ds.get("PatientBirthDate", "")), "%Y%m%d").date()
+            study = dt.datetime.strptime(str(ds.get("StudyDate", "")), "%Y%m%d").date()
+            years = (study - birth).days // 365
+        except ValueError:
+            return ""
+    if years is None or years < 0:
+        return ""
+    return "90+" if years >= 90 else f"{years // 10 * 10}-{years // 10 * 10 + 9}"
+
+
+def _keys(ds: Dataset) -> SourceKeys:
+    """Raw identifiers, only to be pseudonymised."""
+    return SourceKeys(
+        patient=str(ds.get("PatientID", "") or ""),
+        study=str(ds.get("StudyInstanceUID", "") or ""),
+        series=str(ds.get("SeriesInstanceUID", "") or ""),
+        instance=str(ds.get("SOPInstanceUID", "") or ""),
+    )

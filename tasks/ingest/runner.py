@@ -1,0 +1,132 @@
+"""Run per-file decoding in isolated worker processes (or on a Dask cluster), time-bounded.
+
+A decoder that hangs or crashes (native fault, out of memory) must not take the run down. Locally each
+job arms a SIGALRM with the default action, so a hang kills only that worker; a dead worker breaks the
+pool, and the jobs that were in flight are re-run one at a time in a fresh single-worker pool, which
+pins the fault on the guilty file and quarantines it. On Dask, the cluster's nannies restart dead
+workers and a deadline bounds hangs.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+
+from tasks.ingest.decode import Job, process_file
+from tasks.ingest.records import FileOutcome
+
+OnDone = Callable[[Job, FileOutcome], None]
+IN_FLIGHT_PER_WORKER = 2  # keeps workers busy while bounding how many jobs a crash makes suspect
+
+
+def run_jobs(
+    jobs: list[Job], workers: int, timeout_s: float, dask_address: str | None, on_done: OnDone
+) -> None:
+    """Decode every job, calling `on_done` once per job (in completion order)."""
+    if not jobs:
+        return
+    if dask_address:
+        _run_dask(jobs, dask_address, timeout_s, on_done)
+        return
+    pending = deque(jobs)
+    while pending:
+        for job in _run_pool(pending, workers or os.cpu_count() or 1, timeout_s, on_done):
+            on_done(job, _run_alone(job, timeout_s))
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """forkserver: workers start from a clean process (no inherited threads), with decoders preloaded."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["tasks.ingest.decode"])
+    return context
+
+
+def _guarded(job: Job, timeout_s: float) -> FileOutcome:
+    """Worker side: the OS kills this process if the decode outlives `timeout_s` (even inside C code)."""
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    signal.setitimer(signal.ITIMER_REAL, timeout_s)
+    try:
+        return process_file(job)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def _run_pool(pending: deque[Job], workers: int, timeout_s: float, on_done: OnDone) -> list[Job]:
+    """Drain `pending` through a pool; if the pool breaks, return the jobs that were in flight."""
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_context()) as pool:
+        in_flight: dict[Future[FileOutcome], Job] = {}
+        while pending or in_flight:
+            while pending and len(in_flight) < workers * IN_FLIGHT_PER_WORKER:
+                job = pending.popleft()
+                in_flight[pool.submit(_guarded, job, timeout_s)] = job
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                try:
+                    outcome = future.result()
+                except BrokenProcessPool:
+                    return list(in_flight.values())
+                on_done(in_flight.pop(future), outcome)
+    return []
+
+
+def _run_alone(job: Job, timeout_s: float) -> FileOutcome:
+    """Re-run one suspect job in its own worker; a second death convicts it."""
+    started = time.monotonic()
+    with ProcessPoolExecutor(max_workers=1, mp_context=_context()) as pool:
+        try:
+            return pool.submit(_guarded, job, timeout_s).result()
+        except BrokenProcessPool:
+            if time.monotonic() - started >= timeout_s:
+                return FileOutcome(
+                    "quarantined",
+                    f"decode timed out: exceeded ingest.timeout_s={timeout_s:g} s",
+                    "TimeoutError",
+                )
+            return FileOutcome(
+                "quarantined",
+                "decoder crashed: the worker process died (native fault or out of memory)",
+                "BrokenProcessPool",
+            )
+
+
+def _run_dask(jobs: Iterable[Job], address: str, timeout_s: float, on_done: OnDone) -> None:
+    """Submit every job to the Dask cluster at `address`; workers must share the output filesystem."""
+    from distributed import Client, as_completed
+
+    with Client(address, set_as_default=False) as client:
+        futures = {client.submit(process_file, job, pure=False): job for job in jobs}
+        threads = max(sum(client.nthreads().values()), 1)
+        deadline = timeout_s * (math.ceil(len(futures) / threads) + 1)  # generous bound on the whole batch
+        try:
+            for future in as_completed(list(futures), timeout=deadline):
+                job = futures.pop(future)
+                if future.status == "error":
+                    error = future.exception()
+                    on_done(
+                        job,
+                        FileOutcome(
+                            "quarantined",
+                            f"worker failed on the cluster: {type(error).__name__}",
+                            type(error).__name__,
+                        ),
+                    )
+                else:
+                    on_done(job, future.result())
+        except TimeoutError:
+            for future, job in futures.items():
+                future.cancel()
+                on_done(
+                    job,
+                    FileOutcome(
+                        "quarantined",
+                        f"decode timed out on the Dask cluster after {deadline:g} s",
+                        "TimeoutError",
+                    ),
+                )

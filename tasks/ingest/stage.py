@@ -1,0 +1,185 @@
+"""The ingest stage: find source files, decode only what is new, and write the pseudonymised store.
+
+Flow: list files -> reuse unchanged ones (same size+mtime, or same content hash) -> decode the rest in
+isolated workers -> pseudonymise -> assemble tables -> write outputs -> summary. Exits cleanly unless
+more than `ingest.max_failed_fraction` of the files were quarantined.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from tasks.errors import RadflowError
+from tasks.ingest.assemble import assemble
+from tasks.ingest.decode import Job
+from tasks.ingest.labels import FOLDERS, LabelIndex
+from tasks.ingest.progress import Summary, progress_bar, reason_category
+from tasks.ingest.pseudonym import load_salt, pseudonym, salt_check
+from tasks.ingest.records import FileOutcome
+from tasks.ingest.runner import run_jobs
+from tasks.ingest.settings import IngestSettings, load_settings
+from tasks.ingest.state import FileState, ImageRecord, load_state, save_state
+from tasks.ingest.store import IMAGES_DIR, prune_images, write_tables
+from tasks.paths import project_paths
+
+log = logging.getLogger(__name__)
+HASH_CHUNK = 1 << 20  # bytes read at a time while hashing
+
+
+def main(params: dict[str, Any]) -> None:
+    """`radflow stage ingest`: run the stage with params.yaml's `ingest` and `paths` sections."""
+    paths = project_paths(params)
+    run_ingest(load_settings(params), paths.ingested, paths.private)
+
+
+def run_ingest(settings: IngestSettings, ingested: Path, private: Path) -> Summary:
+    """Ingest `settings.source` into `ingested` (+ operator-only `private`); returns the counts."""
+    if not settings.source.is_dir():
+        raise RadflowError(f"ingest.source {settings.source} is not a folder (looked in {Path.cwd()})")
+    labels = LabelIndex(settings)  # fails early on a bad labels file
+    salt = load_salt(settings.salt_env, private)
+    fingerprint = f"{settings.decode_fingerprint()}|{salt_check(salt)}"
+    previous = load_state(private, fingerprint)
+    images_dir = ingested / IMAGES_DIR
+    images_dir.mkdir(parents=True, exist_ok=True)
+    sources = _list_sources(settings)
+    current, jobs = _plan(settings, sources, previous, images_dir)
+    summary = Summary(files=len(sources), reused=len(current))
+    _decode(settings, jobs, current, sources, salt, summary)
+    save_state(private, fingerprint, current)
+    tables = assemble(current, labels, salt)
+    write_tables(tables, ingested, private)
+    summary.images = len(tables.manifest)
+    summary.unlabeled = sum(1 for row in tables.manifest if not row["label"])
+    summary.pruned = prune_images(images_dir, {str(row["image_id"]) for row in tables.manifest})
+    for row in tables.quarantine:
+        counter = summary.quarantined if row["disposition"] == "quarantined" else summary.skipped
+        counter[reason_category(str(row["reason"]))] += 1
+    summary.render()
+    failed = sum(summary.quarantined.values())
+    if sources and failed / len(sources) > settings.max_failed_fraction:
+        raise RadflowError(
+            f"{failed} of {len(sources)} files were quarantined, more than ingest.max_failed_fraction="
+            f"{settings.max_failed_fraction}; see {private / 'quarantine.csv'}"
+        )
+    return summary
+
+
+def _list_sources(settings: IngestSettings) -> dict[str, Path]:
+    """Every regular file under the source (hidden files and the labels CSV excluded), by POSIX path."""
+    labels_file = None if settings.labels == FOLDERS else (settings.source / settings.labels).resolve()
+    found: dict[str, Path] = {}
+    for root, dirs, names in os.walk(settings.source):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in names:
+            path = Path(root) / name
+            if name.startswith(".") or not path.is_file() or (labels_file and path.resolve() == labels_file):
+                continue
+            found[path.relative_to(settings.source).as_posix()] = path
+    return dict(sorted(found.items()))
+
+
+def _plan(
+    settings: IngestSettings, sources: dict[str, Path], previous: dict[str, FileState], images_dir: Path
+) -> tuple[dict[str, FileState], dict[str, list[Job]]]:
+    """Reuse what is unchanged; return (reused states, jobs to decode grouped by content hash)."""
+    stats = {relative: path.stat() for relative, path in sources.items()}
+    current: dict[str, FileState] = {}
+    to_hash: list[str] = []
+    for relative, stat in stats.items():
+        known = previous.get(relative)
+        if (
+            known
+            and (known.size, known.mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+            and _stored(known, images_dir)
+        ):
+            current[relative] = known
+        else:
+            to_hash.append(relative)
+    by_content = {state.sha256: state for state in previous.values() if _stored(state, images_dir)}
+    jobs: dict[str, list[Job]] = {}
+    with ThreadPoolExecutor(max_workers=4) as pool:  # hashlib releases the GIL on large buffers
+        hashes = dict(zip(to_hash, pool.map(lambda rel: _sha256(sources[rel]), to_hash), strict=True))
+    for relative, digest in hashes.items():
+        stat = stats[relative]
+        if digest in by_content:  # moved, copied or touched: same content, no decode
+            known = by_content[digest]
+            current[relative] = FileState(
+                stat.st_size,
+                stat.st_mtime_ns,
+                digest,
+                known.disposition,
+                known.reason,
+                known.exception_type,
+                known.images,
+            )
+        else:
+            jobs.setdefault(digest, []).append(Job(sources[relative], digest, images_dir, settings))
+    return current, jobs
+
+
+def _stored(state: FileState, images_dir: Path) -> bool:
+    """Whether every image a state refers to is still in the store (someone may have deleted it)."""
+    return all((images_dir / f"{image.image_id}.npy").exists() for image in state.images)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _decode(
+    settings: IngestSettings,
+    jobs: dict[str, list[Job]],
+    current: dict[str, FileState],
+    sources: dict[str, Path],
+    salt: bytes,
+    summary: Summary,
+) -> None:
+    """Decode one job per distinct content; every path holding that content gets the outcome."""
+    relative_of = {path: relative for relative, path in sources.items()}
+    unique = [group[0] for group in jobs.values()]
+    with progress_bar() as bar:
+        task = bar.add_task("decode", total=len(unique))
+
+        def on_done(job: Job, outcome: FileOutcome) -> None:
+            for same in jobs[job.sha256]:
+                stat = same.path.stat()
+                current[relative_of[same.path]] = _to_state(
+                    stat.st_size, stat.st_mtime_ns, job.sha256, outcome, salt
+                )
+            summary.decoded += 1
+            bar.advance(task)
+
+        run_jobs(unique, settings.workers, settings.timeout_s, settings.dask_address, on_done)
+    log.info("ingest decoded %d distinct files", len(unique))
+
+
+def _to_state(size: int, mtime_ns: int, sha256: str, outcome: FileOutcome, salt: bytes) -> FileState:
+    """Pseudonymise a worker's outcome; the raw keys end here."""
+    images = [
+        ImageRecord(
+            image_id=image.image_id,
+            frame=image.frame,
+            height=image.height,
+            width=image.width,
+            pixel_sha256=image.pixel_sha256,
+            meta=image.meta,
+            patient_id=pseudonym("P", image.keys.patient, salt) if image.keys.patient else "",
+            study_id=pseudonym("S", image.keys.study, salt) if image.keys.study else "",
+            series_id=pseudonym("R", image.keys.series, salt) if image.keys.series else "",
+            instance_id=pseudonym("I", image.keys.instance, salt) if image.keys.instance else "",
+        )
+        for image in outcome.images
+    ]
+    return FileState(
+        size, mtime_ns, sha256, outcome.disposition, outcome.reason, outcome.exception_type, images
+    )

@@ -1,0 +1,71 @@
+"""Incremental ingest: what each source file was (size, mtime, content hash) and what it decoded to.
+
+Kept in `paths.private/ingest_state.json` (operator-only: it is keyed by source path). Identifiers in it
+are already pseudonymised. A changed salt or decode setting invalidates it, so nothing stale survives.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tasks.atomic import write_json
+from tasks.ingest.records import Disposition, ImageMeta
+
+STATE_FILE = "ingest_state.json"
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One stored image with pseudonymised identifiers; a manifest row minus label/patient overrides."""
+
+    image_id: str
+    frame: int
+    height: int
+    width: int
+    pixel_sha256: str
+    meta: ImageMeta
+    patient_id: str  # from the header; "" when the file carries none
+    study_id: str
+    series_id: str
+    instance_id: str  # pseudonymised SOP Instance UID, for the duplicate guard
+
+
+@dataclass(frozen=True)
+class FileState:
+    """One source file as last seen."""
+
+    size: int
+    mtime_ns: int
+    sha256: str
+    disposition: Disposition
+    reason: str = ""
+    exception_type: str = ""
+    images: list[ImageRecord] = field(default_factory=list)
+
+
+def load_state(private_dir: Path, fingerprint: str) -> dict[str, FileState]:
+    """The previous run's state, or {} when absent, unreadable or made under other settings/salt."""
+    path = private_dir / STATE_FILE
+    try:
+        data = json.loads(path.read_text())
+        if data.get("fingerprint") != fingerprint:
+            return {}
+        return {relative: _file_state(entry) for relative, entry in data["files"].items()}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def save_state(private_dir: Path, fingerprint: str, files: dict[str, FileState]) -> None:
+    """Write the state atomically."""
+    write_json(
+        private_dir / STATE_FILE,
+        {"fingerprint": fingerprint, "files": {k: asdict(v) for k, v in files.items()}},
+    )
+
+
+def _file_state(entry: dict[str, Any]) -> FileState:
+    images = [ImageRecord(**{**image, "meta": ImageMeta(**image["meta"])}) for image in entry.pop("images")]
+    return FileState(**entry, images=images)
