@@ -1,0 +1,110 @@
+"""The network for a run: architecture, initial weights, which parts train, optimiser and schedule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from torch import nn
+
+from models import build_model, conv_blocks, split_backbone_head
+from models.config import ModelConfig
+from models.registry import Registry
+from models.weights import LoadReport, load_imagenet, load_registry_weights
+from tasks.errors import RadflowError
+from tasks.train.params import TrainParams
+
+console = Console(stderr=True)
+REGISTRY_PREFIX = "registry:"
+
+
+@dataclass
+class Network:
+    """The model plus its split into a backbone (B, C, S, S) -> (B, F) and a head (B, F) -> (B, classes)."""
+
+    model: nn.Module
+    backbone: nn.Module
+    head: nn.Module
+    config: ModelConfig
+    pretrained: bool  # initial backbone weights came from ImageNet or the registry
+
+
+def initial_weights(model: nn.Module, params: TrainParams, registry_root: Path) -> LoadReport | None:
+    """Load the configured starting weights into `model`; None for `weights: none`."""
+    if params.weights == "none":
+        return None
+    if params.weights == "imagenet":
+        if params.model != "alexnet" or params.in_channels != 3:
+            raise RadflowError(
+                "train.weights=imagenet needs train.model=alexnet and train.in_channels=3 "
+                f"(got {params.model}, {params.in_channels})"
+            )
+        return load_imagenet(
+            model, Path(params.imagenet_path) if params.imagenet_path else None, params.imagenet_sha256
+        )
+    if params.weights.startswith(REGISTRY_PREFIX):
+        registered = Registry(registry_root).load(params.weights.removeprefix(REGISTRY_PREFIX))
+        return load_registry_weights(model, registered.path)
+    raise RadflowError(
+        f"train.weights={params.weights!r}; valid: imagenet, none, registry:<version|champion>"
+    )
+
+
+def build_network(params: TrainParams, num_classes: int, registry_root: Path) -> Network:
+    """Build, initialise and freeze according to `params.mode`."""
+    config = params.model_config(num_classes)
+    model = build_model(config)
+    report = initial_weights(model, params, registry_root)
+    if report is not None:
+        console.print(f"weights {params.weights}: {len(report.loaded)} tensors loaded, fresh: {report.fresh}")
+    backbone, head = split_backbone_head(model)
+    trainable: list[nn.Module] = [model]
+    if params.mode == "linear_probe":
+        trainable = [head]
+    elif params.mode == "partial":
+        blocks = conv_blocks(model)
+        if not 0 <= params.trainable_blocks <= len(blocks):
+            raise RadflowError(f"train.trainable_blocks must be 0..{len(blocks)} for {params.model}")
+        trainable = [head, *blocks[len(blocks) - params.trainable_blocks :]]
+    model.requires_grad_(False)
+    for module in trainable:
+        module.requires_grad_(True)
+    return Network(model, backbone, head, config, pretrained=report is not None)
+
+
+def set_train_mode(network: Network) -> None:
+    """Train mode, except fully frozen layers stay in eval so their batch-norm statistics stay put."""
+    network.model.train()
+    for module in network.model.modules():
+        own = list(module.parameters(recurse=False))
+        if own and not any(p.requires_grad for p in own):
+            module.eval()
+
+
+def make_optimizer(network: Network, params: TrainParams) -> torch.optim.Optimizer:
+    """Head at the full learning rate; pretrained backbone layers at `pretrained_lr_factor` times it."""
+    head_ids = {id(p) for p in network.head.parameters()}
+    trainable = [p for p in network.model.parameters() if p.requires_grad]
+    head = [p for p in trainable if id(p) in head_ids]
+    body = [p for p in trainable if id(p) not in head_ids]
+    body_lr = params.learning_rate * (params.pretrained_lr_factor if network.pretrained else 1.0)
+    groups = [{"params": head, "lr": params.learning_rate}, {"params": body, "lr": body_lr}]
+    groups = [group for group in groups if group["params"]]
+    if params.optimizer == "sgd":
+        return torch.optim.SGD(
+            groups, momentum=params.momentum, weight_decay=params.weight_decay, nesterov=True
+        )
+    return torch.optim.AdamW(groups, weight_decay=params.weight_decay)
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, params: TrainParams
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """Per-epoch schedule: cosine to zero over `epochs`, or step decay every `step_epochs`."""
+    if params.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(
+            optimizer, step_size=params.step_epochs, gamma=params.step_gamma
+        )
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(params.epochs, 1))
