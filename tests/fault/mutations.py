@@ -22,7 +22,7 @@ from typing import Literal
 import nibabel as nib
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 Expect = Literal["accounted", "ingested", "survive"]
 LONG_LENGTH_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
@@ -291,7 +291,7 @@ def _codec_cases(nprng: np.random.Generator, rng: random.Random) -> list[tuple[s
     for name, uid in syntaxes.items():
         for variant in ("garbage", "marker-only"):
             ds = dicom_dataset(nprng)
-            ds.file_meta.TransferSyntaxUID = uid
+            ds.file_meta.TransferSyntaxUID = UID(uid)
             payload = bytes(rng.getrandbits(8) for _ in range(512)) if variant == "garbage" else b"\xff\xd8"
             if name == "deflate":
                 out.append((f"codec-{name}-{variant}.dcm", _deflate_broken(ds, payload)))
@@ -322,7 +322,7 @@ def _nifti_cases(rng: random.Random, nprng: np.random.Generator) -> dict[str, li
     cases["bitflip-nifti-header"] = [
         (f"h{i}.nii", _flip_bits(base, rng, 0, 348, rng.randint(1, 6))) for i in range(30)
     ]
-    special = {
+    special: dict[str, np.ndarray] = {
         "all-nan": np.full_like(volume, np.nan),
         "some-nan": np.where(nprng.random(volume.shape) < 0.1, np.nan, volume).astype(np.float32),
         "pos-inf": np.where(nprng.random(volume.shape) < 0.1, np.inf, volume).astype(np.float32),
