@@ -1,0 +1,127 @@
+"""models/: every network variant, the ImageNet-checkpoint path, model files and model inputs."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from models import ModelConfig, build_model, gradcam_layer, input_spec, load_model, save_model, to_model_input
+from models.weights import default_imagenet_path
+from tasks.errors import RadflowError
+from tasks.train.network import build_network
+from tasks.train.params import TrainParams
+
+# The state-dict keys and shapes of torchvision's alexnet-owt-7be5be79.pth.
+TORCHVISION_SHAPES = {
+    "features.0.weight": (64, 3, 11, 11), "features.0.bias": (64,),
+    "features.3.weight": (192, 64, 5, 5), "features.3.bias": (192,),
+    "features.6.weight": (384, 192, 3, 3), "features.6.bias": (384,),
+    "features.8.weight": (256, 384, 3, 3), "features.8.bias": (256,),
+    "features.10.weight": (256, 256, 3, 3), "features.10.bias": (256,),
+    "classifier.1.weight": (4096, 9216), "classifier.1.bias": (4096,),
+    "classifier.4.weight": (4096, 4096), "classifier.4.bias": (4096,),
+    "classifier.6.weight": (1000, 4096), "classifier.6.bias": (1000,),
+}  # fmt: skip
+HEAD = {"classifier.6.weight", "classifier.6.bias"}
+
+VARIANTS = [
+    {"layout": layout, "norm": norm, "activation": activation}
+    for layout in ("torchvision", "original")
+    for norm in ("lrn", "batchnorm", "none")
+    for activation in ("relu", "leaky_relu")
+] + [{"name": "resnet18"}, {"name": "densenet121"}]
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(v.values()))
+def test_every_variant_builds_and_runs(variant: dict[str, Any]) -> None:
+    config = ModelConfig(**variant, in_channels=1, num_classes=3, hidden_units=32, dropout=0.3)
+    model = build_model(config.to_dict()).eval()
+    logits = model(torch.rand(2, 1, 64, 64))
+    assert logits.shape == (2, 3)
+    model.get_submodule(gradcam_layer({"architecture": config.to_dict()}))  # the Grad-CAM layer exists
+
+
+def test_torchvision_layout_has_the_checkpoint_keys_and_shapes() -> None:
+    model = build_model(ModelConfig(norm="none", hidden_units=4096, num_classes=1000))
+    assert {key: tuple(value.shape) for key, value in model.state_dict().items()} == TORCHVISION_SHAPES
+
+
+def test_original_layout_is_the_2012_network() -> None:
+    model = build_model(ModelConfig(layout="original", norm="lrn"))
+    convs = [layer for layer in model.modules() if isinstance(layer, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [96, 256, 384, 384, 256]
+    assert convs[0].kernel_size == (11, 11) and convs[0].stride == (4, 4)
+    assert sum(isinstance(m, torch.nn.LocalResponseNorm) for m in model.modules()) == 2
+
+
+@pytest.fixture(scope="module")
+def imagenet_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, torch.Tensor], str]:
+    """A torchvision-format AlexNet checkpoint made here (random values, the real keys and shapes)."""
+    generator = torch.Generator().manual_seed(0)
+    state = {key: torch.randn(shape, generator=generator) for key, shape in TORCHVISION_SHAPES.items()}
+    path = tmp_path_factory.mktemp("hub") / "alexnet-owt.pth"
+    torch.save(state, path)
+    return path, state, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def imagenet_params(path: Path, digest: str, **extra: Any) -> TrainParams:
+    return TrainParams(
+        weights="imagenet", imagenet_path=str(path), imagenet_sha256=digest, hidden_units=4096, **extra
+    )
+
+
+@pytest.mark.parametrize("norm", ["none", "batchnorm"])
+def test_imagenet_weights_arrive_and_only_the_new_head_is_fresh(
+    imagenet_file: tuple[Path, dict[str, torch.Tensor], str], tmp_path: Path, norm: str
+) -> None:
+    path, state, digest = imagenet_file
+    torch.manual_seed(1)
+    network = build_network(
+        imagenet_params(path, digest[:8], norm=norm), num_classes=3, registry_root=tmp_path
+    )
+    loaded = network.model.state_dict()
+    for key, tensor in state.items():
+        if key not in HEAD:
+            assert torch.equal(loaded[key], tensor), key
+    # Everything the checkpoint lacks is freshly initialised: the 3-class head, plus batch norm if asked for.
+    fresh = {key for key in loaded if key not in state or key in HEAD}
+    assert fresh >= HEAD and all(key in HEAD or re.fullmatch(r"features\.\d+\.0\.\w+", key) for key in fresh)
+    torch.manual_seed(1)
+    scratch = build_model(network.config).state_dict()
+    assert all(torch.equal(loaded[key], scratch[key]) for key in fresh)
+    assert network.pretrained
+
+
+def test_a_wrong_imagenet_file_is_refused_by_its_hash(
+    imagenet_file: tuple[Path, dict[str, torch.Tensor], str], tmp_path: Path
+) -> None:
+    path, _, digest = imagenet_file
+    wrong = "0" * 64 if not digest.startswith("0") else "1" * 64
+    with pytest.raises(RadflowError, match="SHA-256"):
+        build_network(imagenet_params(path, wrong), num_classes=3, registry_root=tmp_path)
+
+
+def test_missing_imagenet_file_names_where_to_put_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with pytest.raises(RadflowError, match=str(default_imagenet_path())):
+        build_network(TrainParams(weights="imagenet"), num_classes=3, registry_root=tmp_path)
+    with pytest.raises(RadflowError, match="valid: imagenet, none"):
+        build_network(TrainParams(weights="imagenett"), num_classes=3, registry_root=tmp_path)
+
+
+def test_saved_model_round_trips(tmp_path: Path) -> None:
+    architecture = ModelConfig(in_channels=3, num_classes=2, hidden_units=16).to_dict()
+    model = build_model(architecture).eval()
+    config = {"architecture": architecture, "classes": ["a", "b"], "image_size": 64, "input": input_spec(3)}
+    save_model(model, config, tmp_path / "model")
+    loaded, loaded_config = load_model(tmp_path / "model")
+    batch = to_model_input(torch.rand(2, 1, 64, 64), loaded_config)  # grayscale -> 3 normalised channels
+    assert batch.shape == (2, 3, 64, 64) and loaded_config == config
+    assert torch.equal(model(batch), loaded(batch))
+    with pytest.raises(RadflowError, match="no model in"):
+        load_model(tmp_path / "nowhere")
