@@ -6,7 +6,11 @@ run for the stage: decode, save each image as `images/<image_id>.npy`, and repor
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,8 +55,30 @@ class Job:
     settings: IngestSettings
 
 
+@contextlib.contextmanager
+def quiet_decoders() -> Iterator[None]:
+    """Silence decoder warnings and log lines: they quote header values (e.g. an invalid birth date)."""
+    loggers = [logging.getLogger(name) for name in ("pydicom", "nibabel", "PIL", "tifffile")]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for logger in loggers:
+            logger.setLevel(logging.CRITICAL)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
+
+
 def decode_path(path: Path, settings: IngestSettings) -> list[DecodedImage]:
     """Decode any supported file into 2D images; raise UnusableFile (a RadflowError) otherwise."""
+    with quiet_decoders():
+        return _dispatch(path, settings)
+
+
+def _dispatch(path: Path, settings: IngestSettings) -> list[DecodedImage]:
+    """Pick the decoder by file name; unknown names are tried as DICOM (archives often omit .dcm)."""
     name = path.name.lower()
     size_mb = path.stat().st_size / 2**20
     if size_mb > settings.max_file_mb:

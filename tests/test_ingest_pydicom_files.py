@@ -1,0 +1,48 @@
+"""Every file in pydicom's bundled test-file folder: used, or skipped/quarantined with a specific reason."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pydicom
+import pytest
+
+from tasks.ingest import run_ingest
+from tests.ingest_helpers import settings_for
+
+TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
+DUPLICATE_REASONS = ("duplicate", "inconsistent duplicate")  # pydicom reuses SOP UIDs across its variants
+
+
+def _pydicom_decodes(path: Path) -> bool:
+    """Whether pydicom alone turns the file into pixels (the bar ingest has to meet)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return pydicom.dcmread(path).pixel_array.size > 0
+    except Exception:
+        return False
+
+
+@pytest.mark.timeout(300)
+def test_pydicom_test_files_all_accounted_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RADFLOW_SALT", "pydicom-files")
+    shutil.copytree(TEST_FILES, tmp_path / "raw")
+    settings = settings_for(tmp_path, labels="folders", timeout_s=60, max_failed_fraction=1.0)
+    summary = run_ingest(settings, tmp_path / "ingested", tmp_path / "private")  # returns: exit 0
+
+    linkage = pd.read_csv(tmp_path / "private/linkage.csv")
+    problems = pd.read_csv(tmp_path / "private/quarantine.csv", dtype=str, keep_default_na=False)
+    used, reasons = set(linkage["source_path"]), dict(zip(problems["source_path"], problems["reason"], strict=True))
+    files = {p.relative_to(tmp_path / "raw").as_posix(): p for p in (tmp_path / "raw").rglob("*") if p.is_file()}
+    assert summary.images > 30
+    assert used.isdisjoint(reasons)
+    for relative, path in files.items():
+        assert relative in used or reasons.get(relative, "").strip(), relative
+        if _pydicom_decodes(path) and relative not in used:
+            assert reasons[relative].startswith(DUPLICATE_REASONS), (relative, reasons[relative])
+    for name in ("CT_small.dcm", "MR_small.dcm", "SC_rgb.dcm", "examples_palette.dcm", "ExplVR_BigEnd.dcm"):
+        assert name in used or name not in files
