@@ -31,7 +31,7 @@ test-fast: install
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: install
-	$(BIN)/python -m bench.run_all
+	for module in $(basename $(notdir $(wildcard bench/bench_*.py))); do $(BIN)/python -m bench.$$module || exit 1; done
 
 ui: install
 	$(BIN)/radflow server
