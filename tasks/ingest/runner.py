@@ -100,7 +100,7 @@ def _run_dask(jobs: Iterable[Job], address: str, timeout_s: float, on_done: OnDo
     """Submit every job to the Dask cluster at `address`; workers must share the output filesystem."""
     from distributed import Client, as_completed
 
-    with Client(address, set_as_default=False) as client:
+    with Client(address) as client:  # default client while open: as_completed needs one
         futures = {client.submit(process_file, job, pure=False): job for job in jobs}
         threads = max(sum(client.nthreads().values()), 1)
         deadline = timeout_s * (math.ceil(len(futures) / threads) + 1)  # generous bound on the whole batch

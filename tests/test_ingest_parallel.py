@@ -1,0 +1,55 @@
+"""Where per-file work runs: isolated local workers (time-bounded) or a Dask cluster on loopback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from distributed import LocalCluster
+
+from tasks.ingest import run_ingest
+from tests.dicom_factory import identity, write_dicom
+from tests.ingest_helpers import settings_for
+
+
+@pytest.fixture
+def archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("RADFLOW_SALT", "parallel")
+    for index in range(4):
+        who = identity(patient_id=f"PAR{index:04d}", sop_uid=f"1.2.826.0.1.3680043.8.498.9{index}")
+        write_dicom(tmp_path / "raw" / f"p{index}" / "image.dcm", who=who)
+    (tmp_path / "raw" / "p0" / "junk.dcm").write_text("not an image")
+    return tmp_path
+
+
+def _tables(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return pd.read_csv(root / "ingested/manifest.csv"), pd.read_csv(root / "private/quarantine.csv")
+
+
+def test_dask_cluster_gives_the_same_result_as_local_workers(archive: Path) -> None:
+    local = settings_for(archive, labels="folders")
+    run_ingest(local, archive / "local/ingested", archive / "local/private")
+    with LocalCluster(
+        n_workers=1,
+        threads_per_worker=2,
+        processes=False,
+        protocol="tcp",
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
+        on_dask = settings_for(archive, labels="folders", dask_address=cluster.scheduler_address)
+        summary = run_ingest(on_dask, archive / "dask/ingested", archive / "dask/private")
+    assert summary.decoded == 5
+    for local_table, dask_table in zip(_tables(archive / "local"), _tables(archive / "dask"), strict=True):
+        pd.testing.assert_frame_equal(local_table, dask_table)
+
+
+def test_a_decode_past_the_time_limit_is_quarantined_not_fatal(archive: Path) -> None:
+    """A 1 ms limit kills every worker mid-decode: the run survives and names each file's timeout."""
+    settings = settings_for(archive, labels="folders", timeout_s=0.001, max_failed_fraction=1.0)
+    summary = run_ingest(settings, archive / "ingested", archive / "private")
+    _, quarantine = _tables(archive)
+    timed_out = quarantine[quarantine["exception_type"] == "TimeoutError"]
+    assert summary.images == 0 and len(timed_out) >= 4
+    assert timed_out["reason"].str.startswith("decode timed out").all()
