@@ -10,7 +10,6 @@ a reason), `expect="ingested"` (valid content under a hostile name or place: dro
 from __future__ import annotations
 
 import gzip
-import io
 import os
 import random
 import struct
@@ -21,8 +20,11 @@ from typing import Literal
 
 import nibabel as nib
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import UID, ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+from pydicom.dataset import Dataset
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
+
+from tasks.demo_data.dicom import build_dataset, encode
+from tests.dicom_factory import identity
 
 Expect = Literal["accounted", "ingested", "survive"]
 LONG_LENGTH_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
@@ -43,33 +45,21 @@ class Case:
 
 
 def dicom_dataset(rng: np.random.Generator, size: int = 32, bits: int = 16) -> Dataset:
-    """A small valid single-frame MONOCHROME2 image with realistic (fake) identifying attributes."""
-    ds = Dataset()
-    sop, study, series = (generate_uid(entropy_srcs=[str(rng.integers(2**62))]) for _ in range(3))  # seeded
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    ds.file_meta.MediaStorageSOPInstanceUID = sop
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID = SecondaryCaptureImageStorage
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
-    ds.PatientName, ds.PatientID, ds.PatientBirthDate = "Fault^Fiona", "FAULT0001", "19600101"
-    ds.Modality, ds.PixelSpacing = "CR", [0.5, 0.5]
-    ds.Rows = ds.Columns = size
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits, bits - 1, 0
+    """A small valid single-frame MONOCHROME2 image with the shared factory's planted identifiers
+    (seeded UIDs, so the generator is reproducible byte for byte)."""
+    sop, study, series = (generate_uid(entropy_srcs=[str(rng.integers(2**62))]) for _ in range(3))
     dtype = np.uint16 if bits == 16 else np.uint8
     pixels = rng.integers(0, 2 ** min(bits, 12), size=(size, size)).astype(dtype)  # (H, W)
-    ds.PixelData = pixels.tobytes()
+    ds = build_dataset(
+        pixels, identity(sop_uid=sop, study_uid=study, series_uid=series), bits_stored=min(bits, 12)
+    )
     ds["PixelData"].VR = "OW" if bits == 16 else "OB"  # explicit, so a mutated BitsAllocated still writes
     return ds
 
 
 def dicom_bytes(ds: Dataset) -> bytes:
     """Serialise with preamble and file meta, explicit VR little endian."""
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
+    return encode(ds, ExplicitVRLittleEndian)
 
 
 def nifti_bytes(volume: np.ndarray, pixdim: tuple[float, ...] = (1.0, 1.0, 1.0)) -> bytes:

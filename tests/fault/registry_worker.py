@@ -1,9 +1,9 @@
 """A separate process that registers champions, for the fault suite to SIGKILL or run twice at once.
 
-    python -m tests.fault.registry_worker REGISTRY MODEL_DIR COUNT [LOCK_TIMEOUT_S]
+    python -m tests.fault.registry_worker REGISTRY MODEL_DIR COUNT
 
 Registers the model in MODEL_DIR COUNT times (COUNT 0: forever), printing each version number; a
-RadflowError (e.g. the lock was not free in time) is printed as `error: ...` with exit code 1.
+RadflowError (e.g. the lock stayed busy past its timeout) is printed as `error: ...` with exit code 1.
 """
 
 from __future__ import annotations
@@ -31,9 +31,8 @@ def register(registry: Registry, model_dir: Path, count: int) -> None:
 
 if __name__ == "__main__":
     root, model_dir, count = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
-    timeout = float(sys.argv[4]) if len(sys.argv) > 4 else 60.0
     try:
-        register(Registry(root, lock_timeout_s=timeout), model_dir, count)
+        register(Registry(root), model_dir, count)
     except RadflowError as error:
         print(f"error: {error}", flush=True)
         sys.exit(1)

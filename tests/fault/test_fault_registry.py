@@ -1,8 +1,9 @@
-"""Promotion under fire: SIGKILL mid-write, two writers at once, a held lock, tampered model files.
+"""Promotion under fire: SIGKILL from outside at arbitrary moments, and two writers at once.
 
 The registry is driven by real separate processes (`tests.fault.registry_worker`), so the crashes are
 real SIGKILLs and the concurrency is real flock contention. After every fault the registry must load,
 the champion must be a committed version, and every committed version must verify its checksums.
+(The fault-hook points, tampered files and a held lock are covered in tests/test_registry.py.)
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ import pytest
 from safetensors.numpy import save_file
 
 from models.registry import FAULT_ENV, Registry
-from models.registry.lock import registry_lock
-from tasks.errors import RadflowError
 from tests.fault.registry_worker import register
 from tests.project import REPO_ROOT, tool_env
 
@@ -39,22 +38,10 @@ def model_dir(tmp_path: Path) -> Path:
     return folder
 
 
-def _worker(
-    root: Path, model: Path, count: int, timeout_s: float = 60, fault: str | None = None
-) -> subprocess.Popen[str]:
-    env = tool_env()
-    env.pop(FAULT_ENV, None)
-    if fault:
-        env[FAULT_ENV] = fault
-    command = [
-        sys.executable,
-        "-m",
-        "tests.fault.registry_worker",
-        str(root),
-        str(model),
-        str(count),
-        str(timeout_s),
-    ]
+def _worker(root: Path, model: Path, count: int) -> subprocess.Popen[str]:
+    """Start a registering process (count 0: until killed); its stdout lists the versions it wrote."""
+    command = [sys.executable, "-m", "tests.fault.registry_worker", str(root), str(model), str(count)]
+    env = {key: value for key, value in tool_env().items() if key != FAULT_ENV}
     return subprocess.Popen(
         command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -88,26 +75,6 @@ def _no_leftovers(root: Path, registry: Registry) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fault", ["registry-mid-write", "registry-before-commit"])
-def test_crash_at_a_fault_point_leaves_the_registry_as_it_was(
-    tmp_path: Path, model_dir: Path, fault: str
-) -> None:
-    root = tmp_path / "registry"
-    register(Registry(root), model_dir, 1)
-    index_before = (root / "index.json").read_bytes()
-
-    code, output = _finish(_worker(root, model_dir, 1, fault=fault))
-    assert code == -signal.SIGKILL, output
-    assert (root / "index.json").read_bytes() == index_before
-    assert assert_consistent(root).aliases() == {"champion": 1, "previous": None}
-
-    register(Registry(root), model_dir, 1)  # the next writer sweeps the debris away
-    registry = assert_consistent(root)
-    assert registry.aliases() == {"champion": 2, "previous": 1}
-    _no_leftovers(root, registry)
-
-
-@pytest.mark.slow
 def test_sigkill_at_random_moments_never_corrupts_the_registry(tmp_path: Path, model_dir: Path) -> None:
     root, rng = tmp_path / "registry", random.Random(3)
     for _ in range(4):
@@ -137,37 +104,3 @@ def test_two_writers_at_once_take_turns(tmp_path: Path, model_dir: Path) -> None
     registry = assert_consistent(root)
     assert [e["version"] for e in registry.audit_log() if e["event"] == "promoted"] == list(range(1, 9))
     _no_leftovers(root, registry)
-
-
-@pytest.mark.slow
-def test_a_held_lock_makes_the_other_writer_fail_with_a_clear_message(
-    tmp_path: Path, model_dir: Path
-) -> None:
-    root = tmp_path / "registry"
-    register(Registry(root), model_dir, 1)
-    with registry_lock(root, timeout_s=5):
-        code, output = _finish(_worker(root, model_dir, 1, timeout_s=1))
-    assert code == 1
-    assert "locked by another radflow run" in output and "Traceback" not in output
-    assert assert_consistent(root).aliases()["champion"] == 1
-
-
-@pytest.mark.parametrize("tamper", ["weights", "checksums", "extra-file"])
-def test_a_model_whose_checksum_does_not_match_is_refused(
-    tmp_path: Path, model_dir: Path, tamper: str
-) -> None:
-    root = tmp_path / "registry"
-    register(Registry(root), model_dir, 1)
-    folder = root / "versions" / "v0001"
-    if tamper == "weights":
-        data = bytearray((folder / "model.safetensors").read_bytes())
-        data[-1] ^= 0x01  # one bit of one weight
-        (folder / "model.safetensors").write_bytes(bytes(data))
-    elif tamper == "checksums":
-        checksums = json.loads((folder / "checksums.json").read_text())
-        checksums["model.safetensors"] = "0" * 64
-        (folder / "checksums.json").write_text(json.dumps(checksums))
-    else:
-        (folder / "payload.pkl").write_bytes(b"\x80\x04K\x01.")
-    with pytest.raises(RadflowError, match=r"refusing|differ from"):
-        Registry(root).load("champion")
