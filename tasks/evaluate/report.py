@@ -176,8 +176,10 @@ def _html_section(section: Section) -> str:
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1150px; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1em; } td, th { border: 1px solid #ccc; padding: 3px 8px; }
-th { background: #f0f3f7; } .plots img { width: 48%; margin: 0.5%; } .cams img { width: 23%; margin: 0.5%; }
-.headline { font-size: 1.3em; } figure { display: inline-block; margin: 0; }
+th { background: #f0f3f7; } .plots img { width: 48%; margin: 0.5%; }
+.cams figure { display: inline-block; width: 23%; margin: 0.5%; vertical-align: top; }
+.cams img { width: 100%; } figcaption { font-size: 0.8em; text-align: center; }
+.headline { font-size: 1.3em; }
 """
 
 
@@ -192,7 +194,11 @@ def report_html(
     )
     plots_html = "".join(_embed(folder / f"{name}.png") for name in ("roc", "confusion", "pr", "calibration"))
     cams = (
-        "".join(f"<figure>{_embed(folder / 'gradcam' / cam['file'])}</figure>" for cam in gradcams)
+        "".join(
+            f"<figure>{_embed(folder / 'gradcam' / cam['file'])}"
+            f"<figcaption>{html.escape(cam['kind'])}</figcaption></figure>"
+            for cam in gradcams
+        )
         or "<p>No test cases to show.</p>"
     )
     body = "\n".join(_html_section(section) for section in sections)
