@@ -1,0 +1,86 @@
+"""SIGKILL during ingest, then rerun: the result is byte-identical to an uninterrupted run.
+
+The killed run dies (with its worker processes) as soon as its first images are on disk; whatever it
+left must never be taken as complete. (Training's kill-and-resume is tested in tests/test_train.py,
+the registry's in tests/test_registry.py and tests/fault/test_fault_registry.py.)
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.dicom_factory import identity, write_dicom, write_nifti
+from tests.fault.harness import write_params
+from tests.project import run, tool_env
+
+pytestmark = [pytest.mark.fault, pytest.mark.slow]
+
+FILES = 240  # enough that the kill lands mid-run (ingest decodes ~100 small files/s here)
+
+
+def _archive(source: Path) -> None:
+    rng = np.random.default_rng(5)
+    for index in range(FILES):
+        who = identity(patient_id=f"CRASH{index // 4:04d}", sop_uid=f"1.2.826.0.1.3680043.8.498.9{index:04d}")
+        label = ("normal", "abnormal")[index % 2]
+        pixels = rng.integers(0, 4096, size=(64, 64)).astype(np.uint16)  # (H, W)
+        write_dicom(source / label / f"img{index:04d}.dcm", pixels, who=who)
+    for index in range(4):
+        write_nifti(source / "normal" / f"vol{index}.nii.gz", rng.normal(size=(32, 32, 5)).astype(np.float32))
+
+
+def _project(root: Path, source: Path) -> Path:
+    return write_params(root, (f"ingest.source={source}", "ingest.labels=folders", "ingest.workers=2"))
+
+
+def _outputs(project: Path) -> dict[str, bytes]:
+    """Every file ingest produced (tables, images, private reports), by relative path."""
+    folders = [project / "data/ingested", project / "data/private"]
+    return {
+        str(path.relative_to(project)): path.read_bytes()
+        for folder in folders
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != "salt"
+    }
+
+
+def test_ingest_killed_mid_run_then_rerun_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+    source = tmp_path / "archive"
+    _archive(source)
+    reference = _project(tmp_path / "reference", source)
+    result = run(["radflow", "stage", "ingest"], reference, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    killed = _project(tmp_path / "killed", source)
+    images = killed / "data/ingested/images"
+    process = subprocess.Popen(
+        ["radflow", "stage", "ingest"],
+        cwd=killed,
+        env=tool_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: the kill takes the decoding workers too
+    )
+    deadline = time.monotonic() + 300
+    while process.poll() is None and time.monotonic() < deadline:
+        if images.is_dir() and any(images.glob("*.npy")):
+            break
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)
+    assert process.wait(timeout=60) == -signal.SIGKILL, "ingest finished before it could be killed"
+    assert not (killed / "data/ingested/manifest.csv").exists()  # nothing claims the run completed
+    for stored in images.glob("*.npy"):
+        np.load(stored)  # a file under its final name is whole (writes are atomic)
+
+    rerun = run(["radflow", "stage", "ingest"], killed, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    expected, actual = _outputs(reference), _outputs(killed)
+    assert sorted(actual) == sorted(expected)
+    assert [name for name in sorted(actual) if actual[name] != expected[name]] == []
