@@ -60,7 +60,7 @@ def _is_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) ->
     return isinstance(state.result(raise_on_failure=False), TransientStageFailure)
 
 
-@task(name="sync-incoming", cache_policy=NO_CACHE, persist_result=False)
+@task(name="sync-incoming", task_run_name="sync-incoming", cache_policy=NO_CACHE, persist_result=False)
 def sync_task(incoming: Path, archive: Path, settle_s: float) -> SyncReport:
     """Copy newly arrived studies into the source archive (atomically, counts only in the log)."""
     report = sync_incoming(incoming, archive, settle_s)
@@ -85,7 +85,7 @@ def stage_task(stage: str, project: Path) -> State[Any]:
     return Completed(message=f"{stage}: ran", data="ran")
 
 
-@task(name="dvc-push", cache_policy=NO_CACHE, persist_result=False)
+@task(name="dvc-push", task_run_name="dvc-push", cache_policy=NO_CACHE, persist_result=False)
 def push_task(project: Path, remote: str) -> bool:
     """Send this run's data and models to the DVC remote (network: every failure is worth a retry)."""
     result = subprocess.run(["dvc", "push", "-r", remote], cwd=project, capture_output=True, text=True)
