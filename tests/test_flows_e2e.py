@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import socket
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +29,7 @@ from prefect.client.schemas.sorting import FlowRunSort, LogSort, TaskRunSort
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flows.artifacts import METRICS_KEY, PROMOTION_KEY, REPORT_KEY, SUMMARY_KEY
+from flows.server import background_server, free_port
 from tests.test_notify import WebhookReceiver
 from tests.test_retrain import STAGES, make_project
 
@@ -41,51 +39,12 @@ SERVER_START_TIMEOUT_S = 300  # a loaded 2-core machine can take minutes to migr
 RUN_TIMEOUT_S = 400
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Prefect server on 127.0.0.1 with its database in tmp; always stopped afterwards."""
     home = tmp_path_factory.mktemp("prefect-server")
-    port = free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    env.pop("PREFECT_API_URL", None)
-    log = (home / "server.log").open("w")
-    server = subprocess.Popen(
-        ["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group, so stopping it stops its workers too
-    )
-    url = f"http://127.0.0.1:{port}/api"
-    try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while True:
-            assert server.poll() is None, (
-                f"prefect server exited: {(home / 'server.log').read_text()[-2000:]}"
-            )
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "prefect server did not become healthy in time"
-            time.sleep(1)
+    with background_server(home, "127.0.0.1", free_port(), timeout_s=SERVER_START_TIMEOUT_S) as url:
         yield url
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        log.close()
 
 
 def client_env(api_url: str, home: Path) -> dict[str, str]:
