@@ -18,8 +18,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.dicom_factory import PLANTED
 from tests.fault.harness import Measured, read_csv, run_measured, write_params
 from tests.fault.mutations import Case, write_good_files, write_hostile_cases
+from tests.leakscan import planted_identifiers, scan_for_identifiers
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow]
 
@@ -135,6 +137,17 @@ def _image_problems(path: Path, row: Any) -> list[str]:
         if value != "" and not (math.isfinite(float(value)) and float(value) > 0):
             problems.append(f"{name}={value} (must be > 0 and finite, or empty)")
     return problems
+
+
+def test_no_identifier_or_source_path_leaks_from_a_hostile_archive(hostile_run: IngestRun) -> None:
+    identifiers = planted_identifiers(hostile_run.source / "good")  # hostile files may not parse at all
+    identifiers |= {value for value in vars(PLANTED).values() if len(value) >= 4}  # what every case carries
+    assert len(identifiers) > 10
+    odd_names = {
+        c.path.name for c in hostile_run.cases if c.category == "odd-name" and len(c.path.name) >= 12
+    }
+    markers = identifiers | odd_names | {str(hostile_run.source)}
+    assert scan_for_identifiers([hostile_run.ingested], markers, [hostile_run.measured.output]) == []
 
 
 def test_report_per_category(hostile_run: IngestRun) -> None:
