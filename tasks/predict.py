@@ -98,6 +98,7 @@ def predict_files(
     records, tensors = decode_all(expand(paths), ingest, transform, salt)
     classes = list(config["classes"])
     frame = pd.DataFrame(records, columns=["source_path", "frame", "image_id", "patient_id", "status"])
+    frame["frame"] = frame["frame"].astype("Int64")  # integer frames; empty for skipped files
     ok = (frame["status"] == "ok").to_numpy()
     probs = np.full((len(frame), len(classes)), np.nan)
     if tensors:
