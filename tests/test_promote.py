@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import tasks.evaluate as evaluate
 import tasks.promote as promote
@@ -36,8 +37,8 @@ def test_floors(tmp_path: Path) -> None:
     assert floors["roc_auc"]["met"] and not floors["sensitivity"]["met"] and not floors["specificity"]["met"]
 
 
-def _evaluate_and_promote(params: dict, model: object) -> dict:
-    save_candidate(model, Path(params["paths"]["model"]))  # type: ignore[arg-type]
+def _evaluate_and_promote(params: dict, model: torch.nn.Module) -> dict:
+    save_candidate(model, Path(params["paths"]["model"]))
     evaluate.main(params)
     promote.main(params)
     return json.loads((Path(params["paths"]["promotion"]) / "promotion.json").read_text())
