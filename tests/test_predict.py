@@ -10,7 +10,7 @@ import pandas as pd
 import pydicom
 import pytest
 from pydicom.dataset import FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from models.registry import Registry
 from tasks.errors import RadflowError
@@ -21,7 +21,7 @@ from tests.tiny_pipeline import CLASSES, constant_model, project_params, save_ca
 def write_dicom(path: Path, patient: str) -> None:
     """A small 12-bit DX radiograph with a fake patient name and ID."""
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
+    meta.MediaStorageSOPClassUID = UID("1.2.840.10008.5.1.4.1.1.1.1")  # digital X-ray
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = pydicom.Dataset()

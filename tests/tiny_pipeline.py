@@ -37,7 +37,8 @@ def make_store(folder: Path, patients: int = 24, per_patient: int = 2, seed: int
     """
     rng = np.random.default_rng(seed)
     splits = ["train"] * 4 + ["val"] * 2 + ["test"] * 2
-    rows, images = [], []
+    rows: list[dict[str, Any]] = []
+    images: list[np.ndarray] = []
     for patient in range(patients):
         label = CLASSES[patient % 3]
         for image in range(per_patient):
