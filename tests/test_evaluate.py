@@ -35,7 +35,8 @@ def test_binary_metrics_match_hand_computation() -> None:
     m = headline_metrics(LABELS, PROBS, negative_index=0, threshold=0.5, n_bins=2)
     # ROC-AUC: of the 4 (pos, neg) pairs, 3 are ranked correctly -> 0.75.
     assert m["roc_auc"] == pytest.approx(0.75)
-    # AP: ranking 0.8(+) 0.4(-) 0.35(+) 0.1(-): precision 1 at recall .5, 2/3 at recall 1 -> .5 + .5*2/3.
+    # AP of class 1: ranking 0.8(+) 0.4(-) 0.35(+) 0.1(-): precision 1 at recall .5, 2/3 at recall 1;
+    # class 0 (p0 = .9 .6 .65 .2): .9(+) .65(-) .6(+) .2(-), the same -> macro .5 + .5*2/3.
     assert m["pr_auc"] == pytest.approx(0.5 + 0.5 * 2 / 3)
     # argmax predictions 0,0,0,1: 3 of 4 right; recalls 1.0 and 0.5.
     assert m["accuracy"] == pytest.approx(0.75)

@@ -77,9 +77,10 @@ def roc_auc(labels: np.ndarray, probs: np.ndarray) -> float:
 
 
 def pr_auc(labels: np.ndarray, probs: np.ndarray) -> float:
-    """Average precision (area under the PR curve); macro over classes present when multi-class."""
-    if probs.shape[1] == 2:
-        return _safe(lambda: average_precision_score(labels, probs[:, 1]))
+    """Average precision (area under the PR curve), one-vs-rest macro over the classes present.
+
+    Macro for two classes too, so the value does not depend on which class sorts second.
+    """
     present = np.unique(labels)
     onehot = np.eye(probs.shape[1])[labels][:, present]
     return _safe(lambda: average_precision_score(onehot, probs[:, present], average="macro"))
