@@ -45,25 +45,34 @@ def planted_identifiers(raw_root: Path) -> set[str]:
     return {value for value in values if len(value) >= MIN_TOKEN_LENGTH}
 
 
-def scan_for_identifiers(roots: Iterable[Path], identifiers: set[str], texts: Iterable[str] = ()) -> list[str]:
-    """Return `where: identifier` for each identifier found in a file under `roots` or in `texts`."""
-    patterns = [(value, _pattern(value)) for value in identifiers]
+def scan_for_identifiers(
+    roots: Iterable[Path], identifiers: set[str], texts: Iterable[str] = ()
+) -> list[str]:
+    """Return `where: identifier` for each identifier found in a file under `roots` or in `texts`.
+
+    Case-insensitive by lowering both sides once and using bytes.find: a regex per identifier over
+    hundreds of MB of weights and checkpoints took tens of minutes."""
+    needles = [(value, value.encode().lower()) for value in identifiers]
     hits: list[str] = []
     for root in roots:
         files = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
         for path in files:
-            content = path.read_bytes()
-            hits.extend(f"{path}: {value}" for value, pattern in patterns if pattern.search(content))
+            content = path.read_bytes().lower()
+            hits.extend(f"{path}: {value}" for value, needle in needles if _contains(content, needle))
     for index, text in enumerate(texts):
-        encoded = text.encode()
-        hits.extend(f"text #{index}: {value}" for value, pattern in patterns if pattern.search(encoded))
+        encoded = text.encode().lower()
+        hits.extend(f"text #{index}: {value}" for value, needle in needles if _contains(encoded, needle))
     return hits
 
 
-def _pattern(value: str) -> re.Pattern[bytes]:
-    """Case-insensitive match; numeric values (dates, numeric IDs, UIDs) must not touch other digits,
-    so a birth date is not 'found' inside the digits of some float in a metrics file."""
-    escaped = re.escape(value.encode())
-    if re.fullmatch(r"[0-9.]+", value):
-        escaped = rb"(?<![0-9])" + escaped + rb"(?![0-9])"
-    return re.compile(escaped, re.IGNORECASE)
+def _contains(content: bytes, needle: bytes) -> bool:
+    """Numeric values (dates, numeric IDs, UIDs) must not touch other digits, so a birth date is not
+    'found' inside the digits of some float in a metrics file."""
+    numeric = re.fullmatch(rb"[0-9.]+", needle) is not None
+    start = content.find(needle)
+    while start != -1:
+        end = start + len(needle)
+        if not numeric or not (content[start - 1 : start].isdigit() or content[end : end + 1].isdigit()):
+            return True
+        start = content.find(needle, start + 1)
+    return False
