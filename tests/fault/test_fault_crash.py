@@ -20,7 +20,7 @@ from tests.dicom_factory import identity, write_dicom, write_nifti
 from tests.fault.harness import write_params
 from tests.project import run, tool_env
 
-pytestmark = [pytest.mark.fault, pytest.mark.slow]
+pytestmark = [pytest.mark.fault, pytest.mark.slow, pytest.mark.timeout(1500)]
 
 FILES = 240  # enough that the kill lands mid-run (ingest decodes ~100 small files/s here)
 

@@ -23,7 +23,7 @@ from tests.fault.harness import Measured, read_csv, run_measured, write_params
 from tests.fault.mutations import Case, write_good_files, write_hostile_cases
 from tests.leakscan import planted_identifiers, scan_for_identifiers
 
-pytestmark = [pytest.mark.fault, pytest.mark.slow]
+pytestmark = [pytest.mark.fault, pytest.mark.slow, pytest.mark.timeout(900)]
 
 INGEST_TIMEOUT_S = 420  # the whole run; each decode has its own, much shorter bound inside ingest
 MAX_RSS_MIB = 1536  # largest single process of the run; the archive holds a 256 MiB gzip bomb
@@ -63,6 +63,7 @@ def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> IngestRun:
         "ingest.max_failed_fraction=1.0",  # most of this archive is hostile by design
         "ingest.timeout_s=20",
         "ingest.workers=2",
+        "ingest.max_file_mb=8",  # so the 16 MiB private-tag file exercises the file-size limit
     )
     project = write_params(root / "project", overrides)
     measured = run_measured(["radflow", "stage", "ingest"], project, timeout=INGEST_TIMEOUT_S)
@@ -107,6 +108,13 @@ def test_every_hostile_file_is_ingested_or_named_with_a_specific_reason(hostile_
     assert set(hostile_run.quarantine["disposition"]) <= {"quarantined", "skipped"}
     assert hostile_run.quarantine["exception_type"].str.len().gt(0).any()
     assert len(set(reasons.values())) >= 8  # specific reasons, not one catch-all message
+
+
+def test_resource_limits_quarantine_before_decoding(hostile_run: IngestRun) -> None:
+    reasons = {Path(path).name: reason for path, reason in hostile_run.reasons().items()}
+    assert "ingest.max_file_mb" in reasons["private-16mb.dcm"]
+    for name in ("gzip-bomb.nii.gz", "dims-65535x65535.dcm", "dims-32767-cube.nii"):
+        assert "ingest.max_pixels" in reasons[name], (name, reasons[name])
 
 
 def test_every_decoded_image_is_sane(hostile_run: IngestRun) -> None:

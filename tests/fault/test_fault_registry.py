@@ -25,7 +25,7 @@ from models.registry import FAULT_ENV, Registry
 from tests.fault.registry_worker import register
 from tests.project import REPO_ROOT, tool_env
 
-pytestmark = pytest.mark.fault
+pytestmark = [pytest.mark.fault, pytest.mark.timeout(600)]
 
 
 @pytest.fixture
