@@ -73,11 +73,30 @@ def _address(stage: PipelineStage, project: Path) -> str:
     return f"{dvcfile.relative_to(project.resolve())}:{stage.name}"
 
 
+def is_up_to_date(stage: str, project: Path) -> bool:
+    """DVC's own verdict (`dvc status`) on one stage, asked in-process: a no-op run then costs no
+    `dvc` process start per stage. Anything else (changed, missing outputs) goes to `dvc repro`."""
+    from dvc.lock import LockError
+    from dvc.repo import Repo
+
+    # DVC resolves targets against the current directory, so name the dvc.yaml absolutely.
+    target = str(project / stage) if ":" in stage else f"{project / 'dvc.yaml'}:{stage}"
+    try:
+        with Repo(str(project)) as repo:
+            return not repo.status(targets=[target], with_deps=False)
+    except LockError as error:
+        raise TransientStageFailure(f"stage {stage!r}: {error}") from None
+
+
 def run_stage(stage: str, project: Path, log: Callable[[str], None]) -> StageOutcome:
-    """Run `dvc repro --single-item STAGE`, passing each output line to `log` as it arrives.
+    """Run `dvc repro --single-item STAGE` unless DVC says the stage is up to date, passing each
+    output line to `log` as it arrives.
 
     Raises TransientStageFailure or StageFailed, whose message is the stage's own error line.
     """
+    if is_up_to_date(stage, project):
+        log(f"Stage '{stage}' didn't change, skipping (dvc status)")
+        return StageOutcome(stage=stage, skipped=True)
     # Wide COLUMNS keeps rich from wrapping a stage's one-line error message across several lines.
     env = {**os.environ, "COLUMNS": "1000", "PYTHONUNBUFFERED": "1"}
     lines: list[str] = []
