@@ -12,25 +12,30 @@ from typing import IO, Any
 
 
 @contextlib.contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path in the target's folder; it replaces `target` only if the block succeeds."""
+def atomic_path(target: Path, *, durable: bool = True) -> Iterator[Path]:
+    """Yield a temporary path in the target's folder; it replaces `target` only if the block succeeds.
+
+    `durable=False` skips the fsync (the rename stays atomic): for many small files whose writer
+    syncs once afterwards (`os.sync()`) before publishing an index that refers to them.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
+        if durable:
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
-def atomic_open(target: Path, mode: str = "w") -> Iterator[IO[Any]]:
+def atomic_open(target: Path, mode: str = "w", *, durable: bool = True) -> Iterator[IO[Any]]:
     """Open a temporary file for writing that atomically becomes `target` on success."""
-    with atomic_path(target) as tmp, open(tmp, mode) as handle:
+    with atomic_path(target, durable=durable) as tmp, open(tmp, mode) as handle:
         yield handle
 
 

@@ -84,3 +84,4 @@ class FileOutcome:
     reason: str = ""
     exception_type: str = ""
     images: list[StoredImage] = field(default_factory=list)
+    sha256: str = ""  # content hash of the source file ("" when it could not be read)

@@ -7,16 +7,16 @@ more than `ingest.max_failed_fraction` of the files were quarantined.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from tasks.errors import RadflowError
 from tasks.ingest.assemble import assemble
-from tasks.ingest.decode import Job
+from tasks.ingest.decode import Job, file_sha256
 from tasks.ingest.labels import FOLDERS, LabelIndex
 from tasks.ingest.progress import Summary, progress_bar, reason_category
 from tasks.ingest.pseudonym import load_salt, pseudonym, salt_check
@@ -28,7 +28,6 @@ from tasks.ingest.store import IMAGES_DIR, prune_images, write_tables
 from tasks.paths import project_paths
 
 log = logging.getLogger(__name__)
-HASH_CHUNK = 1 << 20  # bytes read at a time while hashing
 
 
 def main(params: dict[str, Any]) -> None:
@@ -51,6 +50,8 @@ def run_ingest(settings: IngestSettings, ingested: Path, private: Path) -> Summa
     current, jobs = _plan(settings, sources, previous, images_dir)
     summary = Summary(files=len(sources), reused=len(current))
     _decode(settings, jobs, current, sources, salt, summary)
+    if jobs:
+        os.sync()  # new images reach the disk before the state and manifest that refer to them
     save_state(private, fingerprint, current)
     tables = assemble(current, labels, salt)
     write_tables(tables, ingested, private)
@@ -101,39 +102,29 @@ def _plan(
             current[relative] = known
         else:
             to_hash.append(relative)
-    by_content = {state.sha256: state for state in previous.values() if _stored(state, images_dir)}
+    by_content = {
+        state.sha256: state for state in previous.values() if state.sha256 and _stored(state, images_dir)
+    }
+    hashes: dict[str, str] = {}
+    if by_content:  # content seen before may come back moved or touched: hash to recognise it
+        with ThreadPoolExecutor(max_workers=4) as pool:  # hashlib releases the GIL on large buffers
+            hashes = dict(zip(to_hash, pool.map(lambda rel: file_sha256(sources[rel]), to_hash), strict=True))
     jobs: dict[str, list[Job]] = {}
-    with ThreadPoolExecutor(max_workers=4) as pool:  # hashlib releases the GIL on large buffers
-        hashes = dict(zip(to_hash, pool.map(lambda rel: _sha256(sources[rel]), to_hash), strict=True))
-    for relative, digest in hashes.items():
-        stat = stats[relative]
+    for relative in to_hash:
+        stat, digest = stats[relative], hashes.get(relative, "")
         if digest in by_content:  # moved, copied or touched: same content, no decode
             known = by_content[digest]
-            current[relative] = FileState(
-                stat.st_size,
-                stat.st_mtime_ns,
-                digest,
-                known.disposition,
-                known.reason,
-                known.exception_type,
-                known.images,
+            current[relative] = replace(known, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+        else:  # identical new files decode once when their hash is known, else each on its own
+            jobs.setdefault(digest or relative, []).append(
+                Job(sources[relative], digest, images_dir, settings)
             )
-        else:
-            jobs.setdefault(digest, []).append(Job(sources[relative], digest, images_dir, settings))
     return current, jobs
 
 
 def _stored(state: FileState, images_dir: Path) -> bool:
     """Whether every image a state refers to is still in the store (someone may have deleted it)."""
     return all((images_dir / f"{image.image_id}.npy").exists() for image in state.images)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _decode(
@@ -151,10 +142,11 @@ def _decode(
         task = bar.add_task("decode", total=len(unique))
 
         def on_done(job: Job, outcome: FileOutcome) -> None:
-            for same in jobs[job.sha256]:
+            for same in jobs[job.sha256 or relative_of[job.path]]:
                 stat = same.path.stat()
+                digest = outcome.sha256 or job.sha256
                 current[relative_of[same.path]] = _to_state(
-                    stat.st_size, stat.st_mtime_ns, job.sha256, outcome, salt
+                    stat.st_size, stat.st_mtime_ns, digest, outcome, salt
                 )
             summary.decoded += 1
             bar.advance(task)
