@@ -16,6 +16,7 @@ from typing import Any
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
 from flows.summary import RunSummary, flatten_numbers
+from tasks.errors import RadflowError
 from tasks.paths import ProjectPaths
 
 METRICS_KEY = "retrain-metrics"
@@ -35,13 +36,18 @@ def read_json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def champion_metrics(promotion: dict[str, Any]) -> dict[str, float]:
-    """The previous champion's numbers as recorded by the promotion gate (empty for the first model)."""
-    for key in ("champion_metrics", "champion"):
-        value = promotion.get(key)
-        if isinstance(value, dict):
-            return flatten_numbers(value.get("metrics", value))
-    return {}
+def champion_metrics(registry_root: Path, promotion: dict[str, Any]) -> dict[str, float]:
+    """Metrics of the champion the gate compared against (`champion_before`), read through the registry
+    API, which verifies checksums; empty for a first model or an unreadable registry."""
+    version = promotion.get("champion_before")
+    if version is None:
+        return {}
+    from models.registry import Registry  # imports torch: only when there is a champion to show
+
+    try:
+        return flatten_numbers(Registry(registry_root).show(version)["metrics"])
+    except (RadflowError, OSError, KeyError, ValueError):
+        return {}
 
 
 def metrics_rows(candidate: dict[str, float], champion: dict[str, float]) -> list[dict[str, Any]]:
@@ -62,7 +68,9 @@ def promotion_markdown(promotion: dict[str, Any]) -> str:
     reasons = [reasons] if isinstance(reasons, str) else list(reasons)
     lines = ["## Promotion", "", f"**{'Promoted' if promoted else 'Not promoted'}**"]
     if promotion.get("version") is not None:
-        lines.append(f"\nRegistry version: `{promotion['version']}`")
+        lines.append(f"\nNew registry version: `{promotion['version']}`")
+    if promotion.get("champion_before") is not None:
+        lines.append(f"\nChampion before this run: `{promotion['champion_before']}`")
     if reasons:
         lines += ["", "Reasons:", *[f"- {reason}" for reason in reasons]]
     return "\n".join(lines) + "\n"
@@ -79,7 +87,7 @@ def publish_artifacts(project: Path, paths: ProjectPaths, summary: RunSummary) -
     promotion = read_json(project / paths.promotion / "promotion.json")
     create_table_artifact(
         key=METRICS_KEY,
-        table=metrics_rows(metrics, champion_metrics(promotion)),
+        table=metrics_rows(metrics, champion_metrics(project / paths.registry, promotion)),
         description="Test-split metrics of this run's candidate next to the previous champion's",
     )
     create_markdown_artifact(

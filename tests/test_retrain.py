@@ -57,8 +57,7 @@ SCRIPTS = {
         (ev / "metrics.json").write_text(json.dumps({"roc_auc": n / 100, "accuracy": 0.5}))
         (ev / "report" / "report.html").write_text("<html><body>report</body></html>")
         pr = pathlib.Path("out/promotion"); pr.mkdir(parents=True, exist_ok=True)
-        decision = {"promoted": True, "reasons": ["first model"], "version": n,
-                    "champion_metrics": {"roc_auc": 0.01}}
+        decision = {"promoted": True, "reasons": ["first model"], "version": n, "champion_before": None}
         (pr / "promotion.json").write_text(json.dumps(decision))
         print("evaluated")
     """,
@@ -243,20 +242,16 @@ def test_summary_reports_lock_change_and_metric_diff(tmp_path: Path) -> None:
     assert not unchanged.lock_changed and "nothing changed" in unchanged.markdown()
 
 
-def test_artifact_content_from_promotion_record() -> None:
-    promotion = {
-        "promoted": False,
-        "reasons": ["AUC 0.80 below champion 0.85 - 0.02"],
-        "champion_metrics": {},
-    }
-    assert "**Not promoted**" in promotion_markdown(promotion)
-    assert "below champion" in promotion_markdown(promotion)
+def test_artifact_content_from_promotion_record(tmp_path: Path) -> None:
+    promotion = {"promoted": False, "reasons": ["AUC 0.80 below champion 0.85 - 0.02"], "champion_before": 3}
+    text = promotion_markdown(promotion)
+    assert "**Not promoted**" in text and "below champion" in text and "Champion before this run: `3`" in text
     assert "No promotion decision" in promotion_markdown({})
-    rows = metrics_rows({"roc_auc": 0.9, "ci.low": 0.8}, champion_metrics({"champion": {"roc_auc": 0.85}}))
+    assert champion_metrics(tmp_path / "no-registry", promotion) == {}  # unreadable registry: empty column
+    assert champion_metrics(tmp_path, {"promoted": True, "champion_before": None}) == {}
+    rows = metrics_rows({"roc_auc": 0.9, "ci.low": 0.8}, {"roc_auc": 0.85})
     assert rows == [{"metric": "roc_auc", "this run": 0.9, "previous champion": 0.85}]
-    promoted = {"promoted": True, "version": 2, "champion_metrics": {"roc_auc": 0.01}}
-    assert champion_metrics(promoted) == {"roc_auc": 0.01}
-    assert "Registry version: `2`" in promotion_markdown(promoted)
+    assert "New registry version: `2`" in promotion_markdown({"promoted": True, "version": 2})
 
 
 def test_retrain_section_is_strict() -> None:
