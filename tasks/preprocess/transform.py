@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from monai.transforms import Compose, EnsureChannelFirst, Resize, ScaleIntensityRangePercentiles, SpatialPad
+from monai.transforms import Compose, Resize, ScaleIntensityRangePercentiles, SpatialPad
 
 from tasks.errors import RadflowError
 
@@ -26,11 +26,14 @@ class TransformSettings:
 
 
 def build_transform(settings: TransformSettings) -> Compose:
-    """(H, W) float32 -> (1, S, S) float32 in [0, 1]: window, then aspect-preserving resize and pad."""
+    """(1, H, W) float32 numpy -> (1, S, S) in [0, 1]: window, then aspect-preserving resize and pad.
+
+    The input stays a numpy array (no EnsureChannelFirst/MetaTensor): MONAI then takes percentiles
+    with numpy, which is ~20x faster than torch.quantile on a radiograph.
+    """
     size = settings.image_size
     return Compose(
         [
-            EnsureChannelFirst(channel_dim="no_channel"),  # (1, H, W)
             # Robust window: outliers (burnt-in text, collimator edges) do not set the scale.
             ScaleIntensityRangePercentiles(
                 lower=settings.lower_percentile,
@@ -59,5 +62,5 @@ def image_to_tensor(
 ) -> np.ndarray:
     """One decoded image -> (1, S, S) float16 in [0, 1], exactly as stored for training."""
     transform = transform or build_transform(settings)
-    out = transform(to_grayscale(pixels))
+    out = transform(to_grayscale(pixels)[None])  # (1, H, W) -> (1, S, S)
     return np.asarray(out, dtype=np.float32).astype(np.float16)
