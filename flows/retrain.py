@@ -11,6 +11,7 @@ shows what was changed; revert with `git checkout params.yaml`.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ from tasks.errors import RadflowError
 from tasks.params import PARAMS_FILE, apply_override, load_params
 from tasks.paths import project_paths
 
+# Offline by design (DESIGN.md): the temporary local server must not try to send usage telemetry.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 SKIPPED = "Skipped"  # state name of a stage DVC found up to date, and of a run that found the lock busy
 
 
