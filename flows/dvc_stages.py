@@ -53,10 +53,17 @@ class StageOutcome:
 
 def stage_order(project: Path) -> list[str]:
     """Pipeline stages in DVC's execution order (dependencies first, ties in dvc.yaml order)."""
+    from dvc.exceptions import NotDvcRepoError
     from dvc.repo import Repo
     from dvc.stage import PipelineStage
 
-    with Repo(str(project)) as repo:
+    try:
+        repo = Repo(str(project))
+    except NotDvcRepoError:
+        raise RadflowError(
+            f"{project} is not a DVC project (no .dvc/); run radflow from the project root"
+        ) from None
+    with repo:
         stages = [stage for stage in repo.index.stages if isinstance(stage, PipelineStage)]
         # DVC's graph points from a stage to the stages it depends on; reverse it to run producers first.
         graph = repo.index.graph.reverse(copy=True)

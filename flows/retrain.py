@@ -162,6 +162,9 @@ def retrain_flow(overrides: list[str]) -> State[Any] | dict[str, Any]:
         promotion = publish_artifacts(project, paths, summary)
         if promotion != promotion_before and is_promoted(promotion):
             notify(
-                settings, "promotion", f"new champion promoted (see artifact {PROMOTION_KEY})", logger.warning
+                settings,
+                "promotion",
+                f"registry version {promotion.get('version')} is the new champion (see {PROMOTION_KEY})",
+                logger.warning,
             )
         return {"ran": summary.ran, "skipped": summary.skipped, "dvc_lock_changed": summary.lock_changed}
