@@ -51,8 +51,12 @@ NIFTI_NAME = "PATIENT_FIZZLEWICK_NIFTIPAT8812345.nii.gz"
 NIFTI_PATIENT = "NIFTIPAT8812345"
 PNG_FOLDER, PNG_NAME, PNG_TEXT = "PNGPATIENT_HOOPERSWORTH", "SCAN_OF_PUDDLEGLUM.png", "PNGTEXT MARZIPAN"
 PNG_PATIENT = "PNGPAT3141592"
-# Dictionary words among the planted values' words: too ordinary to count as a leak on their own.
-COMMON_WORDS = {"FOLLOWUP", "PULMONARY", "PROCEDURE", "INFIRMARY", "ELSEWHERE", "PATIENT", "HISTORY"}
+# Ordinary words among the planted values' words (and the demo's institution names): too common to
+# count as a leak on their own ("CLINIC" is in "clinical use" of every model card); whole values stay.
+COMMON_WORDS = {
+    "FOLLOWUP", "PULMONARY", "PROCEDURE", "INFIRMARY", "ELSEWHERE", "PATIENT", "HISTORY", "CLINIC",
+    "SAINT", "GRANGE", "HOSPITAL", "MEDICAL", "CENTER", "CENTRE",
+}  # fmt: skip
 
 
 def planted_values() -> set[str]:
@@ -60,8 +64,13 @@ def planted_values() -> set[str]:
     whole = {*HEADER_VALUES.values(), PRIVATE_VALUE, PATIENT_FOLDER, *NIFTI.values(), NIFTI_NAME}
     whole |= {NIFTI_PATIENT, PNG_FOLDER, PNG_NAME, PNG_TEXT, PNG_PATIENT, "PUDDLEGLUM", "FIZZLEWICK"}
     words = {word for value in whole for word in value.replace("^", " ").replace("_", " ").split()}
-    distinctive = {word for word in words if len(word) >= 8 and word.upper() not in COMMON_WORDS}
-    return whole | distinctive
+    distinctive = {word for word in words if len(word) >= 8}
+    return without_common_words(whole | distinctive)
+
+
+def without_common_words(values: set[str]) -> set[str]:
+    """`values` minus the single ordinary words in COMMON_WORDS."""
+    return {value for value in values if value.upper() not in COMMON_WORDS}
 
 
 def plant(source: Path, seed: int = 0, dicoms: int = 4) -> None:
