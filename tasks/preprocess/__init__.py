@@ -35,7 +35,7 @@ console = Console(stderr=True)
 class PreprocessParams:
     """params.yaml `preprocess` section."""
 
-    image_size: int = 128
+    image_size: int = 96
     val_fraction: float = 0.15
     test_fraction: float = 0.2
     lower_percentile: float = 0.5

@@ -25,7 +25,7 @@ class TrainParams:
     mode: Literal["linear_probe", "partial", "full"] = "full"
     trainable_blocks: int = 2
     pretrained_lr_factor: float = 0.1
-    epochs: int = 20
+    epochs: int = 12
     batch_size: int = 32
     learning_rate: float = 0.001
     weight_decay: float = 0.0001
