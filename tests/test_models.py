@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 from models import ModelConfig, build_model, gradcam_layer, input_spec, load_model, save_model, to_model_input
+from models.registry import Registry
 from models.weights import default_imagenet_path
 from tasks.errors import RadflowError
 from tasks.train.network import build_network
@@ -125,3 +127,26 @@ def test_saved_model_round_trips(tmp_path: Path) -> None:
     assert torch.equal(model(batch), loaded(batch))
     with pytest.raises(RadflowError, match="no model in"):
         load_model(tmp_path / "nowhere")
+
+
+def test_registry_warm_start_loads_the_champion(tmp_path: Path) -> None:
+    params = TrainParams(in_channels=1, hidden_units=16, weights="registry:champion")
+    architecture = params.model_config(num_classes=3).to_dict()
+    champion = build_model(architecture)
+    config = {
+        "architecture": architecture,
+        "classes": ["a", "b", "c"],
+        "image_size": 64,
+        "input": input_spec(1),
+    }
+    save_model(champion, config, tmp_path / "candidate")
+    registry = Registry(tmp_path / "registry")
+    registry.register_champion(tmp_path / "candidate", metrics={}, model_card="", lineage={}, decision={})
+    network = build_network(params, num_classes=3, registry_root=tmp_path / "registry")
+    assert network.pretrained
+    for key, tensor in champion.state_dict().items():
+        assert torch.equal(network.model.state_dict()[key], tensor), key
+    with pytest.raises(RadflowError, match="no registry version"):
+        build_network(
+            replace(params, weights="registry:v9"), num_classes=3, registry_root=tmp_path / "registry"
+        )
