@@ -31,13 +31,15 @@ def _pydicom_decodes(path: Path) -> bool:
 def test_pydicom_test_files_all_accounted_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RADFLOW_SALT", "pydicom-files")
     shutil.copytree(TEST_FILES, tmp_path / "raw")
-    settings = settings_for(tmp_path, labels="folders", timeout_s=60, max_failed_fraction=1.0)
+    settings = settings_for(tmp_path, labels="folders", slice_strategy="all", max_failed_fraction=1.0)
     summary = run_ingest(settings, tmp_path / "ingested", tmp_path / "private")  # returns: exit 0
 
     linkage = pd.read_csv(tmp_path / "private/linkage.csv")
     problems = pd.read_csv(tmp_path / "private/quarantine.csv", dtype=str, keep_default_na=False)
-    used, reasons = set(linkage["source_path"]), dict(zip(problems["source_path"], problems["reason"], strict=True))
-    files = {p.relative_to(tmp_path / "raw").as_posix(): p for p in (tmp_path / "raw").rglob("*") if p.is_file()}
+    used = set(linkage["source_path"])
+    reasons = dict(zip(problems["source_path"], problems["reason"], strict=True))
+    raw = tmp_path / "raw"
+    files = {p.relative_to(raw).as_posix(): p for p in raw.rglob("*") if p.is_file()}
     assert summary.images > 30
     assert used.isdisjoint(reasons)
     for relative, path in files.items():

@@ -164,7 +164,19 @@ def _meta(ds: Dataset) -> ImageMeta:
         manufacturer=re.sub(r"[^A-Za-z0-9 .,&()-]", "", str(ds.get("Manufacturer", "") or ""))[:64].strip(),
         spacing_row=row,
         spacing_col=col,
+        slice_position=_slice_position(ds),
     )
+
+
+def _slice_position(ds: Dataset) -> float | None:
+    """Position along the slice normal (Image Position . (row x col)), else the Instance Number."""
+    try:
+        orientation = np.asarray(ds.ImageOrientationPatient, dtype=float)  # (6,) row then column cosines
+        normal = np.cross(orientation[:3], orientation[3:])
+        return float(np.dot(np.asarray(ds.ImagePositionPatient, dtype=float), normal))
+    except (AttributeError, TypeError, ValueError):
+        number = ds.get("InstanceNumber")
+        return float(number) if isinstance(number, int | float) else None
 
 
 def _code(value: object) -> str:

@@ -65,7 +65,7 @@ class Summary:
         table.add_row("decoded now / reused", f"{self.decoded} / {self.reused}")
         table.add_row("images in manifest", str(self.images))
         table.add_row("unlabeled images", str(self.unlabeled))
-        table.add_row("stored images dropped (stale/duplicate)", str(self.pruned))
+        table.add_row("stale stored images removed", str(self.pruned))
         for title, counts in (("skipped", self.skipped), ("quarantined", self.quarantined)):
             table.add_row(f"[bold]{title}[/]", str(sum(counts.values())))
             for reason, count in sorted(counts.items()):

@@ -41,6 +41,9 @@ class ImageMeta:
     manufacturer: str = ""
     spacing_row: float | None = None  # mm between row centres
     spacing_col: float | None = None  # mm between column centres
+    slice_position: float | None = (
+        None  # mm along the slice normal (orders a series' instances); not in the manifest
+    )
 
 
 @dataclass(frozen=True)

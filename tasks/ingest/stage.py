@@ -22,6 +22,7 @@ from tasks.ingest.progress import Summary, progress_bar, reason_category
 from tasks.ingest.pseudonym import load_salt, pseudonym, salt_check
 from tasks.ingest.records import FileOutcome
 from tasks.ingest.runner import run_jobs
+from tasks.ingest.series import select_series_slices
 from tasks.ingest.settings import IngestSettings, load_settings
 from tasks.ingest.state import FileState, ImageRecord, load_state, save_state
 from tasks.ingest.store import IMAGES_DIR, prune_images, write_tables
@@ -53,11 +54,13 @@ def run_ingest(settings: IngestSettings, ingested: Path, private: Path) -> Summa
     if jobs:
         os.sync()  # new images reach the disk before the state and manifest that refer to them
     save_state(private, fingerprint, current)
-    tables = assemble(current, labels, salt)
+    tables = assemble(select_series_slices(current, settings.slice_strategy, settings.slices), labels, salt)
     write_tables(tables, ingested, private)
     summary.images = len(tables.manifest)
     summary.unlabeled = sum(1 for row in tables.manifest if not row["label"])
-    summary.pruned = prune_images(images_dir, {str(row["image_id"]) for row in tables.manifest})
+    # Images of series instances left out by the strategy stay stored, so a re-run need not decode them.
+    stored = {image.image_id for state in current.values() for image in state.images}
+    summary.pruned = prune_images(images_dir, stored)
     for row in tables.quarantine:
         counter = summary.quarantined if row["disposition"] == "quarantined" else summary.skipped
         counter[reason_category(str(row["reason"]))] += 1
