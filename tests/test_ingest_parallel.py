@@ -53,3 +53,4 @@ def test_a_decode_past_the_time_limit_is_quarantined_not_fatal(archive: Path) ->
     timed_out = quarantine[quarantine["exception_type"] == "TimeoutError"]
     assert summary.images == 0 and len(timed_out) >= 4
     assert timed_out["reason"].str.startswith("decode timed out").all()
+    assert not list((archive / "ingested/images").iterdir())  # no half-written leftovers

@@ -21,7 +21,12 @@ def write_tables(tables: Tables, ingested: Path, private: Path) -> None:
 
 
 def prune_images(images_dir: Path, keep: set[str]) -> int:
-    """Delete stored images whose id is not in `keep` (sources deleted or changed); returns the count."""
+    """Delete stored images whose id is not in `keep` (sources deleted or changed); returns the count.
+
+    Also clears temporary files a worker killed mid-write (time limit, crash) left behind.
+    """
+    for leftover in images_dir.glob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
     removed = 0
     for path in images_dir.glob("*.npy"):
         if path.stem not in keep:
