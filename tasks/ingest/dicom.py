@@ -132,7 +132,7 @@ def _pixels(ds: Dataset, voi_lut: bool) -> np.ndarray:
     stack = np.asarray(array, dtype=np.float32)
     if frames == 1:
         stack = stack[np.newaxis]
-    if not np.isfinite(stack).all():
+    if array.dtype.kind == "f" and not np.isfinite(stack).all():  # only float data can hold NaN/inf
         raise UnusableFile("quarantined", "non-finite pixels: image holds NaN or infinite values")
     return stack
 
