@@ -80,10 +80,8 @@ def sync_task(incoming: Path, archive: Path, settle_s: float) -> SyncReport:
 )
 def stage_task(stage: str, project: Path) -> State[Any]:
     """`dvc repro --single-item STAGE`, its output streamed into this task's log."""
-    logger = get_run_logger()
-    outcome = run_stage(stage, project, logger.info)
-    if outcome.skipped:
-        logger.info("stage %s: skipped, DVC found it up to date", stage)
+    outcome = run_stage(stage, project, get_run_logger().info)
+    if outcome.skipped:  # run_stage has logged DVC's "didn't change, skipping"
         return Completed(name=SKIPPED, message=f"{stage}: up to date", data=SKIPPED)
     return Completed(message=f"{stage}: ran", data="ran")
 

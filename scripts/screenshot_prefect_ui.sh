@@ -8,7 +8,7 @@
 #
 # It starts a throwaway Prefect server on a free 127.0.0.1 port (its data in a temporary
 # PREFECT_HOME), runs `radflow retrain` twice against it (the second run shows every stage skipped),
-# looks up the first flow run through the REST API and screenshots its page. The server and the
+# looks up both flow runs through the REST API and screenshots their pages. The server and the
 # temporary files are removed on exit. Needs chromium (`apt-get install -y chromium`) and curl.
 set -euo pipefail
 
@@ -52,11 +52,15 @@ echo "retrain (runs the stages) ..."
 echo "retrain again (every stage skipped) ..."
 (cd "$PROJECT" && radflow retrain >"$WORK/run2.log" 2>&1)
 
-FLOW_RUN="$(curl -sf -X POST "$PREFECT_API_URL/flow_runs/filter" -H 'Content-Type: application/json' \
-  -d '{"sort": "START_TIME_ASC", "limit": 1}' | python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["id"])')"
-URL="http://127.0.0.1:${PORT}/runs/flow-run/${FLOW_RUN}"
-echo "screenshot of $URL -> $OUT"
-chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
-  --disable-component-update --disable-sync --user-data-dir="$WORK/chromium" --virtual-time-budget=15000 \
-  --window-size=1400,1000 --screenshot="$OUT" "$URL" 2>"$WORK/chromium.log" || { tail -20 "$WORK/chromium.log" >&2; exit 1; }
-echo "done: $OUT"
+# The first run (stages ran) goes to OUT, the second (every stage Skipped) to OUT with a -skipped suffix.
+RUNS="$(curl -sf -X POST "$PREFECT_API_URL/flow_runs/filter" -H 'Content-Type: application/json' \
+  -d '{"sort": "START_TIME_ASC", "limit": 2}' | python3 -c 'import json, sys; print(*[r["id"] for r in json.load(sys.stdin)])')"
+read -r FIRST SECOND <<<"$RUNS"
+for pair in "$FIRST:$OUT" "$SECOND:${OUT%.png}-skipped.png"; do
+  URL="http://127.0.0.1:${PORT}/runs/flow-run/${pair%%:*}"
+  echo "screenshot of $URL -> ${pair#*:}"
+  chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
+    --disable-component-update --disable-sync --user-data-dir="$(mktemp -d -p "$WORK")" --virtual-time-budget=15000 \
+    --window-size=1400,1000 --screenshot="${pair#*:}" "$URL" 2>"$WORK/chromium.log" || { tail -20 "$WORK/chromium.log" >&2; exit 1; }
+done
+echo "done: $OUT ${OUT%.png}-skipped.png"
