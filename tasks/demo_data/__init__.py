@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,7 @@ def write_demo_archive(
         broken = write_broken_files(folder, identity, demo.image_size, rng)
         rows += [(str(path.relative_to(directory)), "normal", "") for path in broken]
         write_report(identities[0][0], identities[0][1])
+    os.sync()  # every image is on disk before labels.csv (written durably) names it
     _write_labels(directory / "labels.csv", rows)
 
 

@@ -28,8 +28,8 @@ REPORT_FILE = "report.dcm"  # a structured report without pixels: ingest skips i
 
 
 def write_bytes(path: Path, data: bytes) -> None:
-    """Write one archive file atomically."""
-    with atomic_open(path, "wb") as handle:
+    """Write one archive file atomically (synced once at the end by write_demo_archive, not per file)."""
+    with atomic_open(path, "wb", durable=False) as handle:
         handle.write(data)
 
 
