@@ -65,9 +65,6 @@ class AlexNet(nn.Module):
             nn.Linear(hidden, config.num_classes),
         )
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, S, S) -> (B, channels*36): the frozen part in linear-probe mode."""
-        return torch.flatten(self.avgpool(self.features(x)), 1)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.forward_features(x))  # (B, num_classes) logits
+        pooled = torch.flatten(self.avgpool(self.features(x)), 1)  # (B, channels * 36)
+        return self.classifier(pooled)  # (B, num_classes) logits

@@ -34,12 +34,14 @@ def _modules(model: nn.Module, *names: str) -> list[nn.Module]:
 
 
 def split_backbone_head(model: nn.Module) -> tuple[nn.Module, nn.Module]:
-    """(backbone mapping (B, C, S, S) -> (B, F) features, head mapping (B, F) -> (B, classes) logits).
+    """(backbone (B, C, S, S) -> (B, F) penultimate features, head: the final linear layer -> logits).
 
-    The modules are the model's own (shared parameters), so training the head trains the model.
+    The modules are the model's own (shared parameters), so training the head trains the model. The
+    head is the one layer a linear probe fits; for AlexNet the backbone ends after FC7 (F = hidden_units).
     """
     if isinstance(model, AlexNet):
-        return nn.Sequential(model.features, model.avgpool, nn.Flatten(1)), model.classifier
+        *penultimate, last = model.classifier
+        return nn.Sequential(model.features, model.avgpool, nn.Flatten(1), *penultimate), last
     if isinstance(model, ResNet):
         names = ("conv1", "bn1", "act", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool")
         return nn.Sequential(*_modules(model, *names), nn.Flatten(1)), model.get_submodule("fc")
@@ -47,6 +49,17 @@ def split_backbone_head(model: nn.Module) -> tuple[nn.Module, nn.Module]:
         top = ("features", "class_layers.relu", "class_layers.pool", "class_layers.flatten")
         return nn.Sequential(*_modules(model, *top)), model.get_submodule("class_layers.out")
     raise TypeError(f"no backbone/head split known for {type(model).__name__}")
+
+
+def top_layers(model: nn.Module) -> nn.Module:
+    """Everything after the last conv block (AlexNet: the three FC layers); `partial` mode trains it."""
+    if isinstance(model, AlexNet):
+        return model.classifier
+    if isinstance(model, ResNet):
+        return model.get_submodule("fc")
+    if isinstance(model, DenseNet121):
+        return model.get_submodule("class_layers")
+    raise TypeError(f"no top layers known for {type(model).__name__}")
 
 
 def conv_blocks(model: nn.Module) -> list[nn.Module]:

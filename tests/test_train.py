@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 
 from models import load_model, to_model_input
 from tasks.train import main
+from tasks.train.network import build_network
 from tasks.train.params import TrainParams
 
 SIZE = 64
@@ -96,16 +97,29 @@ def test_linear_probe_trains_only_the_head_from_cached_features(tmp_path: Path) 
     first = project(tmp_path, "first", mode="linear_probe", epochs=3)
     main(first)
     cache = list((Path(first["paths"]["checkpoints"]) / "features").glob("features-*.safetensors"))
-    assert len(cache) == 1 and load_file(str(cache[0]))["features"].shape == (32, 256 * 36)
-    weights = load_file(str(Path(first["paths"]["model"]) / "model.safetensors"))
-    torch.manual_seed(3)  # the same seed builds the same initial backbone
-    initial = load_model(Path(first["paths"]["model"]))[0].state_dict()
-    assert set(weights) == set(initial)
+    assert len(cache) == 1 and load_file(str(cache[0]))["features"].shape == (32, TINY["hidden_units"])
+    trained = load_file(str(Path(first["paths"]["model"]) / "model.safetensors"))
+    torch.manual_seed(3)  # the run's seed rebuilds its initial network
+    initial = build_network(TrainParams(**TINY), num_classes=2, registry_root=tmp_path).model.state_dict()
+    changed = {key for key, tensor in initial.items() if not torch.equal(tensor, trained[key])}
+    assert changed == {"classifier.6.weight", "classifier.6.bias"}
     # A second run with other head settings reuses the same cached features (same data and backbone).
     stamp = cache[0].stat().st_mtime_ns
     second = project(tmp_path, "first", mode="linear_probe", epochs=2, learning_rate=0.01)
     main(second)
     assert cache[0].stat().st_mtime_ns == stamp
+
+
+def test_partial_mode_trains_the_last_blocks_and_the_classifier(tmp_path: Path) -> None:
+    network = build_network(
+        TrainParams(mode="partial", trainable_blocks=1), num_classes=2, registry_root=tmp_path
+    )
+    trainable = {
+        name.split(".")[0] + "." + name.split(".")[1]
+        for name, p in network.model.named_parameters()
+        if p.requires_grad
+    }
+    assert trainable == {"features.10", "features.11", "classifier.1", "classifier.4", "classifier.6"}
 
 
 @pytest.mark.slow

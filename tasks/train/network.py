@@ -9,7 +9,7 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from models import build_model, conv_blocks, split_backbone_head
+from models import build_model, conv_blocks, split_backbone_head, top_layers
 from models.config import ModelConfig
 from models.registry import Registry
 from models.weights import LoadReport, load_imagenet, load_registry_weights
@@ -22,7 +22,7 @@ REGISTRY_PREFIX = "registry:"
 
 @dataclass
 class Network:
-    """The model plus its split into a backbone (B, C, S, S) -> (B, F) and a head (B, F) -> (B, classes)."""
+    """The model split into a backbone (B, C, S, S) -> (B, F) and an output layer (B, F) -> (B, classes)."""
 
     model: nn.Module
     backbone: nn.Module
@@ -67,7 +67,7 @@ def build_network(params: TrainParams, num_classes: int, registry_root: Path) ->
         blocks = conv_blocks(model)
         if not 0 <= params.trainable_blocks <= len(blocks):
             raise RadflowError(f"train.trainable_blocks must be 0..{len(blocks)} for {params.model}")
-        trainable = [head, *blocks[len(blocks) - params.trainable_blocks :]]
+        trainable = [top_layers(model), *blocks[len(blocks) - params.trainable_blocks :]]
     model.requires_grad_(False)
     for module in trainable:
         module.requires_grad_(True)
@@ -84,7 +84,7 @@ def set_train_mode(network: Network) -> None:
 
 
 def make_optimizer(network: Network, params: TrainParams) -> torch.optim.Optimizer:
-    """Head at the full learning rate; pretrained backbone layers at `pretrained_lr_factor` times it."""
+    """The output layer at the full learning rate; pretrained layers at `pretrained_lr_factor` times it."""
     head_ids = {id(p) for p in network.head.parameters()}
     trainable = [p for p in network.model.parameters() if p.requires_grad]
     head = [p for p in trainable if id(p) in head_ids]
