@@ -35,6 +35,7 @@ class IngestRun:
     """One ingest over the hostile archive, with its outputs read back."""
 
     source: Path
+    project: Path
     ingested: Path
     good: list[Path]
     cases: list[Case]
@@ -71,6 +72,7 @@ def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> IngestRun:
     private, ingested = project / "data/private", project / "data/ingested"
     return IngestRun(
         source,
+        project,
         ingested,
         good,
         cases,
@@ -156,6 +158,19 @@ def test_no_identifier_or_source_path_leaks_from_a_hostile_archive(hostile_run: 
     }
     markers = identifiers | odd_names | {str(hostile_run.source)}
     assert scan_for_identifiers([hostile_run.ingested], markers, [hostile_run.measured.output]) == []
+
+
+def test_a_rerun_over_the_hostile_archive_changes_nothing(hostile_run: IngestRun) -> None:
+    """Quarantined files, odd names and links survive the incremental state: same tables, byte for byte."""
+    tables = [
+        hostile_run.ingested / "manifest.csv",
+        hostile_run.project / "data/private/linkage.csv",
+        hostile_run.project / "data/private/quarantine.csv",
+    ]
+    before = [path.read_bytes() for path in tables]
+    rerun = run_measured(["radflow", "stage", "ingest"], hostile_run.project, timeout=INGEST_TIMEOUT_S)
+    assert rerun.returncode == 0, rerun.output[-5000:]
+    assert [path.read_bytes() for path in tables] == before
 
 
 def test_report_per_category(hostile_run: IngestRun) -> None:
