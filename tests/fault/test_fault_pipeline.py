@@ -2,13 +2,15 @@
 
 `dvc repro` runs in a throwaway project whose ingest source is the demo archive plus the values from
 `tests.fault.planted` (free text, extra names, NIfTI/PNG metadata, identifying folder and file names).
-Every output past raw data — stage folders, registry, DVC metrics/plots, the HTML report, dvc.lock and
-the captured logs — is scanned for every planted value. Then a copy of the project and the original
-promote against one shared registry at the same moment: both finish, nothing is corrupted.
+Every output past raw data — stage folders, registry, DVC metrics/plots, the HTML report, dvc.lock,
+the captured logs and the Prefect artifacts' content — is scanned for every planted value. Then a copy
+of the project and the original promote against one shared registry at the same moment: both finish,
+nothing is corrupted.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -59,8 +61,21 @@ def test_no_planted_identifier_leaves_the_archive(planted_project: tuple[Path, s
     outputs = [path for path in (project / "data").iterdir() if path.name not in NOT_SCANNED]
     assert {path.name for path in outputs} >= {"ingested", "preprocessed", "model", "evaluation", "promotion"}
     assert (project / "data/evaluation/report/report.html").is_file()
-    hits = scan_for_identifiers([*outputs, project / "registry", project / "dvc.lock"], identifiers, [log])
-    assert hits == []
+    artifacts = _artifact_texts(project)
+    roots = [*outputs, project / "registry", project / "dvc.lock"]
+    assert scan_for_identifiers(roots, identifiers, [log, *artifacts]) == []
+
+
+def _artifact_texts(project: Path) -> list[str]:
+    """The Prefect artifacts `radflow retrain` would publish for this run, rendered by flows.artifacts."""
+    from flows.artifacts import champion_metrics, metrics_rows, promotion_markdown, read_json
+    from flows.summary import flatten_numbers
+
+    metrics = flatten_numbers(read_json(project / "data/evaluation/metrics.json"))
+    promotion = read_json(project / "data/promotion/promotion.json")
+    assert metrics and promotion
+    rows = metrics_rows(metrics, champion_metrics(project / "registry", promotion))
+    return [json.dumps(rows), promotion_markdown(promotion)]
 
 
 def test_source_paths_stay_in_the_private_folder(planted_project: tuple[Path, str]) -> None:
