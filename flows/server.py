@@ -34,7 +34,8 @@ def run_server(project: Path, host: str, port: int, console: Console) -> int:
     """Run `prefect server start` in the foreground until Ctrl-C; returns its exit status."""
     console.print(
         f"Prefect UI: http://{host}:{port}   (data in {project / PREFECT_DIR})\n"
-        f"In other shells, point radflow at it:  export PREFECT_API_URL={api_url(host, port)}"
+        f"In other shells, point radflow at it:  export PREFECT_API_URL={api_url(host, port)}",
+        soft_wrap=True,  # keep the export line copy-pasteable
     )
     command = ["prefect", "server", "start", "--host", host, "--port", str(port)]
     try:
