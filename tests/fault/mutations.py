@@ -25,10 +25,17 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from tasks.demo_data.dicom import build_dataset, encode
 from tests.dicom_factory import identity
+from tests.fault.dicom_bytes import (
+    PIXEL_DATA_TAG,
+    dataset_start,
+    element,
+    element_offsets,
+    flip_bits,
+    nested_sequence,
+    set_length,
+)
 
 Expect = Literal["accounted", "ingested", "survive"]
-LONG_LENGTH_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
-PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
 
 
 @dataclass(frozen=True)
@@ -96,64 +103,13 @@ def _write(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
-def _element(group: int, elem: int, vr: bytes, value: bytes) -> bytes:
-    """One explicit-VR little-endian element, with the length field its VR calls for."""
-    value += b"\0" * (len(value) % 2)
-    header = struct.pack("<HH", group, elem) + vr
-    if vr in LONG_LENGTH_VRS:
-        return header + b"\0\0" + struct.pack("<I", len(value)) + value
-    return header + struct.pack("<H", len(value)) + value
-
-
-def _dataset_start(data: bytes) -> int:
-    """Offset of the first main-dataset element (just after the file meta group)."""
-    meta_length = struct.unpack_from("<I", data, 128 + 4 + 8)[0]  # (0002,0000) group length value
-    return 128 + 4 + 12 + meta_length
-
-
-def _flip_bits(data: bytes, rng: random.Random, start: int, end: int, flips: int) -> bytes:
-    mutable = bytearray(data)
-    for _ in range(flips):
-        offset = rng.randrange(start, end)
-        mutable[offset] ^= 1 << rng.randrange(8)
-    return bytes(mutable)
-
-
-def _element_offsets(data: bytes) -> list[tuple[int, bytes]]:
-    """(offset, VR) of each top-level main-dataset element, walking the explicit-VR LE stream."""
-    offsets, position = [], _dataset_start(data)
-    while position + 8 <= len(data):
-        vr = data[position + 4 : position + 6]
-        if vr in LONG_LENGTH_VRS:
-            length, header = struct.unpack_from("<I", data, position + 8)[0], 12
-        else:
-            length, header = struct.unpack_from("<H", data, position + 6)[0], 8
-        offsets.append((position, vr))
-        position += header + length
-    return offsets
-
-
-def _set_length(data: bytes, offset: int, vr: bytes, length: int) -> bytes:
-    if vr in LONG_LENGTH_VRS:
-        return data[: offset + 8] + struct.pack("<I", length & 0xFFFFFFFF) + data[offset + 12 :]
-    return data[: offset + 6] + struct.pack("<H", length & 0xFFFF) + data[offset + 8 :]
-
-
-def _nested_sequence(depth: int) -> bytes:
-    """ContentSequence items nested `depth` deep, undefined lengths, properly delimited."""
-    open_one = _element(0x0040, 0xA730, b"SQ", b"")[:8] + b"\xff\xff\xff\xff"  # SQ, undefined length
-    item_start = struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF)
-    closing = struct.pack("<HHI", 0xFFFE, 0xE00D, 0) + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
-    return (open_one + item_start) * depth + closing * depth
-
-
 def _with_element_first(ds: Dataset, raw_element: bytes, remove: tuple[str, ...] = ()) -> bytes:
     """The dataset serialised with `raw_element` spliced in as its first element (after meta)."""
     for keyword in remove:
         if keyword in ds:
             delattr(ds, keyword)
     data = dicom_bytes(ds)
-    start = _dataset_start(data)
+    start = dataset_start(data)
     return data[:start] + raw_element + data[start:]
 
 
@@ -167,16 +123,16 @@ def _dicom_cases(rng: random.Random, nprng: np.random.Generator) -> dict[str, li
     cases: dict[str, list[tuple[str, bytes]]] = {}
     cases["truncated-dicom"] = [(f"t{i}.dcm", base[: rng.randrange(0, len(base))]) for i in range(60)]
     cases["bitflip-dicom-header"] = [
-        (f"h{i}.dcm", _flip_bits(base, rng, 128, pixel_offset + 12, rng.randint(1, 8))) for i in range(50)
+        (f"h{i}.dcm", flip_bits(base, rng, 128, pixel_offset + 12, rng.randint(1, 8))) for i in range(50)
     ]
     cases["bitflip-dicom-pixels"] = [
-        (f"p{i}.dcm", _flip_bits(base, rng, pixel_offset + 12, len(base), rng.randint(1, 64)))
+        (f"p{i}.dcm", flip_bits(base, rng, pixel_offset + 12, len(base), rng.randint(1, 64)))
         for i in range(20)
     ]
-    elements = _element_offsets(base)
+    elements = element_offsets(base)
     bogus = (0, 1, 3, 0xFFFF, 0xFFFFFFFF, 0x7FFFFFFF, len(base), 0xFFFFFFF0)
     cases["wrong-length"] = [
-        (f"l{i}.dcm", _set_length(base, *rng.choice(elements), rng.choice(bogus))) for i in range(30)
+        (f"l{i}.dcm", set_length(base, *rng.choice(elements), rng.choice(bogus))) for i in range(30)
     ]
     cases["absurd-dimensions"] = [
         (f"dims-{name}.dcm", dicom_bytes(_modified(nprng, **attrs)))
@@ -205,7 +161,7 @@ def _dicom_cases(rng: random.Random, nprng: np.random.Generator) -> dict[str, li
         (
             f"spacing-{name}.dcm",
             _with_element_first(
-                dicom_dataset(nprng), _element(0x0028, 0x0030, b"DS", value), ("PixelSpacing",)
+                dicom_dataset(nprng), element(0x0028, 0x0030, b"DS", value), ("PixelSpacing",)
             ),
         )
         for name, value in {
@@ -221,31 +177,31 @@ def _dicom_cases(rng: random.Random, nprng: np.random.Generator) -> dict[str, li
     cases["wrong-vr"] = [
         (f"vr-{name}.dcm", _with_element_first(dicom_dataset(nprng), element, remove))
         for name, element, remove in (
-            ("rows-as-ds", _element(0x0028, 0x0010, b"DS", b"32.5"), ("Rows",)),
-            ("rows-as-lo", _element(0x0028, 0x0010, b"LO", b"thirty-two"), ("Rows",)),
-            ("bits-as-ob", _element(0x0028, 0x0100, b"OB", b"\xff" * 7), ("BitsAllocated",)),
-            ("spacing-as-us", _element(0x0028, 0x0030, b"US", b"\x01\x00"), ("PixelSpacing",)),
+            ("rows-as-ds", element(0x0028, 0x0010, b"DS", b"32.5"), ("Rows",)),
+            ("rows-as-lo", element(0x0028, 0x0010, b"LO", b"thirty-two"), ("Rows",)),
+            ("bits-as-ob", element(0x0028, 0x0100, b"OB", b"\xff" * 7), ("BitsAllocated",)),
+            ("spacing-as-us", element(0x0028, 0x0030, b"US", b"\x01\x00"), ("PixelSpacing",)),
             (
                 "photometric-as-us",
-                _element(0x0028, 0x0004, b"US", b"\x02\x00"),
+                element(0x0028, 0x0004, b"US", b"\x02\x00"),
                 ("PhotometricInterpretation",),
             ),
-            ("name-as-sq", _element(0x0010, 0x0010, b"SQ", b"\x01\x02\x03\x04"), ("PatientName",)),
-            ("slope-as-fd", _element(0x0028, 0x1053, b"FD", struct.pack("<d", float("nan"))), ()),
-            ("bogus-vr", _element(0x0028, 0x0011, b"ZZ", b"\x20\x00"), ("Columns",)),
-            ("pixels-as-ut", _element(0x7FE0, 0x0010, b"UT", b"not pixels"), ("PixelData",)),
-            ("lowercase-vr", _element(0x0028, 0x0010, b"us", b"\x20\x00"), ("Rows",)),
+            ("name-as-sq", element(0x0010, 0x0010, b"SQ", b"\x01\x02\x03\x04"), ("PatientName",)),
+            ("slope-as-fd", element(0x0028, 0x1053, b"FD", struct.pack("<d", float("nan"))), ()),
+            ("bogus-vr", element(0x0028, 0x0011, b"ZZ", b"\x20\x00"), ("Columns",)),
+            ("pixels-as-ut", element(0x7FE0, 0x0010, b"UT", b"not pixels"), ("PixelData",)),
+            ("lowercase-vr", element(0x0028, 0x0010, b"us", b"\x20\x00"), ("Rows",)),
         )
     ]
     cases["recursive-sequence"] = [
-        (f"nest-{depth}.dcm", _with_element_first(dicom_dataset(nprng), _nested_sequence(depth)))
+        (f"nest-{depth}.dcm", _with_element_first(dicom_dataset(nprng), nested_sequence(depth)))
         for depth in (10, 100, 500, 1000, 3000, 10000, 50000)
     ]
-    cases["recursive-sequence"].append(("nest-unterminated.dcm", base + _nested_sequence(2000)[: 16 * 2000]))
+    cases["recursive-sequence"].append(("nest-unterminated.dcm", base + nested_sequence(2000)[: 16 * 2000]))
     cases["huge-header"] = [
         (
             "private-16mb.dcm",
-            _with_element_first(dicom_dataset(nprng), _element(0x0009, 0x1001, b"OB", b"\0" * 2**24)),
+            _with_element_first(dicom_dataset(nprng), element(0x0009, 0x1001, b"OB", b"\0" * 2**24)),
         ),
         ("many-elements.dcm", _with_element_first(dicom_dataset(nprng), _many_private_elements(60000))),
         ("meta-length-huge.dcm", base[:140] + struct.pack("<I", 0x7FFFFFF0) + base[144:]),
@@ -254,8 +210,8 @@ def _dicom_cases(rng: random.Random, nprng: np.random.Generator) -> dict[str, li
 
 
 def _many_private_elements(count: int) -> bytes:
-    creator = _element(0x0009, 0x0010, b"LO", b"FAULT")
-    return creator + b"".join(_element(0x0009, 0x1000 + (i % 0xFF), b"LO", b"x" * 16) for i in range(count))
+    creator = element(0x0009, 0x0010, b"LO", b"FAULT")
+    return creator + b"".join(element(0x0009, 0x1000 + (i % 0xFF), b"LO", b"x" * 16) for i in range(count))
 
 
 def _modified(nprng: np.random.Generator, **attributes: object) -> Dataset:
@@ -296,7 +252,7 @@ def _deflate_broken(ds: Dataset, payload: bytes) -> bytes:
     """A deflated-transfer-syntax file whose deflated body is replaced by `payload`."""
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     data = dicom_bytes(ds)
-    start = _dataset_start(data)
+    start = dataset_start(data)
     data = data.replace(ExplicitVRLittleEndian.encode() + b"\0", b"1.2.840.10008.1.2.1.99\0", 1)
     return data[: start + 2] + payload  # meta length grows by 2 with the longer UID
 
@@ -310,7 +266,7 @@ def _nifti_cases(rng: random.Random, nprng: np.random.Generator) -> dict[str, li
         (f"tgz{i}.nii.gz", gzip.compress(base, mtime=0)[: rng.randrange(0, 2000)]) for i in range(10)
     ]
     cases["bitflip-nifti-header"] = [
-        (f"h{i}.nii", _flip_bits(base, rng, 0, 348, rng.randint(1, 6))) for i in range(30)
+        (f"h{i}.nii", flip_bits(base, rng, 0, 348, rng.randint(1, 6))) for i in range(30)
     ]
     special: dict[str, np.ndarray] = {
         "all-nan": np.full_like(volume, np.nan),
