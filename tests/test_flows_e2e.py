@@ -116,8 +116,15 @@ def test_retrain_runs_each_stage_as_a_task_then_skips_them(prefect_server: str, 
     with WebhookReceiver() as receiver:
         project = make_project(
             tmp_path / "project",
-            retrain={"incoming": "incoming", "incoming_settle_s": 0, "notify_webhook": receiver.url},
+            retrain={
+                "incoming": "incoming",
+                "incoming_settle_s": 0,
+                "notify_webhook": receiver.url,
+                "dvc_remote": "backup",
+            },
         )
+        remote = tmp_path / "dvc-remote"
+        subprocess.run(["dvc", "remote", "add", "backup", str(remote)], cwd=project, check=True)
         (project / "incoming").mkdir()
         (project / "incoming" / "study2.txt").write_text("22")
 
@@ -127,7 +134,8 @@ def test_retrain_runs_each_stage_as_a_task_then_skips_them(prefect_server: str, 
         assert (project / "raw" / "study2.txt").read_text() == "22"  # synced before the stages ran
         shown = inspect_run(prefect_server, new_run(prefect_server, seen))
         assert shown["state"].is_completed()
-        assert set(shown["tasks"]) == {"sync-incoming", *STAGES}
+        assert set(shown["tasks"]) == {"sync-incoming", *STAGES, "dvc-push"}
+        assert any(path.is_file() for path in remote.rglob("*"))  # outputs pushed to the DVC remote
         assert all(shown["tasks"][stage].state.name == "Completed" for stage in STAGES)
         assert {METRICS_KEY, PROMOTION_KEY, REPORT_KEY, SUMMARY_KEY} <= shown["artifacts"]
         assert "counted 3" in shown["logs"]  # the stage's own output, streamed into the task's log
