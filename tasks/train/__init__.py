@@ -82,11 +82,10 @@ def make_job(
     inputs = data.images.to(device) if cuda else data.images  # the whole store on the GPU when there is one
     if params.mode == "linear_probe":
         key = backbone_digest(network.backbone, {"data": data.fingerprint, "input": config["input"]})
-        inputs = cached_features(network.backbone, inputs, prepare_eval, cache, key, params.batch_size).to(
-            device
-        )
+        features = cached_features(network.backbone, inputs, images_in, cache, key, params.batch_size)
+        inputs = features.to(device)  # (N, F)
         net = network.head
-        prepare_train = prepare_eval = lambda features: features
+        prepare_train = prepare_eval = features_in
     if params.compile and cuda:
         net = torch.compile(net)  # type: ignore[assignment]
     train_labels = data.labels[data.splits["train"]]
