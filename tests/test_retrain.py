@@ -226,6 +226,7 @@ def test_lock_admits_one_holder_at_a_time(tmp_path: Path) -> None:
         assert held is True
 
 
+@pytest.mark.slow  # six real `dvc repro` runs
 def test_summary_reports_lock_change_and_metric_diff(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p")
     for stage in STAGES:
