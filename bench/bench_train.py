@@ -126,6 +126,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=128, help="images in the store (8 held out as val)")
     parser.add_argument("--size", type=int, default=224, help="image side in px (AlexNet native: 224)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--repeats", type=int, default=2, help="timed full fine-tuning epochs per side")
     parser.add_argument(
         "--probe-epochs", type=int, default=3, help="linear-probe epochs timed after the first"
     )
