@@ -62,7 +62,12 @@ def make_project(root: Path, overrides: tuple[str, ...] = SMALL_DEMO) -> Path:
     for override in overrides:
         apply_override(params, override)
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    setup = (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"])
+    setup = (
+        ["git", "init", "-q"],
+        ["dvc", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-qm", "init"],
+    )
     for command in setup:
         result = run(command, project)
         assert result.returncode == 0, result.stderr
