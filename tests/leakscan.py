@@ -25,11 +25,13 @@ IDENTIFYING_KEYWORDS = (
     "SeriesInstanceUID",
     "SOPInstanceUID",
 )
+PERSON_NAME_KEYWORDS = ("PatientName", "ReferringPhysicianName")  # searched whole and by name component
 MIN_TOKEN_LENGTH = 4  # shorter fragments (initials, "M") would match innocently everywhere
 
 
 def planted_identifiers(raw_root: Path) -> set[str]:
-    """Every identifying header value (and person-name component) found in the raw DICOM files."""
+    """Every identifying header value found in the raw DICOM files, and each component of person names
+    (a report could show a surname alone; an institution's ordinary words such as "CLINIC" are no leak)."""
     values: set[str] = set()
     for path in raw_root.rglob("*"):
         if not path.is_file():
@@ -41,7 +43,8 @@ def planted_identifiers(raw_root: Path) -> set[str]:
         for keyword in IDENTIFYING_KEYWORDS:
             value = str(dataset.get(keyword, "") or "").strip()
             values.add(value)
-            values.update(part for part in value.replace("^", " ").split() if part)
+            if keyword in PERSON_NAME_KEYWORDS:
+                values.update(value.replace("^", " ").split())
     return {value for value in values if len(value) >= MIN_TOKEN_LENGTH}
 
 
