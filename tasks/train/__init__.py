@@ -53,10 +53,9 @@ def make_job(
     """Wire inputs, preprocessing, loss and optimiser for the configured mode and device."""
     device = pick_device(params)
     cuda = device.type == "cuda"
-    memory_format = torch.channels_last if cuda else torch.contiguous_format
+    memory_format = torch.channels_last  # (B, S, S, C) in memory: faster convs on CUDA and oneDNN CPUs
     network.model.to(device)
-    if cuda:
-        network.model.to(memory_format=memory_format)  # type: ignore[call-overload]
+    network.model.to(memory_format=memory_format)  # type: ignore[call-overload]
     augment = BatchAugment(params)
 
     def images_in(batch: torch.Tensor) -> torch.Tensor:  # (B, 1, S, S) float16 -> (B, C, S, S)
