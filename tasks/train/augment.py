@@ -1,4 +1,4 @@
-"""Random augmentation of whole batches: one batched affine warp plus MONAI intensity transforms.
+"""Random augmentation of whole batches: a batched affine warp, an intensity shift and noise per batch.
 
 Per-sample MONAI pipelines cost more than the network on a small CPU; here each batch is warped in
 one call (MONAI's batched AffineTransform) with a different random flip/rotation/zoom per image,
