@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -75,8 +76,17 @@ def test_train_writes_a_loadable_model(tmp_path: Path) -> None:
     assert config["input"]["channels"] == 1 and config["train"]["epochs"] == 2 and config["seed"] == 3
     batch = torch.rand(2, 1, SIZE, SIZE)
     assert model(to_model_input(batch, config)).shape == (2, 2)
-    live = json.loads((Path(params["paths"]["train_live"]) / "metrics.json").read_text())
-    assert {"train_loss", "val_auc", "learning_rate", "step"} <= set(live)
+    live = Path(params["paths"]["train_live"]) / "metrics.json"
+    assert {"train_loss", "val_auc", "learning_rate", "step"} <= set(json.loads(live.read_text()))
+    # Rerun of a finished run (as `dvc repro -f` does, after clearing the outputs): same model, curves back.
+    shutil.rmtree(params["paths"]["train_live"])
+    shutil.rmtree(params["paths"]["model"])
+    main(params)
+    assert json.loads(live.read_text())["step"] == 1
+    assert torch.equal(
+        load_model(Path(params["paths"]["model"]))[0](to_model_input(batch, config)),
+        model(to_model_input(batch, config)),
+    )
 
 
 @pytest.mark.parametrize(

@@ -94,11 +94,17 @@ def train_one_epoch(job: Job, order: torch.Tensor, batch_size: int, advance: Cal
     return total / max(seen, 1)
 
 
+def log_epoch(live: Live, metrics: dict[str, float]) -> None:
+    for name, value in metrics.items():
+        live.log_metric(name, value)
+    live.next_step()
+
+
 def resume_state(job: Job, settings: LoopSettings) -> dict[str, Any]:
     """Restore the last checkpoint of this run identity into the job, or a fresh loop state."""
     state = load_checkpoint(settings.checkpoints / LAST, settings.identity)
     if state is None:
-        return {"epoch": 0, "best_auc": -1.0, "best_epoch": -1, "stale": 0, "stopped": False}
+        return {"epoch": 0, "best_auc": -1.0, "best_epoch": -1, "stale": 0, "stopped": False, "history": []}
     job.model.load_state_dict(state["model"])
     job.optimizer.load_state_dict(state["optimizer"])
     job.scheduler.load_state_dict(state["scheduler"])
@@ -109,7 +115,7 @@ def fit(job: Job, settings: LoopSettings) -> dict[str, Any]:
     """Train until `epochs` or early stop, resuming from `last.pt`; leaves the best weights in the model."""
     loop = resume_state(job, settings)
     generator = torch.Generator()
-    val_labels = job.labels[job.val_rows].numpy()
+    val_labels = job.labels[job.val_rows].cpu().numpy()
     columns = (
         TextColumn("epoch {task.fields[epoch]}"),
         BarColumn(),
@@ -118,9 +124,11 @@ def fit(job: Job, settings: LoopSettings) -> dict[str, Any]:
     )
     rate = TextColumn("{task.fields[rate]:.0f} img/s  val AUC {task.fields[auc]:.3f}")
     with (
-        Live(str(settings.live_dir), resume=loop["epoch"] > 0, dvcyaml=None, save_dvc_exp=False) as live,
+        Live(str(settings.live_dir), dvcyaml=None, save_dvc_exp=False) as live,
         Progress(*columns, rate) as progress,
     ):
+        for past in loop["history"]:  # a resumed run rewrites the curves DVC cleared before the stage
+            log_epoch(live, past)
         task = progress.add_task("train", total=len(job.train_rows), epoch=0, rate=0.0, auc=float("nan"))
         for epoch in range(loop["epoch"], settings.epochs):
             if loop["stopped"]:
@@ -149,9 +157,8 @@ def fit(job: Job, settings: LoopSettings) -> dict[str, Any]:
             else:
                 loop["stale"] += 1
                 loop["stopped"] = 0 < settings.patience <= loop["stale"]
-            for name, value in (("train_loss", loss), ("val_auc", auc), ("learning_rate", lr)):
-                live.log_metric(name, value)
-            live.next_step()
+            loop["history"].append({"train_loss": loss, "val_auc": auc, "learning_rate": lr})
+            log_epoch(live, loop["history"][-1])
             save_checkpoint(
                 settings.checkpoints / LAST,
                 {
