@@ -83,16 +83,19 @@ def quiet_decoders() -> Iterator[None]:
                 logger.setLevel(level)
 
 
-def decode_path(path: Path, settings: IngestSettings) -> list[DecodedImage]:
-    """Decode any supported file into 2D images; raise UnusableFile (a RadflowError) otherwise."""
+def decode_path(path: Path, settings: IngestSettings, data: bytes | None = None) -> list[DecodedImage]:
+    """Decode any supported file into 2D images; raise UnusableFile (a RadflowError) otherwise.
+
+    `data`: the file's bytes when the caller already read them (DICOM is then parsed from memory).
+    """
     with quiet_decoders():
-        return _dispatch(path, settings)
+        return _dispatch(path, settings, data)
 
 
-def _dispatch(path: Path, settings: IngestSettings) -> list[DecodedImage]:
+def _dispatch(path: Path, settings: IngestSettings, data: bytes | None) -> list[DecodedImage]:
     """Pick the decoder by file name; unknown names are tried as DICOM (archives often omit .dcm)."""
     name = path.name.lower()
-    size_mb = path.stat().st_size / 2**20
+    size_mb = (path.stat().st_size if data is None else len(data)) / 2**20
     if size_mb > settings.max_file_mb:
         raise UnusableFile(
             "quarantined", f"too large: {size_mb:.0f} MB exceeds ingest.max_file_mb={settings.max_file_mb}"
@@ -105,12 +108,29 @@ def _dispatch(path: Path, settings: IngestSettings) -> list[DecodedImage]:
         raise UnusableFile("skipped", f"not an image file: {path.suffix.lower()} files are not read")
     if name.endswith(ARCHIVE_SUFFIXES):
         raise UnusableFile("skipped", f"compressed archive: unpack {path.suffix.lower()} files before ingest")
-    return decode_dicom(path, settings)
+    return decode_dicom(path if data is None else data, settings)
 
 
 def image_id(source_sha256: str, frame: int) -> str:
     """Stable id of one 2D image: 16 hex chars from the source content hash and the frame index."""
     return hashlib.sha256(f"{source_sha256}:{frame}".encode()).hexdigest()[:16]
+
+
+def _is_dicom_candidate(name: str) -> bool:
+    """Whether `_dispatch` hands a file of this name to the DICOM reader (the fallback for other names)."""
+    known = (*NIFTI_SUFFIXES, *PLAIN_SUFFIXES, *NON_IMAGE_SUFFIXES, *ARCHIVE_SUFFIXES)
+    return not name.lower().endswith(known)
+
+
+def _read_source(job: Job) -> tuple[str, bytes | None]:
+    """The file's content hash, and its bytes when it will be parsed as DICOM (read once, not twice).
+
+    Other files (NIfTI, plain images, oversized ones) are hashed in chunks and read by their decoder.
+    """
+    if _is_dicom_candidate(job.path.name) and job.path.stat().st_size <= job.settings.max_file_mb * 2**20:
+        data = job.path.read_bytes()
+        return job.sha256 or hashlib.sha256(data).hexdigest(), data
+    return job.sha256 or file_sha256(job.path), None
 
 
 def process_file(job: Job) -> FileOutcome:
@@ -119,11 +139,11 @@ def process_file(job: Job) -> FileOutcome:
     Hashing here rather than in the stage spreads it over the workers on a first run.
     """
     try:
-        sha = job.sha256 or file_sha256(job.path)
+        sha, data = _read_source(job)
     except OSError as error:
         return FileOutcome("quarantined", f"unreadable: {error.strerror}", type(error).__name__)
     try:
-        decoded = decode_path(job.path, job.settings)
+        decoded = decode_path(job.path, job.settings, data)
     except UnusableFile as unusable:
         return FileOutcome(unusable.disposition, unusable.reason, unusable.exception_type, sha256=sha)
     except Exception as error:  # a decoder failure of any kind is this file's problem, not the run's
@@ -136,13 +156,15 @@ def process_file(job: Job) -> FileOutcome:
 
 
 def _store(image: DecodedImage, source_sha256: str, images_dir: Path) -> StoredImage:
-    """Save one image as float32 .npy (atomically) and describe it."""
-    pixels = np.ascontiguousarray(image.pixels, dtype=np.float32)  # (H, W) or (H, W, 3)
+    """Save one image as .npy (atomically; native integers or float32) and describe it."""
+    pixels = np.ascontiguousarray(image.pixels)  # (H, W) or (H, W, 3)
+    if pixels.dtype.kind not in "iu":
+        pixels = pixels.astype(np.float32, copy=False)
     identifier = image_id(source_sha256, image.frame)
     # Not fsynced one by one: the stage syncs once before publishing the manifest that refers to them.
     with atomic_open(images_dir / f"{identifier}.npy", "wb", durable=False) as handle:
         np.save(handle, pixels)
-    digest = hashlib.sha256(str(pixels.shape).encode())
+    digest = hashlib.sha256(f"{pixels.shape}{pixels.dtype.str}".encode())
     digest.update(pixels.data)  # the buffer itself: no 1 MB copy for a 512x512 image
     height, width = pixels.shape[:2]
     return StoredImage(identifier, image.frame, height, width, digest.hexdigest(), image.meta, image.keys)

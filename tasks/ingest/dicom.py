@@ -1,13 +1,15 @@
-"""DICOM decoding: any transfer syntax pydicom and its plugins read, to float32 images in modality units.
+"""DICOM decoding: any transfer syntax pydicom and its plugins read, to images in modality units.
 
 Order of operations follows the standard's pixel pipeline: decode (pydicom converts YBR to RGB),
 palette lookup, Modality LUT (Rescale Slope/Intercept), optional VOI LUT / windowing, then MONOCHROME1
 inversion so bright always means dense. Objects without images are skipped, broken ones quarantined.
+Stored integers that no step changes stay in their native dtype (exact, and half the bytes of float32).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
 from pathlib import Path
 
@@ -29,9 +31,9 @@ UNDEFINED_LENGTH = 0xFFFFFFFF  # encapsulated (compressed) Pixel Data has no fix
 CODE_STRING = re.compile(r"^[A-Z0-9 _]{1,16}$")  # DICOM CS values: safe to keep (no free text)
 
 
-def decode_dicom(path: Path, settings: IngestSettings) -> list[DecodedImage]:
-    """Decode one DICOM file into 2D images, or raise UnusableFile with a specific reason."""
-    ds = _read(path)
+def decode_dicom(source: Path | bytes, settings: IngestSettings) -> list[DecodedImage]:
+    """Decode one DICOM file (its path, or its bytes already read) into 2D images, or raise UnusableFile."""
+    ds = _read(source)
     sop_class = UID(str(ds.get("SOPClassUID", "") or ds.file_meta.get("MediaStorageSOPClassUID", "")))
     if sop_class == MEDIA_DIRECTORY or "DirectoryRecordSequence" in ds:
         raise UnusableFile("skipped", "no image: DICOMDIR (media directory)")
@@ -49,7 +51,7 @@ def decode_dicom(path: Path, settings: IngestSettings) -> list[DecodedImage]:
         )
     _check_size(ds, settings.max_pixels)
     _check_complete(ds)
-    stack = _pixels(ds, settings.voi_lut)  # (N, H, W) or (N, H, W, 3) float32
+    stack = _pixels(ds, settings.voi_lut)  # (N, H, W) or (N, H, W, 3), native integers or float32
     meta, keys = _meta(ds), _keys(ds)
     return [
         DecodedImage(image, frame, meta, keys)
@@ -57,13 +59,17 @@ def decode_dicom(path: Path, settings: IngestSettings) -> list[DecodedImage]:
     ]
 
 
-def _read(path: Path) -> Dataset:
+def _read(source: Path | bytes) -> Dataset:
     """Read a Part 10 file, or a bare dataset without preamble/file meta (older archives write those)."""
+
+    def read(force: bool) -> Dataset:
+        return pydicom.dcmread(io.BytesIO(source) if isinstance(source, bytes) else source, force=force)
+
     try:
-        ds = pydicom.dcmread(path)
+        ds = read(force=False)
     except InvalidDicomError:
         try:
-            ds = pydicom.dcmread(path, force=True)
+            ds = read(force=True)
             recognisable = any(key in ds for key in ("SOPClassUID", "Rows", *PIXEL_KEYWORDS))
         except Exception:  # any parse failure of a forced read means: not DICOM
             recognisable = False
@@ -110,7 +116,11 @@ def _check_complete(ds: Dataset) -> None:
 
 
 def _pixels(ds: Dataset, voi_lut: bool) -> np.ndarray:
-    """Decoded pixels as (N, H, W) or (N, H, W, 3) float32, modality units, bright = dense."""
+    """Decoded pixels as (N, H, W) or (N, H, W, 3) in modality units, bright = dense.
+
+    Native integers when no step changes the stored values (identity rescale, no VOI, MONOCHROME2),
+    else float32.
+    """
     try:
         array = ds.pixel_array
     except ValueError as error:
@@ -123,18 +133,31 @@ def _pixels(ds: Dataset, voi_lut: bool) -> np.ndarray:
         array = apply_color_lut(array, ds)
     color = array.ndim == (4 if frames > 1 else 3)
     if not color:
-        array = apply_modality_lut(array, ds)
+        if _rescales(ds):
+            array = apply_modality_lut(array, ds)
         if voi_lut:
             array = apply_voi_lut(array, ds)
         if photometric == "MONOCHROME1":
             low, high = _nominal_range(ds, rescaled=not voi_lut)
             array = (high + low) - array
-    stack = np.asarray(array, dtype=np.float32)
+    stack = array if array.dtype.kind in "iu" else np.asarray(array, dtype=np.float32)
     if frames == 1:
         stack = stack[np.newaxis]
     if array.dtype.kind == "f" and not np.isfinite(stack).all():  # only float data can hold NaN/inf
         raise UnusableFile("quarantined", "non-finite pixels: image holds NaN or infinite values")
     return stack
+
+
+def _rescales(ds: Dataset) -> bool:
+    """Whether the Modality LUT changes values: a LUT, or Rescale Slope/Intercept other than 1/0."""
+    if "ModalityLUTSequence" in ds:
+        return True
+    return _rescale(ds) != (1.0, 0.0)
+
+
+def _rescale(ds: Dataset) -> tuple[float, float]:
+    """(Rescale Slope, Rescale Intercept), 1 and 0 when absent."""
+    return float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
 
 
 def _nominal_range(ds: Dataset, rescaled: bool) -> tuple[float, float]:
@@ -143,7 +166,7 @@ def _nominal_range(ds: Dataset, rescaled: bool) -> tuple[float, float]:
     signed = int(ds.get("PixelRepresentation", 0)) == 1
     low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
     if rescaled:
-        slope, intercept = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
+        slope, intercept = _rescale(ds)
         low, high = sorted((low * slope + intercept, high * slope + intercept))
     return float(low), float(high)
 

@@ -58,7 +58,7 @@ class SourceKeys:
 
 @dataclass
 class DecodedImage:
-    """One 2D image: float32 (H, W) or (H, W, 3), modality units, bright = dense."""
+    """One 2D image: (H, W) or (H, W, 3), native integers or float32, modality units, bright = dense."""
 
     pixels: np.ndarray
     frame: int  # index within the source object; -1 for a maximum-intensity projection
