@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
-from tasks.ingest.decode import Job, process_file
+from tasks.ingest.decode import Job, process_file, quiet_decoders
 from tasks.ingest.records import FileOutcome
 
 OnDone = Callable[[Job, FileOutcome], None]
@@ -54,12 +54,13 @@ def _guarded(jobs: list[Job], timeout_s: float) -> list[FileOutcome]:
     """Worker side: the OS kills this process if one decode outlives `timeout_s` (even inside C code)."""
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
     outcomes = []
-    for job in jobs:
-        signal.setitimer(signal.ITIMER_REAL, timeout_s)
-        try:
-            outcomes.append(process_file(job))
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+    with quiet_decoders():  # once per batch rather than once per file
+        for job in jobs:
+            signal.setitimer(signal.ITIMER_REAL, timeout_s)
+            try:
+                outcomes.append(process_file(job))
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
     return outcomes
 
 
