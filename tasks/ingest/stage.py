@@ -53,7 +53,8 @@ def run_ingest(settings: IngestSettings, ingested: Path, private: Path) -> Summa
     _decode(settings, jobs, current, sources, salt, summary)
     if jobs:
         os.sync()  # new images reach the disk before the state and manifest that refer to them
-    save_state(private, fingerprint, current)
+    if current != previous:  # an unchanged re-run skips re-serialising the whole state
+        save_state(private, fingerprint, current)
     tables = assemble(select_series_slices(current, settings.slice_strategy, settings.slices), labels, salt)
     write_tables(tables, ingested, private)
     summary.images = len(tables.manifest)
