@@ -102,3 +102,23 @@ def test_bad_fractions_are_refused(tmp_path: Path) -> None:
     ingested = write_ingested(tmp_path / "ingested", patients=3)
     with pytest.raises(RadflowError, match="val_fraction"):
         preprocess(ingested, tmp_path / "out", PreprocessParams(val_fraction=0.5, test_fraction=0.6), seed=1)
+
+
+def test_split_does_not_depend_on_the_pseudonym_salt() -> None:
+    """Another salt renames every patient; each image must still land in the same split."""
+    from tasks.preprocess.split import assign_splits
+
+    rows = [
+        {"image_id": f"{p:02d}{i}", "patient_id": f"P-{p:02d}", "study_id": f"S-{p:02d}",
+         "pixel_sha256": f"{p:02d}{i}", "label": "abc"[p % 3]}
+        for p in range(30) for i in range(2)
+    ]  # fmt: skip
+    index = pd.DataFrame(rows)
+    resalted = index.assign(
+        patient_id=index["patient_id"].map(lambda pid: f"P-{hash(pid) % 10**6:06d}"),
+        study_id=index["study_id"].map(lambda sid: f"S-{hash(sid) % 10**6:06d}"),
+    )
+    first = assign_splits(index, 0.2, 0.2, seed=3)
+    second = assign_splits(resalted, 0.2, 0.2, seed=3)
+    assert list(first) == list(second)
+    assert set(first) == {"train", "val", "test"}

@@ -44,10 +44,13 @@ def assign_splits(index: pd.DataFrame, val_fraction: float, test_fraction: float
     group_label = index.groupby(groups)["label"].agg(
         lambda labels: labels.value_counts().sort_index().idxmax()
     )
+    # Groups are ordered by their smallest image id (a content hash), not by pseudonym, so the split
+    # depends only on the data and the seed — not on the installation's secret pseudonym salt.
+    content_key = index.groupby(groups)["image_id"].min()
     rng = np.random.default_rng(seed)
     assignment: dict[str, str] = {}
     for _, members in group_label.groupby(group_label):
-        names = rng.permutation(sorted(members.index))
+        names = rng.permutation(sorted(members.index, key=content_key.__getitem__))
         n_test = round(len(names) * test_fraction)
         n_val = round(len(names) * val_fraction)
         for position, name in enumerate(names):
