@@ -146,6 +146,9 @@ def process_file(job: Job) -> FileOutcome:
 
     Hashing here rather than in the stage spreads it over the workers on a first run.
     """
+    if not job.path.resolve().is_relative_to(job.settings.source.resolve()):
+        # A symlink out of the archive would let a file in it make ingest read anything the process can.
+        return FileOutcome("skipped", "symlink to a file outside ingest.source: not followed", "")
     try:
         sha, data = _read_source(job)
     except OSError as error:

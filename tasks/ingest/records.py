@@ -6,6 +6,7 @@ only long enough for the stage to turn them into salted pseudonyms. They are nev
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -44,6 +45,13 @@ class ImageMeta:
     slice_position: float | None = (
         None  # mm along the slice normal (orders a series' instances); not in the manifest
     )
+
+    def __post_init__(self) -> None:
+        # Hostile or broken headers carry negative, zero, NaN or infinite spacings: those are unknown.
+        for name in ("spacing_row", "spacing_col"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                object.__setattr__(self, name, None)
 
 
 @dataclass(frozen=True)

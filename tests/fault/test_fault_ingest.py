@@ -134,7 +134,8 @@ def _image_problems(path: Path, row: Any) -> list[str]:
     """What is wrong with one stored image and its manifest row (empty: a sane image)."""
     pixels = np.load(path)
     problems = []
-    if pixels.dtype != np.float32 or pixels.ndim not in (2, 3):
+    # Contract: native integers when no rescale applies, else float32.
+    if (pixels.dtype.kind not in "iu" and pixels.dtype != np.float32) or pixels.ndim not in (2, 3):
         problems.append(f"dtype {pixels.dtype}, shape {pixels.shape}")
     if pixels.shape[:2] != (int(row.height), int(row.width)):
         problems.append(f"shape {pixels.shape} but manifest says {row.height}x{row.width}")
