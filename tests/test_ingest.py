@@ -173,3 +173,19 @@ def test_bad_configuration_names_the_choices(tmp_path: Path) -> None:
     (tmp_path / "raw").mkdir()
     with pytest.raises(RadflowError, match=r"labels file .* not found"):
         run_ingest(settings_for(tmp_path), tmp_path / "ingested", tmp_path / "private")
+
+
+def test_symlinks_out_of_the_source_are_not_followed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RADFLOW_SALT", SALT)
+    outside = tmp_path / "elsewhere.dcm"
+    write_dicom(outside)
+    (tmp_path / "raw").mkdir()
+    write_dicom(tmp_path / "raw" / "inside.dcm")
+    (tmp_path / "raw" / "escape.dcm").symlink_to(outside)
+    (tmp_path / "raw" / "alias.dcm").symlink_to(tmp_path / "raw" / "inside.dcm")
+    settings = settings_for(tmp_path, labels="folders")
+    run_ingest(settings, tmp_path / "ingested", tmp_path / "private")
+    quarantine = pd.read_csv(tmp_path / "private/quarantine.csv").set_index("source_path")
+    assert "outside ingest.source" in quarantine.loc["escape.dcm", "reason"]
+    linked = set(pd.read_csv(tmp_path / "private/linkage.csv")["source_path"])
+    assert "inside.dcm" in linked and "escape.dcm" not in linked
