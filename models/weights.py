@@ -6,7 +6,6 @@ checkpoint lacks) keep their fresh initialisation, and the report says which is 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from torch import nn
 
 from models.store import WEIGHTS_FILE
 from tasks.errors import RadflowError
+from tasks.hashing import file_sha256
 
 IMAGENET_FILE = "alexnet-owt-7be5be79.pth"
 
@@ -31,14 +31,6 @@ class LoadReport:
 def default_imagenet_path() -> Path:
     """Where torchvision would cache the checkpoint: $TORCH_HOME/hub/checkpoints (usually ~/.cache/torch)."""
     return Path(torch.hub.get_dir()) / "checkpoints" / IMAGENET_FILE
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_matching(model: nn.Module, state: dict[str, torch.Tensor]) -> LoadReport:
@@ -60,7 +52,7 @@ def load_imagenet(model: nn.Module, path: Path | None, expected_sha256: str) -> 
             f"ImageNet weights not found at {path}; download {IMAGENET_FILE} (torchvision AlexNet) there, "
             "set train.imagenet_path, or use train.weights=none"
         )
-    digest = sha256_of(path)
+    digest = file_sha256(path)
     if not digest.startswith(expected_sha256.lower()):
         raise RadflowError(
             f"{path} has SHA-256 {digest[:16]}..., expected {expected_sha256}: not the torchvision "

@@ -15,11 +15,12 @@ import numpy as np
 import pandas as pd
 
 import models
-from models.registry import Registry, sha256_file
+from models.registry import Registry
 from tasks.atomic import atomic_path, write_json
 from tasks.errors import RadflowError
 from tasks.evaluate.gradcam import gradcam_map, save_overlay
 from tasks.evaluate.scoring import predict_probabilities
+from tasks.hashing import file_sha256
 from tasks.ingest import IngestSettings, decode_path, load_settings
 from tasks.ingest.decode import image_id
 from tasks.ingest.pseudonym import load_salt, pseudonym
@@ -56,7 +57,7 @@ def decode_all(
     records: list[dict[str, Any]] = []
     tensors: list[np.ndarray] = []
     for file in files:
-        content = sha256_file(file)
+        content = file_sha256(file)
         try:
             decoded = decode_path(file, ingest)
         except RadflowError as error:

@@ -18,12 +18,13 @@ import numpy as np
 import pandas as pd
 
 import models
-from models.registry import Registry, collect_lineage, sha256_file
+from models.registry import Registry, collect_lineage
 from tasks.atomic import write_json
 from tasks.errors import RadflowError
 from tasks.evaluate import finite_or_none
 from tasks.evaluate.metrics import metric_by_name, patient_bootstrap
 from tasks.evaluate.scoring import predict_probabilities, read_store
+from tasks.hashing import file_sha256
 from tasks.params import parse_section
 from tasks.paths import project_paths
 
@@ -171,7 +172,7 @@ def main(params: dict[str, Any]) -> None:
         settings=settings,
         metrics=metrics,
         predictions=predictions,
-        weights_sha256=sha256_file(paths.model / "model.safetensors"),
+        weights_sha256=file_sha256(paths.model / "model.safetensors"),
         store_dir=paths.preprocessed,
         seed=int(params["seed"]),
     )

@@ -28,6 +28,7 @@ from typing import Any
 from models.registry.lock import registry_lock
 from tasks.atomic import write_json
 from tasks.errors import RadflowError
+from tasks.hashing import file_sha256
 
 MODEL_FILES = ("model.safetensors", "config.json")  # copied from the candidate model folder
 CHECKSUMS = "checksums.json"
@@ -43,15 +44,6 @@ class RegisteredModel:
     path: Path
     config: dict[str, Any]
     metrics: dict[str, Any]
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks (weights can be hundreds of MB)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _fsync_path(path: Path) -> None:
@@ -132,7 +124,7 @@ class Registry:
         folder = self._folder(version)
         expected_manifest = self._index()["versions"][str(version)]["checksums_sha256"]
         manifest_path = folder / CHECKSUMS
-        if not manifest_path.is_file() or sha256_file(manifest_path) != expected_manifest:
+        if not manifest_path.is_file() or file_sha256(manifest_path) != expected_manifest:
             raise RadflowError(
                 f"registry version {version}: {CHECKSUMS} is missing or altered; refusing to use it"
             )
@@ -144,7 +136,7 @@ class Registry:
                 f"the recorded {sorted(checksums)}"
             )
         for name, digest in checksums.items():
-            if sha256_file(folder / name) != digest:
+            if file_sha256(folder / name) != digest:
                 raise RadflowError(
                     f"registry version {version}: checksum mismatch in {name}; refusing to use it"
                 )
@@ -238,7 +230,7 @@ class Registry:
             for name, document in documents.items():
                 (staging / name).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
             (staging / "model_card.md").write_text(model_card)
-            checksums = {path.name: sha256_file(path) for path in sorted(staging.iterdir())}
+            checksums = {path.name: file_sha256(path) for path in sorted(staging.iterdir())}
             (staging / CHECKSUMS).write_text(json.dumps(checksums, indent=2, sort_keys=True) + "\n")
             for path in staging.iterdir():
                 _fsync_path(path)
@@ -250,7 +242,7 @@ class Registry:
             before = self.aliases()["champion"]
             index["versions"][str(version)] = {
                 "created": _now(),
-                "checksums_sha256": sha256_file(self._folder(version) / CHECKSUMS),
+                "checksums_sha256": file_sha256(self._folder(version) / CHECKSUMS),
                 "weights_sha256": checksums["model.safetensors"],
                 "roc_auc": metrics.get("roc_auc"),
             }

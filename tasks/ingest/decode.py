@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from tasks.atomic import atomic_open
+from tasks.hashing import file_sha256
 from tasks.ingest.dicom import decode_dicom
 from tasks.ingest.nifti import decode_nifti
 from tasks.ingest.plain import decode_plain
@@ -45,9 +46,6 @@ ARCHIVE_SUFFIXES = (".gz", ".zip", ".bz2", ".xz", ".7z", ".tar")
 MAX_REASON = 300  # characters of an exception message kept in the (operator-only) quarantine report
 
 
-HASH_CHUNK = 1 << 20  # bytes read at a time while hashing
-
-
 @dataclass(frozen=True)
 class Job:
     """One file to decode: absolute path, its content hash ("" = the worker computes it), output folder."""
@@ -56,15 +54,6 @@ class Job:
     sha256: str
     images_dir: Path
     settings: IngestSettings
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @contextlib.contextmanager

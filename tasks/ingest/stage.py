@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from tasks.errors import RadflowError
+from tasks.hashing import file_sha256
 from tasks.ingest.assemble import assemble
-from tasks.ingest.decode import Job, file_sha256
+from tasks.ingest.decode import Job
 from tasks.ingest.labels import FOLDERS, LabelIndex
 from tasks.ingest.progress import Summary, progress_bar, reason_category
 from tasks.ingest.pseudonym import load_salt, pseudonym, salt_check
