@@ -15,7 +15,6 @@ exactly as it was; the next writer sweeps the orphaned folder away.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
