@@ -43,8 +43,8 @@ def test_repro_writes_metrics_champion_and_quarantine(reproduced: tuple[Path, st
 def test_every_raw_file_is_used_or_quarantined_with_a_reason(reproduced: tuple[Path, str]) -> None:
     project, _ = reproduced
     raw = project / "data/raw"
-    linkage = pd.read_csv(project / "data/private/linkage.csv")
-    quarantine = pd.read_csv(project / "data/private/quarantine.csv")
+    linkage = pd.read_csv(project / "private/linkage.csv")
+    quarantine = pd.read_csv(project / "private/quarantine.csv")
     assert quarantine["reason"].fillna("").str.len().gt(0).all()
     accounted = set(linkage["source_path"]) | set(quarantine["source_path"])
     data_files = {str(p.relative_to(raw)) for p in raw.rglob("*") if p.is_file() and p.name != "labels.csv"}
@@ -65,6 +65,6 @@ def test_no_identifier_leaves_the_raw_archive(reproduced: tuple[Path, str]) -> N
     project, log = reproduced
     identifiers = planted_identifiers(project / "data/raw")
     assert len(identifiers) > 20  # the demo really plants names, IDs, dates, UIDs
-    outputs = [p for p in (project / "data").iterdir() if p.name not in ("raw", "private")]
+    outputs = [p for p in (project / "data").iterdir() if p.name != "raw"]
     hits = scan_for_identifiers([*outputs, project / "registry", project / "dvc.lock"], identifiers, [log])
     assert hits == []

@@ -42,7 +42,7 @@ def _project(root: Path, source: Path) -> Path:
 
 def _outputs(project: Path) -> dict[str, bytes]:
     """Every file ingest produced (tables, images, private reports), by relative path."""
-    folders = [project / "data/ingested", project / "data/private"]
+    folders = [project / "data/ingested", project / "private"]
     return {
         str(path.relative_to(project)): path.read_bytes()
         for folder in folders

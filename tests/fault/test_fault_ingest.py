@@ -69,7 +69,7 @@ def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> IngestRun:
     project = write_params(root / "project", overrides)
     measured = run_measured(["radflow", "stage", "ingest"], project, timeout=INGEST_TIMEOUT_S)
     assert measured.returncode == 0, measured.output[-5000:]
-    private, ingested = project / "data/private", project / "data/ingested"
+    private, ingested = project / "private", project / "data/ingested"
     return IngestRun(
         source,
         project,
@@ -165,8 +165,8 @@ def test_a_rerun_over_the_hostile_archive_changes_nothing(hostile_run: IngestRun
     """Quarantined files, odd names and links survive the incremental state: same tables, byte for byte."""
     tables = [
         hostile_run.ingested / "manifest.csv",
-        hostile_run.project / "data/private/linkage.csv",
-        hostile_run.project / "data/private/quarantine.csv",
+        hostile_run.project / "private/linkage.csv",
+        hostile_run.project / "private/quarantine.csv",
     ]
     before = [path.read_bytes() for path in tables]
     rerun = run_measured(["radflow", "stage", "ingest"], hostile_run.project, timeout=INGEST_TIMEOUT_S)

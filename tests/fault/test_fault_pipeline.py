@@ -49,7 +49,7 @@ def _identifiers(project: Path) -> set[str]:
 
 def test_planted_files_reach_the_pipeline(planted_project: tuple[Path, str]) -> None:
     project, _ = planted_project
-    linkage = (project / "data/private/linkage.csv").read_text()
+    linkage = (project / "private/linkage.csv").read_text()
     for name in ("WINTERBOTHAM.dcm", "NIFTIPAT8812345.nii.gz", "PUDDLEGLUM.png"):
         assert name in linkage  # the planted files were ingested, so their values were really exposed
 
@@ -86,7 +86,7 @@ def test_source_paths_stay_in_the_private_folder(planted_project: tuple[Path, st
     markers = {value for value in relative | folders if len(value) >= 12}  # e.g. MRN4200001/20221116
     outputs = [path for path in (project / "data").iterdir() if path.name not in NOT_SCANNED]
     assert scan_for_identifiers([*outputs, project / "registry"], markers, [log]) == []
-    assert any(value in (project / "data/private/linkage.csv").read_text() for value in markers)
+    assert any(value in (project / "private/linkage.csv").read_text() for value in markers)
 
 
 def test_two_projects_promote_into_one_registry_at_once(
