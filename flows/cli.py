@@ -5,7 +5,9 @@ Hyperparameters are never flags: they live in params.yaml and a run overrides th
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -38,9 +40,14 @@ SetOption = Annotated[
 ]
 
 
-def _fail_cleanly(error: RadflowError) -> None:
-    console.print(f"[bold red]error:[/] {error}")
-    raise typer.Exit(code=1)
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the one domain error into a readable message and exit code 1: no traceback for a user mistake."""
+    try:
+        yield
+    except RadflowError as error:
+        console.print(f"[bold red]error:[/] {error}")
+        raise typer.Exit(code=1) from None
 
 
 @app.command("stage")
@@ -49,13 +56,11 @@ def stage(
     overrides: SetOption = None,
 ) -> None:
     """Run one pipeline stage with params.yaml (+ overrides); this is what dvc.yaml calls."""
-    try:
+    with user_errors():
         if name not in STAGES:
             raise RadflowError(f"unknown stage {name!r}; valid stages: {', '.join(STAGES)}")
         params = load_params(overrides=overrides)
         importlib.import_module(STAGES[name]).main(params)
-    except RadflowError as error:
-        _fail_cleanly(error)
 
 
 @app.command("demo-data")
@@ -69,11 +74,9 @@ def demo_data(
     """Write the deterministic demo archive: DICOM radiographs, NIfTI volumes, labels, broken files."""
     from tasks.demo_data import write_demo_archive
 
-    try:
+    with user_errors():
         params = load_params()
         write_demo_archive(directory, params, patients=patients, seed=seed)
-    except RadflowError as error:
-        _fail_cleanly(error)
 
 
 @app.command("retrain")
@@ -81,10 +84,8 @@ def retrain(overrides: SetOption = None) -> None:
     """Run the DVC pipeline as a Prefect flow (one task per stage)."""
     from flows.retrain import retrain_flow
 
-    try:
+    with user_errors():
         retrain_flow(overrides=overrides or [])
-    except RadflowError as error:
-        _fail_cleanly(error)
 
 
 @app.command("serve")
@@ -94,10 +95,8 @@ def serve(
     """Serve the retrain flow as a Prefect deployment on a cron schedule (runs until stopped)."""
     from flows.server import serve_retrain
 
-    try:
+    with user_errors():
         serve_retrain(cron, console)
-    except RadflowError as error:
-        _fail_cleanly(error)
 
 
 @app.command("server")
@@ -121,21 +120,18 @@ def predict(
     """Classify new studies with a registered model."""
     from tasks.predict import predict_files
 
-    try:
+    with user_errors():
         predict_files(paths, params=load_params(), model=model, out=out, gradcam_dir=gradcam)
-    except RadflowError as error:
-        _fail_cleanly(error)
 
 
 def _open_registry() -> Registry:
     """The registry at params.yaml's paths.registry, with the promote section's lock timeout."""
+    from models.registry import Registry
     from tasks.params import parse_section
     from tasks.paths import project_paths
     from tasks.promote import PromoteParams
 
     params = load_params()
-    from models.registry import Registry
-
     timeout = parse_section(params, "promote", PromoteParams).lock_timeout_s
     return Registry(project_paths(params).registry, lock_timeout_s=timeout)
 
@@ -145,10 +141,8 @@ def registry_list() -> None:
     """List registered versions with their headline ROC-AUC and aliases."""
     from rich.table import Table
 
-    try:
+    with user_errors():
         rows = _open_registry().versions()
-    except RadflowError as error:
-        _fail_cleanly(error)
     table = Table("version", "created", "roc_auc", "aliases", title="radflow registry")
     for row in rows:
         auc = "n/a" if row.get("roc_auc") is None else f"{row['roc_auc']:.3f}"
@@ -163,10 +157,8 @@ def registry_show(
     """Show one version (verified against its checksums): metrics, lineage, gate decision, aliases."""
     import json
 
-    try:
+    with user_errors():
         record = _open_registry().show(version)
-    except RadflowError as error:
-        _fail_cleanly(error)
     typer.echo(json.dumps(record, indent=2, sort_keys=True))
 
 
@@ -176,10 +168,8 @@ def registry_promote(
     reason: Annotated[str, typer.Option(help="Why, for the audit log.")] = "manual promotion",
 ) -> None:
     """Make an existing version champion by hand (the current one becomes `previous`)."""
-    try:
+    with user_errors():
         promoted = _open_registry().promote(version, reason)
-    except RadflowError as error:
-        _fail_cleanly(error)
     console.print(f"champion is now v{promoted}")
 
 
@@ -188,8 +178,6 @@ def registry_rollback(
     reason: Annotated[str, typer.Option(help="Why, for the audit log.")] = "manual rollback",
 ) -> None:
     """Undo the last champion change: the previous champion becomes champion again."""
-    try:
+    with user_errors():
         champion = _open_registry().rollback(reason)
-    except RadflowError as error:
-        _fail_cleanly(error)
     console.print(f"rolled back: champion is now v{champion}")
