@@ -44,19 +44,21 @@ class LabelIndex:
 
     def lookup(self, relative: str) -> FileLabel:
         """The label, patient key and predefined split for `relative` (a POSIX path under the source)."""
-        path = PurePosixPath(relative)
+        # Plain string splitting, not PurePosixPath: this runs once per file on every (re-)run.
+        parts = relative.split("/")  # ["train", "NORMAL", "x.png"]
         if self.settings.labels == FOLDERS:
-            label, patient = (path.parent.name if len(path.parts) > 1 else ""), ""
+            label, patient = (parts[-2] if len(parts) > 1 else ""), ""
         else:
+            parents = ("/".join(parts[:end]) for end in range(len(parts) - 1, 0, -1))
             label, patient = next(
-                (self.entries[key] for key in (relative, *map(str, path.parents)) if key in self.entries),
+                (self.entries[key] for key in (relative, *parents, ".") if key in self.entries),
                 ("", ""),
             )
         if not patient and self.pattern is not None:
-            match = self.pattern.search(path.name)
+            match = self.pattern.search(parts[-1])
             patient = (match.groupdict().get("patient") or match.group(0)) if match else ""
         split = next(
-            (SPLIT_FOLDERS[part.lower()] for part in path.parts[:-1] if part.lower() in SPLIT_FOLDERS), ""
+            (SPLIT_FOLDERS[part.lower()] for part in parts[:-1] if part.lower() in SPLIT_FOLDERS), ""
         )
         return FileLabel(label, patient, split if self.settings.predefined_split else "")
 

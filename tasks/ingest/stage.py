@@ -51,7 +51,7 @@ def run_ingest(settings: IngestSettings, ingested: Path, private: Path) -> Summa
     sources = _list_sources(settings)
     current, jobs = _plan(settings, sources, previous, images_dir)
     summary = Summary(files=len(sources), reused=len(current))
-    _decode(settings, jobs, current, sources, salt, summary)
+    _decode(settings, jobs, current, salt, summary)
     if jobs:
         os.sync()  # new images reach the disk before the state and manifest that refer to them
     if current != previous:  # an unchanged re-run skips re-serialising the whole state
@@ -76,72 +76,99 @@ def run_ingest(settings: IngestSettings, ingested: Path, private: Path) -> Summa
     return summary
 
 
-def _list_sources(settings: IngestSettings) -> dict[str, Path]:
-    """Every regular file under the source (hidden files and the labels CSV excluded), by POSIX path."""
+def _list_sources(settings: IngestSettings) -> dict[str, os.stat_result]:
+    """Every regular file under the source (hidden files and the labels CSV excluded): POSIX path
+    relative to the source -> its stat.
+
+    One `scandir` pass with one stat per file and no per-file `Path` objects: on an unchanged archive
+    this listing is most of a re-run's work. Symlinks to files are listed (decoding refuses those that
+    leave the source); symlinked folders are not descended into.
+    """
     labels_file = None if settings.labels == FOLDERS else (settings.source / settings.labels).resolve()
-    found: dict[str, Path] = {}
-    for root, dirs, names in os.walk(settings.source):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in names:
-            path = Path(root) / name
-            if name.startswith(".") or not path.is_file() or (labels_file and path.resolve() == labels_file):
-                continue
-            found[path.relative_to(settings.source).as_posix()] = path
+    found: dict[str, os.stat_result] = {}
+    folders = [("", os.fspath(settings.source))]
+    while folders:
+        prefix, folder = folders.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append((f"{prefix}{entry.name}/", entry.path))
+                elif _is_file(entry) and not (
+                    labels_file
+                    and entry.name == labels_file.name
+                    and Path(entry.path).resolve() == labels_file
+                ):
+                    found[prefix + entry.name] = entry.stat()
     return dict(sorted(found.items()))
 
 
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    """A regular file, or a symlink to one; False for symlink loops and dangling links (as `Path.is_file`)."""
+    try:
+        return entry.is_file() and bool(entry.stat())
+    except OSError:
+        return False
+
+
 def _plan(
-    settings: IngestSettings, sources: dict[str, Path], previous: dict[str, FileState], images_dir: Path
+    settings: IngestSettings,
+    sources: dict[str, os.stat_result],
+    previous: dict[str, FileState],
+    images_dir: Path,
 ) -> tuple[dict[str, FileState], dict[str, list[Job]]]:
     """Reuse what is unchanged; return (reused states, jobs to decode grouped by content hash)."""
-    stats = {relative: path.stat() for relative, path in sources.items()}
+    present = set(os.listdir(images_dir))  # one listing instead of an exists() per stored image
     current: dict[str, FileState] = {}
     to_hash: list[str] = []
-    for relative, stat in stats.items():
+    for relative, stat in sources.items():
         known = previous.get(relative)
         if (
             known
             and (known.size, known.mtime_ns) == (stat.st_size, stat.st_mtime_ns)
-            and _stored(known, images_dir)
+            and _stored(known, present)
         ):
             current[relative] = known
         else:
             to_hash.append(relative)
     by_content = {
-        state.sha256: state for state in previous.values() if state.sha256 and _stored(state, images_dir)
+        state.sha256: state for state in previous.values() if state.sha256 and _stored(state, present)
     }
     hashes: dict[str, str] = {}
-    if by_content:  # content seen before may come back moved or touched: hash to recognise it
+    if by_content and to_hash:  # content seen before may come back moved or touched: hash to recognise it
         with ThreadPoolExecutor(max_workers=4) as pool:  # hashlib releases the GIL on large buffers
-            hashes = dict(zip(to_hash, pool.map(lambda rel: file_sha256(sources[rel]), to_hash), strict=True))
+            digests = pool.map(lambda rel: file_sha256(settings.source / rel), to_hash)
+            hashes = dict(zip(to_hash, digests, strict=True))
     jobs: dict[str, list[Job]] = {}
     for relative in to_hash:
-        stat, digest = stats[relative], hashes.get(relative, "")
+        stat, digest = sources[relative], hashes.get(relative, "")
         if digest in by_content:  # moved, copied or touched: same content, no decode
             known = by_content[digest]
             current[relative] = replace(known, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
         else:  # identical new files decode once when their hash is known, else each on its own
             jobs.setdefault(digest or relative, []).append(
-                Job(sources[relative], digest, images_dir, settings)
+                Job(settings.source / relative, digest, images_dir, settings)
             )
     return current, jobs
 
 
-def _stored(state: FileState, images_dir: Path) -> bool:
+def _stored(state: FileState, present: set[str]) -> bool:
     """Whether every image a state refers to is still in the store (someone may have deleted it)."""
-    return all((images_dir / f"{image.image_id}.npy").exists() for image in state.images)
+    return all(f"{image.image_id}.npy" in present for image in state.images)
 
 
 def _decode(
     settings: IngestSettings,
     jobs: dict[str, list[Job]],
     current: dict[str, FileState],
-    sources: dict[str, Path],
     salt: bytes,
     summary: Summary,
 ) -> None:
     """Decode one job per distinct content; every path holding that content gets the outcome."""
-    relative_of = {path: relative for relative, path in sources.items()}
+    relative_of = {
+        job.path: job.path.relative_to(settings.source).as_posix() for js in jobs.values() for job in js
+    }
     unique = [group[0] for group in jobs.values()]
     with progress_bar() as bar:
         task = bar.add_task("decode", total=len(unique))

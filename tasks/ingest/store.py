@@ -1,13 +1,16 @@
 """Writing the stage's outputs: manifest + images under `paths.ingested`, linkage + quarantine under
-`paths.private`. Every file is written atomically; images no longer in the manifest are removed."""
+`paths.private`. Every file is written atomically, and only when its content changed (an unchanged re-run
+rewrites and fsyncs nothing); images no longer in the manifest are removed."""
 
 from __future__ import annotations
 
 import csv
+import io
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from tasks.atomic import atomic_open
+from tasks.atomic import write_text
 from tasks.ingest.assemble import LINKAGE_COLUMNS, MANIFEST_COLUMNS, QUARANTINE_COLUMNS, Tables
 
 IMAGES_DIR = "images"
@@ -25,18 +28,24 @@ def prune_images(images_dir: Path, keep: set[str]) -> int:
 
     Also clears temporary files a worker killed mid-write (time limit, crash) left behind.
     """
-    for leftover in images_dir.glob(".*.tmp"):
-        leftover.unlink(missing_ok=True)
     removed = 0
-    for path in images_dir.glob("*.npy"):
-        if path.stem not in keep:
-            path.unlink()
-            removed += 1
+    for name in os.listdir(images_dir):  # one listing; no per-file Path objects on a 2,000-image store
+        stale = name.endswith(".npy") and name[: -len(".npy")] not in keep
+        if stale or (name.startswith(".") and name.endswith(".tmp")):
+            (images_dir / name).unlink(missing_ok=True)
+            removed += stale
     return removed
 
 
 def _write_csv(path: Path, columns: Sequence[str], rows: list[dict[str, object]]) -> None:
-    with atomic_open(path, "w") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(columns), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([row[column] for column in columns] for row in rows)
+    text = buffer.getvalue()
+    try:
+        if path.read_text() == text:
+            return
+    except (OSError, UnicodeDecodeError):  # absent or unreadable: write it
+        pass
+    write_text(path, text)
