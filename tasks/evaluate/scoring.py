@@ -1,4 +1,5 @@
-"""Run a trained network over the preprocessed tensor store: shared by evaluate, promote and predict."""
+"""Read the preprocessed tensor store and run a trained network over it: shared by train (reading),
+evaluate, promote and predict."""
 
 from __future__ import annotations
 

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from tasks.errors import RadflowError
+from tasks.evaluate.scoring import read_store
 
 
 @dataclass(frozen=True)
@@ -28,27 +27,23 @@ class TrainData:
 
 def load_data(preprocessed: Path) -> TrainData:
     """Read the store once into RAM (a few MB to GB), so a batch is one tensor indexing operation."""
-    files = {name: preprocessed / name for name in ("images.npy", "index.csv", "classes.json")}
-    missing = [str(path) for path in files.values() if not path.is_file()]
-    if missing:
-        raise RadflowError(f"missing {', '.join(missing)}; run the preprocess stage first")
-    index = pd.read_csv(files["index.csv"], dtype={"split": str})
-    meta = json.loads(files["classes.json"].read_text())
-    images = torch.from_numpy(np.load(files["images.npy"]))  # (N, 1, S, S) float16, one read
+    store = read_store(preprocessed)
+    index = store.index
+    images = torch.from_numpy(np.array(store.images))  # (N, 1, S, S) float16, copied into RAM in one read
     splits = {
         name: torch.tensor(index.loc[index["split"] == name, "row"].to_numpy(), dtype=torch.long)
         for name in ("train", "val", "test")
     }
     if len(splits["train"]) == 0 or len(splits["val"]) == 0:
-        raise RadflowError(f"{files['index.csv']} needs train and val rows; check preprocess fractions")
+        raise RadflowError(
+            f"{preprocessed / 'index.csv'} needs train and val rows; check preprocess fractions"
+        )
     labels = torch.full((images.shape[0],), -1, dtype=torch.long)
     labels[torch.tensor(index["row"].to_numpy())] = torch.tensor(index["label_index"].to_numpy())
-    digest = hashlib.sha256()
-    for path in (files["images.npy"], files["index.csv"]):
-        digest.update(path.read_bytes())
-    return TrainData(
-        images, labels, splits, list(meta["classes"]), int(meta["image_size"]), digest.hexdigest()
-    )
+    # Fingerprint from what was just read (pixels and index), not from a second read of the files.
+    digest = hashlib.sha256(images.numpy().data)
+    digest.update(index.to_csv(index=False).encode())
+    return TrainData(images, labels, splits, store.classes, images.shape[-1], digest.hexdigest())
 
 
 def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
