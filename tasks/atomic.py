@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -19,17 +19,19 @@ def atomic_path(target: Path, *, durable: bool = True) -> Iterator[Path]:
     syncs once afterwards (`os.sync()`) before publishing an index that refers to them.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    # Unique per process and thread, each of which writes one file at a time: no random name to
+    # create exclusively (mkstemp opens the file a second time; ~0.3 ms, paid per image by ingest).
+    # A leftover of a killed writer with a recycled pid is truncated by the next writer, never read.
+    tmp = target.with_name(f".{target.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     try:
         yield tmp
         if durable:
             with open(tmp, "rb") as handle:
                 os.fsync(handle.fileno())
         os.replace(tmp, target)
-    finally:
+    except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
 
 
 @contextlib.contextmanager

@@ -20,9 +20,8 @@ from tasks.atomic import atomic_path, write_json
 from tasks.errors import RadflowError
 from tasks.evaluate.gradcam import gradcam_map, save_overlay
 from tasks.evaluate.scoring import predict_probabilities
-from tasks.hashing import file_sha256
 from tasks.ingest import IngestSettings, decode_path, load_settings
-from tasks.ingest.decode import image_id
+from tasks.ingest.decode import image_id, read_source
 from tasks.ingest.pseudonym import load_salt, pseudonym
 from tasks.params import parse_section
 from tasks.paths import project_paths
@@ -57,9 +56,9 @@ def decode_all(
     records: list[dict[str, Any]] = []
     tensors: list[np.ndarray] = []
     for file in files:
-        content = file_sha256(file)
         try:
-            decoded = decode_path(file, ingest)
+            content, data = read_source(file, ingest)
+            decoded = decode_path(file, ingest, data)
         except RadflowError as error:
             records.append({"source_path": str(file), "status": f"skipped: {error}"})
             continue

@@ -32,7 +32,7 @@ def write_ingested(root: Path, patients: int = 20, per_patient: int = 3, **overr
                     "study_id": f"S-{p:06x}{i // 2:06x}",
                     "label": ["normal", "effusion", "pneumonia"][p % 3] if i < 2 or p % 4 else "",
                     "modality": "DX",
-                    "pixel_sha256": f"{p:032x}{i:032x}",
+                    "pixel_hash": f"{p:032x}{i:032x}",
                     "predefined_split": "",
                 }
             )
@@ -71,7 +71,7 @@ def test_split_is_reproducible_from_seed(tmp_path: Path) -> None:
 def test_patients_sharing_an_image_stay_together(tmp_path: Path) -> None:
     # Image 0 of every patient is the same picture: all patients must land in one split.
     hashes = [("same" if i % 3 == 0 else f"h{i}") for i in range(60)]
-    ingested = write_ingested(tmp_path / "ingested", pixel_sha256=hashes)
+    ingested = write_ingested(tmp_path / "ingested", pixel_hash=hashes)
     index = preprocess(ingested, tmp_path / "out", SETTINGS, seed=1)
     assert index["split"].nunique() == 1
 
@@ -110,7 +110,7 @@ def test_split_does_not_depend_on_the_pseudonym_salt() -> None:
 
     rows = [
         {"image_id": f"{p:02d}{i}", "patient_id": f"P-{p:02d}", "study_id": f"S-{p:02d}",
-         "pixel_sha256": f"{p:02d}{i}", "label": "abc"[p % 3]}
+         "pixel_hash": f"{p:02d}{i}", "label": "abc"[p % 3]}
         for p in range(30) for i in range(2)
     ]  # fmt: skip
     index = pd.DataFrame(rows)

@@ -52,7 +52,7 @@ def make_store(folder: Path, patients: int = 24, per_patient: int = 2, seed: int
                     "label": label,
                     "label_index": CLASSES.index(label),
                     "split": splits[(patient // 3) % len(splits)],
-                    "pixel_sha256": "",
+                    "pixel_hash": "",
                     "modality": "DX",
                     "view": "PA",
                     "manufacturer": "",

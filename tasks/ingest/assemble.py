@@ -16,10 +16,10 @@ from tasks.ingest.state import FileState
 
 MANIFEST_COLUMNS = (
     "image_id", "patient_id", "study_id", "series_id", "label", "modality", "view", "body_part", "sex",
-    "age_band", "manufacturer", "height", "width", "spacing_row", "spacing_col", "frame", "source_sha256",
-    "pixel_sha256", "predefined_split", "decode_status",
+    "age_band", "manufacturer", "height", "width", "spacing_row", "spacing_col", "frame", "source_hash",
+    "pixel_hash", "predefined_split", "decode_status",
 )  # fmt: skip
-LINKAGE_COLUMNS = ("source_path", "frame", "image_id", "source_sha256")
+LINKAGE_COLUMNS = ("source_path", "frame", "image_id", "source_hash")
 QUARANTINE_COLUMNS = ("source_path", "disposition", "reason", "exception_type")
 
 
@@ -56,19 +56,19 @@ def assemble(files: dict[str, FileState], labels: LabelIndex, salt: bytes) -> Ta
                     "source_path": relative,
                     "frame": image.frame,
                     "image_id": image.image_id,
-                    "source_sha256": state.sha256,
+                    "source_hash": state.source_hash,
                 }
             )
             if image.image_id in rows:  # the same content at another path: one image, one row
                 continue
             patient = pseudonym("P", given.patient, salt) if given.patient else image.patient_id
-            patient = patient or pseudonym("P", f"file:{state.sha256}", salt)
+            patient = patient or pseudonym("P", f"file:{state.source_hash}", salt)
             splits.setdefault(patient, set()).update([given.split] if given.split else [])
             rows[image.image_id] = {
                 "image_id": image.image_id,
                 "patient_id": patient,
-                "study_id": image.study_id or pseudonym("S", f"file:{state.sha256}", salt),
-                "series_id": image.series_id or pseudonym("R", f"file:{state.sha256}", salt),
+                "study_id": image.study_id or pseudonym("S", f"file:{state.source_hash}", salt),
+                "series_id": image.series_id or pseudonym("R", f"file:{state.source_hash}", salt),
                 "label": given.label,
                 **{
                     key: getattr(image.meta, key)
@@ -79,8 +79,8 @@ def assemble(files: dict[str, FileState], labels: LabelIndex, salt: bytes) -> Ta
                 "spacing_row": "" if image.meta.spacing_row is None else image.meta.spacing_row,
                 "spacing_col": "" if image.meta.spacing_col is None else image.meta.spacing_col,
                 "frame": image.frame,
-                "source_sha256": state.sha256,
-                "pixel_sha256": image.pixel_sha256,
+                "source_hash": state.source_hash,
+                "pixel_hash": image.pixel_hash,
                 "predefined_split": given.split,
                 "decode_status": "ok",
             }
@@ -104,9 +104,9 @@ def _duplicate_instance(
             continue
         seen = instances.get(key)
         if seen is None:
-            instances[key] = (image.pixel_sha256, image.image_id)
+            instances[key] = (image.pixel_hash, image.image_id)
         elif seen[1] != image.image_id:
-            if seen[0] != image.pixel_sha256:
+            if seen[0] != image.pixel_hash:
                 return (
                     "quarantined",
                     "inconsistent duplicate: SOP Instance UID already seen with different pixels",

@@ -7,7 +7,6 @@ run for the stage: decode, save each image as `images/<image_id>.npy`, and repor
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import warnings
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from tasks.atomic import atomic_open
-from tasks.hashing import file_sha256
+from tasks.hashing import content_hash, file_content_hash
 from tasks.ingest.dicom import decode_dicom
 from tasks.ingest.nifti import decode_nifti
 from tasks.ingest.plain import decode_plain
@@ -51,7 +50,7 @@ class Job:
     """One file to decode: absolute path, its content hash ("" = the worker computes it), output folder."""
 
     path: Path
-    sha256: str
+    source_hash: str
     images_dir: Path
     settings: IngestSettings
 
@@ -108,9 +107,9 @@ def _dispatch(path: Path, settings: IngestSettings, data: bytes | None) -> list[
     return decode_dicom(path if data is None else data, settings)
 
 
-def image_id(source_sha256: str, frame: int) -> str:
+def image_id(source_hash: str, frame: int) -> str:
     """Stable id of one 2D image: 16 hex chars from the source content hash and the frame index."""
-    return hashlib.sha256(f"{source_sha256}:{frame}".encode()).hexdigest()[:16]
+    return content_hash(f"{source_hash}:{frame}".encode())[:16]
 
 
 def _is_dicom_candidate(name: str) -> bool:
@@ -119,15 +118,16 @@ def _is_dicom_candidate(name: str) -> bool:
     return not name.lower().endswith(known)
 
 
-def _read_source(job: Job) -> tuple[str, bytes | None]:
-    """The file's content hash, and its bytes when it will be parsed as DICOM (read once, not twice).
+def read_source(path: Path, settings: IngestSettings, known_hash: str = "") -> tuple[str, bytes | None]:
+    """The file's content hash (`known_hash` when given), and its bytes when it will be parsed as DICOM:
+    read once, for both. Pass them on as `decode_path(path, settings, data)`.
 
     Other files (NIfTI, plain images, oversized ones) are hashed in chunks and read by their decoder.
     """
-    if _is_dicom_candidate(job.path.name) and job.path.stat().st_size <= job.settings.max_file_mb * 2**20:
-        data = job.path.read_bytes()
-        return job.sha256 or hashlib.sha256(data).hexdigest(), data
-    return job.sha256 or file_sha256(job.path), None
+    if _is_dicom_candidate(path.name) and path.stat().st_size <= settings.max_file_mb * 2**20:
+        data = path.read_bytes()
+        return known_hash or content_hash(data), data
+    return known_hash or file_content_hash(path), None
 
 
 def process_file(job: Job) -> FileOutcome:
@@ -139,32 +139,34 @@ def process_file(job: Job) -> FileOutcome:
         # A symlink out of the archive would let a file in it make ingest read anything the process can.
         return FileOutcome("skipped", "symlink to a file outside ingest.source: not followed", "")
     try:
-        sha, data = _read_source(job)
+        sha, data = read_source(job.path, job.settings, job.source_hash)
     except OSError as error:
         return FileOutcome("quarantined", f"unreadable: {error.strerror}", type(error).__name__)
     try:
         decoded = decode_path(job.path, job.settings, data)
     except UnusableFile as unusable:
-        return FileOutcome(unusable.disposition, unusable.reason, unusable.exception_type, sha256=sha)
+        return FileOutcome(unusable.disposition, unusable.reason, unusable.exception_type, source_hash=sha)
     except Exception as error:  # a decoder failure of any kind is this file's problem, not the run's
         detail = " ".join(str(error).split())[:MAX_REASON]
         reason = f"decode failed: {detail or type(error).__name__}"
-        return FileOutcome("quarantined", reason, type(error).__name__, sha256=sha)
+        return FileOutcome("quarantined", reason, type(error).__name__, source_hash=sha)
     if not decoded:
-        return FileOutcome("quarantined", "no images: the file decoded to zero images", "", sha256=sha)
-    return FileOutcome("ok", images=[_store(image, sha, job.images_dir) for image in decoded], sha256=sha)
+        return FileOutcome("quarantined", "no images: the file decoded to zero images", "", source_hash=sha)
+    return FileOutcome(
+        "ok", images=[_store(image, sha, job.images_dir) for image in decoded], source_hash=sha
+    )
 
 
-def _store(image: DecodedImage, source_sha256: str, images_dir: Path) -> StoredImage:
+def _store(image: DecodedImage, source_hash: str, images_dir: Path) -> StoredImage:
     """Save one image as .npy (atomically; native integers or float32) and describe it."""
     pixels = np.ascontiguousarray(image.pixels)  # (H, W) or (H, W, 3)
     if pixels.dtype.kind not in "iu":
         pixels = pixels.astype(np.float32, copy=False)
-    identifier = image_id(source_sha256, image.frame)
+    identifier = image_id(source_hash, image.frame)
     # Not fsynced one by one: the stage syncs once before publishing the manifest that refers to them.
     with atomic_open(images_dir / f"{identifier}.npy", "wb", durable=False) as handle:
         np.save(handle, pixels)
-    digest = hashlib.sha256(f"{pixels.shape}{pixels.dtype.str}".encode())
-    digest.update(pixels.data)  # the buffer itself: no 1 MB copy for a 512x512 image
+    # The buffer itself is hashed: no 0.5 MB copy for a 512x512 image.
+    digest = content_hash(f"{pixels.shape}{pixels.dtype.str}".encode(), pixels.data)
     height, width = pixels.shape[:2]
-    return StoredImage(identifier, image.frame, height, width, digest.hexdigest(), image.meta, image.keys)
+    return StoredImage(identifier, image.frame, height, width, digest, image.meta, image.keys)

@@ -82,7 +82,7 @@ class StoredImage:
     frame: int
     height: int
     width: int
-    pixel_sha256: str
+    pixel_hash: str
     meta: ImageMeta
     keys: SourceKeys
 
@@ -95,4 +95,4 @@ class FileOutcome:
     reason: str = ""
     exception_type: str = ""
     images: list[StoredImage] = field(default_factory=list)
-    sha256: str = ""  # content hash of the source file ("" when it could not be read)
+    source_hash: str = ""  # content hash of the source file ("" when it could not be read)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.errors import RadflowError
-from tasks.hashing import file_sha256
+from tasks.hashing import file_content_hash
 from tasks.ingest.assemble import assemble
 from tasks.ingest.decode import Job
 from tasks.ingest.labels import FOLDERS, LabelIndex
@@ -133,12 +133,14 @@ def _plan(
         else:
             to_hash.append(relative)
     by_content = {
-        state.sha256: state for state in previous.values() if state.sha256 and _stored(state, present)
+        state.source_hash: state
+        for state in previous.values()
+        if state.source_hash and _stored(state, present)
     }
     hashes: dict[str, str] = {}
     if by_content and to_hash:  # content seen before may come back moved or touched: hash to recognise it
-        with ThreadPoolExecutor(max_workers=4) as pool:  # hashlib releases the GIL on large buffers
-            digests = pool.map(lambda rel: file_sha256(settings.source / rel), to_hash)
+        with ThreadPoolExecutor(max_workers=4) as pool:  # BLAKE3 releases the GIL on large buffers
+            digests = pool.map(lambda rel: file_content_hash(settings.source / rel), to_hash)
             hashes = dict(zip(to_hash, digests, strict=True))
     jobs: dict[str, list[Job]] = {}
     for relative in to_hash:
@@ -174,9 +176,9 @@ def _decode(
         task = bar.add_task("decode", total=len(unique))
 
         def on_done(job: Job, outcome: FileOutcome) -> None:
-            for same in jobs[job.sha256 or relative_of[job.path]]:
+            for same in jobs[job.source_hash or relative_of[job.path]]:
                 stat = same.path.stat()
-                digest = outcome.sha256 or job.sha256
+                digest = outcome.source_hash or job.source_hash
                 current[relative_of[same.path]] = _to_state(
                     stat.st_size, stat.st_mtime_ns, digest, outcome, salt
                 )
@@ -187,7 +189,7 @@ def _decode(
     log.info("ingest decoded %d distinct files", len(unique))
 
 
-def _to_state(size: int, mtime_ns: int, sha256: str, outcome: FileOutcome, salt: bytes) -> FileState:
+def _to_state(size: int, mtime_ns: int, source_hash: str, outcome: FileOutcome, salt: bytes) -> FileState:
     """Pseudonymise a worker's outcome; the raw keys end here."""
     images = [
         ImageRecord(
@@ -195,7 +197,7 @@ def _to_state(size: int, mtime_ns: int, sha256: str, outcome: FileOutcome, salt:
             frame=image.frame,
             height=image.height,
             width=image.width,
-            pixel_sha256=image.pixel_sha256,
+            pixel_hash=image.pixel_hash,
             meta=image.meta,
             patient_id=pseudonym("P", image.keys.patient, salt) if image.keys.patient else "",
             study_id=pseudonym("S", image.keys.study, salt) if image.keys.study else "",
@@ -205,5 +207,5 @@ def _to_state(size: int, mtime_ns: int, sha256: str, outcome: FileOutcome, salt:
         for image in outcome.images
     ]
     return FileState(
-        size, mtime_ns, sha256, outcome.disposition, outcome.reason, outcome.exception_type, images
+        size, mtime_ns, source_hash, outcome.disposition, outcome.reason, outcome.exception_type, images
     )

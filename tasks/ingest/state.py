@@ -25,7 +25,7 @@ class ImageRecord:
     frame: int
     height: int
     width: int
-    pixel_sha256: str
+    pixel_hash: str
     meta: ImageMeta
     patient_id: str  # from the header; "" when the file carries none
     study_id: str
@@ -39,7 +39,7 @@ class FileState:
 
     size: int
     mtime_ns: int
-    sha256: str
+    source_hash: str  # tasks.hashing.content_hash of the file's bytes
     disposition: Disposition
     reason: str = ""
     exception_type: str = ""

@@ -26,7 +26,7 @@ __all__ = ["PreprocessParams", "TransformSettings", "image_to_tensor", "main", "
 
 SUBGROUPS = ("modality", "view", "manufacturer", "sex", "age_band")
 INDEX_COLUMNS = (
-    "row", "image_id", "patient_id", "study_id", "label", "label_index", "split", "pixel_sha256", *SUBGROUPS,
+    "row", "image_id", "patient_id", "study_id", "label", "label_index", "split", "pixel_hash", *SUBGROUPS,
 )  # fmt: skip
 console = Console(stderr=True)
 
@@ -53,7 +53,7 @@ def build_index(
     labelled = manifest[manifest["label"].fillna("").astype(str) != ""].copy()
     if labelled.empty:
         raise RadflowError("the manifest has no labelled image; check ingest.labels")
-    for column in ("study_id", "pixel_sha256", "predefined_split", *SUBGROUPS):
+    for column in ("study_id", "pixel_hash", "predefined_split", *SUBGROUPS):
         labelled[column] = labelled[column].fillna("").astype(str) if column in labelled else ""
     labelled["label"] = labelled["label"].astype(str)
     classes = sorted(labelled["label"].unique())

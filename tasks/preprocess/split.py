@@ -1,6 +1,6 @@
 """Train/val/test assignment by patient, stratified by label, seeded; and the leakage guard.
 
-Patients that share a study or an identical image (pixel_sha256) are kept together, so the guard
+Patients that share a study or an identical image (pixel_hash) are kept together, so the guard
 below is an invariant of the seeded split and only a predefined split can trip it.
 """
 
@@ -12,7 +12,7 @@ import pandas as pd
 from tasks.errors import RadflowError
 
 SPLITS = ("train", "val", "test")
-LEAK_KEYS = ("patient_id", "study_id", "pixel_sha256")
+LEAK_KEYS = ("patient_id", "study_id", "pixel_hash")
 
 
 def linked_groups(index: pd.DataFrame) -> pd.Series:
@@ -25,7 +25,7 @@ def linked_groups(index: pd.DataFrame) -> pd.Series:
             node = parent[node]
         return node
 
-    for key in ("study_id", "pixel_sha256"):
+    for key in ("study_id", "pixel_hash"):
         known = index[index[key].astype(str) != ""]  # an empty id links nothing
         for _, patients in known.groupby(key)["patient_id"]:
             first, *others = patients.unique()
