@@ -15,8 +15,8 @@ from typing import IO, Any
 def atomic_path(target: Path, *, durable: bool = True) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; it replaces `target` only if the block succeeds.
 
-    `durable=False` skips the fsync (the rename stays atomic): for many small files whose writer
-    syncs once afterwards (`os.sync()`) before publishing an index that refers to them.
+    `durable=False` skips the fsync (the rename stays atomic): for many files whose reader checks
+    them before trusting them (ingest's image store checks each image's size on every run).
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     # Unique per process and thread, each of which writes one file at a time: no random name to

@@ -163,10 +163,12 @@ def _store(image: DecodedImage, source_hash: str, images_dir: Path) -> StoredIma
     if pixels.dtype.kind not in "iu":
         pixels = pixels.astype(np.float32, copy=False)
     identifier = image_id(source_hash, image.frame)
-    # Not fsynced one by one: the stage syncs once before publishing the manifest that refers to them.
+    # Not fsynced: a re-run re-decodes any source whose image is missing or not `stored_bytes` long
+    # (what a power cut can leave), instead of every run waiting for the disk.
     with atomic_open(images_dir / f"{identifier}.npy", "wb", durable=False) as handle:
         np.save(handle, pixels)
+        stored_bytes = handle.tell()
     # The buffer itself is hashed: no 0.5 MB copy for a 512x512 image.
     digest = content_hash(f"{pixels.shape}{pixels.dtype.str}".encode(), pixels.data)
     height, width = pixels.shape[:2]
-    return StoredImage(identifier, image.frame, height, width, digest, image.meta, image.keys)
+    return StoredImage(identifier, image.frame, height, width, digest, stored_bytes, image.meta, image.keys)

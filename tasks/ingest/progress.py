@@ -6,6 +6,7 @@ before the first colon), which ingest always phrases without file names or heade
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -33,16 +34,42 @@ class FilesPerSecond(ProgressColumn):
         return Text(f"{speed:.1f} files/s" if speed else "- files/s", style="cyan")
 
 
-def progress_bar() -> Progress:
-    """The bar shown while files decode."""
-    return Progress(
-        TextColumn("[bold]ingest[/] decoding"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        FilesPerSecond(),
-        TimeElapsedColumn(),
-        console=console,
-    )
+class DecodeProgress:
+    """The bar shown while files decode, redrawn from the caller's thread at most every REDRAW_S.
+
+    No refresh thread (rich's default): the stage forks its decode workers while the bar is shown,
+    and a process forks safely only while it runs no other threads.
+    """
+
+    REDRAW_S = 0.1
+
+    def __init__(self, total: int) -> None:
+        self._bar = Progress(
+            TextColumn("[bold]ingest[/] decoding"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            FilesPerSecond(),
+            TimeElapsedColumn(),
+            console=console,
+            auto_refresh=False,
+        )
+        self._task = self._bar.add_task("decode", total=total)
+        self._drawn = 0.0
+
+    def __enter__(self) -> DecodeProgress:
+        self._bar.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._bar.stop()  # draws the final state
+
+    def advance(self) -> None:
+        """One more file done."""
+        self._bar.advance(self._task)
+        now = time.monotonic()
+        if now - self._drawn >= self.REDRAW_S:
+            self._drawn = now
+            self._bar.refresh()
 
 
 @dataclass

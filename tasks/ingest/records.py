@@ -83,6 +83,7 @@ class StoredImage:
     height: int
     width: int
     pixel_hash: str
+    stored_bytes: int  # size of images/<image_id>.npy as written
     meta: ImageMeta
     keys: SourceKeys
 

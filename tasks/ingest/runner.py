@@ -44,10 +44,13 @@ def run_jobs(
 
 
 def _context() -> multiprocessing.context.BaseContext:
-    """forkserver: workers start from a clean process (no inherited threads), with decoders preloaded."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["tasks.ingest.decode"])
-    return context
+    """fork: workers start in milliseconds with the decoders the stage has imported already.
+
+    A forkserver would import them afresh, ~0.4 s of every run (a fifth of a 2,000-file first ingest on
+    2 cores). Forking is safe because the stage runs no other thread while decoding: its progress bar
+    redraws from the main thread, and the hashing threads of planning have ended.
+    """
+    return multiprocessing.get_context("fork")
 
 
 def _guarded(jobs: list[Job], timeout_s: float) -> list[FileOutcome]:

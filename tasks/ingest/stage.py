@@ -19,7 +19,7 @@ from tasks.hashing import file_content_hash
 from tasks.ingest.assemble import assemble
 from tasks.ingest.decode import Job
 from tasks.ingest.labels import FOLDERS, LabelIndex
-from tasks.ingest.progress import Summary, progress_bar, reason_category
+from tasks.ingest.progress import DecodeProgress, Summary, reason_category
 from tasks.ingest.pseudonym import load_salt, pseudonym, salt_check
 from tasks.ingest.records import FileOutcome
 from tasks.ingest.runner import run_jobs
@@ -52,8 +52,6 @@ def run_ingest(settings: IngestSettings, ingested: Path, private: Path) -> Summa
     current, jobs = _plan(settings, sources, previous, images_dir)
     summary = Summary(files=len(sources), reused=len(current))
     _decode(settings, jobs, current, salt, summary)
-    if jobs:
-        os.sync()  # new images reach the disk before the state and manifest that refer to them
     if current != previous:  # an unchanged re-run skips re-serialising the whole state
         save_state(private, fingerprint, current)
     tables = assemble(select_series_slices(current, settings.slice_strategy, settings.slices), labels, salt)
@@ -119,7 +117,7 @@ def _plan(
     images_dir: Path,
 ) -> tuple[dict[str, FileState], dict[str, list[Job]]]:
     """Reuse what is unchanged; return (reused states, jobs to decode grouped by content hash)."""
-    present = set(os.listdir(images_dir))  # one listing instead of an exists() per stored image
+    present = _stored_sizes(images_dir)
     current: dict[str, FileState] = {}
     to_hash: list[str] = []
     for relative, stat in sources.items():
@@ -155,9 +153,16 @@ def _plan(
     return current, jobs
 
 
-def _stored(state: FileState, present: set[str]) -> bool:
-    """Whether every image a state refers to is still in the store (someone may have deleted it)."""
-    return all(f"{image.image_id}.npy" in present for image in state.images)
+def _stored_sizes(images_dir: Path) -> dict[str, int]:
+    """Stored image file name -> size in bytes: one listing instead of a stat() call per image."""
+    with os.scandir(images_dir) as entries:
+        return {entry.name: entry.stat().st_size for entry in entries}
+
+
+def _stored(state: FileState, present: dict[str, int]) -> bool:
+    """Whether every image a state refers to is in the store, whole: someone may have deleted one, and
+    a power cut after a run can leave an image short (images are not fsynced one by one)."""
+    return all(present.get(f"{image.image_id}.npy") == image.stored_bytes for image in state.images)
 
 
 def _decode(
@@ -172,8 +177,7 @@ def _decode(
         job.path: job.path.relative_to(settings.source).as_posix() for js in jobs.values() for job in js
     }
     unique = [group[0] for group in jobs.values()]
-    with progress_bar() as bar:
-        task = bar.add_task("decode", total=len(unique))
+    with DecodeProgress(total=len(unique)) as bar:
 
         def on_done(job: Job, outcome: FileOutcome) -> None:
             for same in jobs[job.source_hash or relative_of[job.path]]:
@@ -183,7 +187,7 @@ def _decode(
                     stat.st_size, stat.st_mtime_ns, digest, outcome, salt
                 )
             summary.decoded += 1
-            bar.advance(task)
+            bar.advance()
 
         run_jobs(unique, settings.workers, settings.timeout_s, settings.dask_address, on_done)
     log.info("ingest decoded %d distinct files", len(unique))
@@ -198,6 +202,7 @@ def _to_state(size: int, mtime_ns: int, source_hash: str, outcome: FileOutcome, 
             height=image.height,
             width=image.width,
             pixel_hash=image.pixel_hash,
+            stored_bytes=image.stored_bytes,
             meta=image.meta,
             patient_id=pseudonym("P", image.keys.patient, salt) if image.keys.patient else "",
             study_id=pseudonym("S", image.keys.study, salt) if image.keys.study else "",

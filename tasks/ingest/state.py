@@ -7,11 +7,11 @@ are already pseudonymised. A changed salt or decode setting invalidates it, so n
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tasks.atomic import write_json
+from tasks.atomic import write_text
 from tasks.ingest.records import Disposition, ImageMeta
 
 STATE_FILE = "ingest_state.json"
@@ -26,6 +26,7 @@ class ImageRecord:
     height: int
     width: int
     pixel_hash: str
+    stored_bytes: int  # size of images/<image_id>.npy: a re-run re-decodes a file whose image is not so
     meta: ImageMeta
     patient_id: str  # from the header; "" when the file carries none
     study_id: str
@@ -59,11 +60,17 @@ def load_state(private_dir: Path, fingerprint: str) -> dict[str, FileState]:
 
 
 def save_state(private_dir: Path, fingerprint: str, files: dict[str, FileState]) -> None:
-    """Write the state atomically."""
-    write_json(
-        private_dir / STATE_FILE,
-        {"fingerprint": fingerprint, "files": {k: asdict(v) for k, v in files.items()}},
-    )
+    """Write the state atomically, as compact JSON: it is machine-read only, and the indenting encoder
+    is pure Python (about 5x slower than the C one; 0.3 s of a 2,000-file first ingest)."""
+    entries = {relative: _entry(state) for relative, state in files.items()}
+    state = {"fingerprint": fingerprint, "files": entries}
+    write_text(private_dir / STATE_FILE, json.dumps(state, sort_keys=True))  # same state, same bytes
+
+
+def _entry(state: FileState) -> dict[str, Any]:
+    """A FileState as plain JSON-able dicts: a shallow copy per level (`asdict` deep-copies every value)."""
+    images = [{**vars(image), "meta": vars(image.meta)} for image in state.images]
+    return {**vars(state), "images": images}
 
 
 def _file_state(entry: dict[str, Any]) -> FileState:
