@@ -50,6 +50,7 @@ class Job:
     """One file to decode: absolute path, its content hash ("" = the worker computes it), output folder."""
 
     path: Path
+    relative: str  # POSIX path relative to ingest.source: the file's key in the stage's tables
     source_hash: str
     images_dir: Path
     settings: IngestSettings
@@ -135,8 +136,9 @@ def process_file(job: Job) -> FileOutcome:
 
     Hashing here rather than in the stage spreads it over the workers on a first run.
     """
-    if not job.path.resolve().is_relative_to(job.settings.source.resolve()):
-        # A symlink out of the archive would let a file in it make ingest read anything the process can.
+    # A symlink out of the archive would let a file in it make ingest read anything the process can.
+    # Only a symlinked file can lead out (the stage does not descend into symlinked folders).
+    if job.path.is_symlink() and not job.path.resolve().is_relative_to(job.settings.source.resolve()):
         return FileOutcome("skipped", "symlink to a file outside ingest.source: not followed", "")
     try:
         sha, data = read_source(job.path, job.settings, job.source_hash)

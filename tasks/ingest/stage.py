@@ -51,7 +51,7 @@ def run_ingest(settings: IngestSettings, ingested: Path, private: Path) -> Summa
     sources = _list_sources(settings)
     current, jobs = _plan(settings, sources, previous, images_dir)
     summary = Summary(files=len(sources), reused=len(current))
-    _decode(settings, jobs, current, salt, summary)
+    _decode(settings, jobs, sources, current, salt, summary)
     if current != previous:  # an unchanged re-run skips re-serialising the whole state
         save_state(private, fingerprint, current)
     tables = assemble(select_series_slices(current, settings.slice_strategy, settings.slices), labels, salt)
@@ -148,7 +148,7 @@ def _plan(
             current[relative] = replace(known, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
         else:  # identical new files decode once when their hash is known, else each on its own
             jobs.setdefault(digest or relative, []).append(
-                Job(settings.source / relative, digest, images_dir, settings)
+                Job(settings.source / relative, relative, digest, images_dir, settings)
             )
     return current, jobs
 
@@ -168,24 +168,24 @@ def _stored(state: FileState, present: dict[str, int]) -> bool:
 def _decode(
     settings: IngestSettings,
     jobs: dict[str, list[Job]],
+    sources: dict[str, os.stat_result],
     current: dict[str, FileState],
     salt: bytes,
     summary: Summary,
 ) -> None:
-    """Decode one job per distinct content; every path holding that content gets the outcome."""
-    relative_of = {
-        job.path: job.path.relative_to(settings.source).as_posix() for js in jobs.values() for job in js
-    }
+    """Decode one job per distinct content; every path holding that content gets the outcome.
+
+    Each file's size and mtime are recorded as listed, before it was read: a file that changes while
+    it decodes then looks changed to the next run, which hashes it again.
+    """
     unique = [group[0] for group in jobs.values()]
     with DecodeProgress(total=len(unique)) as bar:
 
         def on_done(job: Job, outcome: FileOutcome) -> None:
-            for same in jobs[job.source_hash or relative_of[job.path]]:
-                stat = same.path.stat()
+            for same in jobs[job.source_hash or job.relative]:
+                stat = sources[same.relative]
                 digest = outcome.source_hash or job.source_hash
-                current[relative_of[same.path]] = _to_state(
-                    stat.st_size, stat.st_mtime_ns, digest, outcome, salt
-                )
+                current[same.relative] = _to_state(stat.st_size, stat.st_mtime_ns, digest, outcome, salt)
             summary.decoded += 1
             bar.advance()
 
