@@ -18,7 +18,7 @@ from tasks.errors import RadflowError
 
 PARAMS_FILE = Path("params.yaml")
 # libyaml's safe loader when PyYAML was built with it: 8x faster, and every stage starts by loading.
-SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+FastSafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 T = TypeVar("T")
 
 
@@ -26,7 +26,7 @@ def load_params(path: Path = PARAMS_FILE, overrides: list[str] | None = None) ->
     """Load params.yaml and apply `SECTION.KEY=VALUE` overrides (values parsed as YAML scalars)."""
     if not path.exists():
         raise RadflowError(f"{path} not found (looked in {Path.cwd()}); run radflow from the project root")
-    params = yaml.load(path.read_text(), Loader=SAFE_LOADER) or {}
+    params = yaml.load(path.read_text(), Loader=FastSafeLoader) or {}
     for override in overrides or []:
         apply_override(params, override)
     return params
