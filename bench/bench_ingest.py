@@ -58,10 +58,10 @@ def bare_loop(paths: list[Path]) -> float:
     return time.perf_counter() - started
 
 
-def timed_ingest(root: Path, out: str) -> float:
+def timed_ingest(root: Path, out: str, workers: int = 0) -> float:
     """Seconds for one in-process run of the ingest stage on `root/raw` into `root/<out>`."""
     params = load_params(REPO_PARAMS)
-    params["ingest"].update(source=str(root / "raw"), labels="folders")
+    params["ingest"].update(source=str(root / "raw"), labels="folders", workers=workers)
     started = time.perf_counter()
     run_ingest(load_settings(params), root / out / "ingested", root / out / "private")
     return time.perf_counter() - started
@@ -82,6 +82,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="radflow-bench-") as tmp:
         root = Path(tmp)
         paths = write_archive(root / "raw", args.files)
+        # An archive is on disk before anyone ingests it; one the kernel is still writing back makes
+        # every file creation wait for that I/O (ingest creates files, the bare loop does not).
+        os.sync()
         bare_loop(paths[:20])  # warm imports and the page cache for both contenders alike
         for repeat in range(args.repeats):  # alternating, so a load change on the machine hits both alike
             bare = bare_loop(paths)
@@ -91,6 +94,7 @@ def main() -> None:
             # Each round's 1 GB of images goes before the next round's: left to pile up, dirty pages
             # would reach the kernel's writeback limits and the later rounds would wait for the disk.
             shutil.rmtree(root / out)
+            os.sync()
     table = Table(
         title=f"ingest benchmark: {args.files} files, {SIZE}x{SIZE} uint16, {os.cpu_count()} CPU cores"
     )

@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import yaml
 
 from tasks.ingest import IngestSettings, load_settings
+from tasks.ingest.shards import read_image
 from tasks.params import load_params
 
 REPO_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
@@ -27,3 +30,12 @@ def settings_for(root: Path, **ingest: Any) -> IngestSettings:
 
 def write_params(root: Path, params: dict[str, Any]) -> None:
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def stored_images(ingested: Path) -> dict[str, np.ndarray]:
+    """Every image the manifest lists, read from its shard: image id -> pixels."""
+    manifest = pd.read_csv(ingested / "manifest.csv", dtype=str, keep_default_na=False)
+    return {
+        row.image_id: read_image(ingested / "images", row.shard, int(row.shard_offset))
+        for row in manifest.itertuples()
+    }

@@ -10,7 +10,7 @@ import pytest
 
 from tasks.ingest import run_ingest
 from tests.dicom_factory import identity, write_dicom
-from tests.ingest_helpers import settings_for
+from tests.ingest_helpers import settings_for, stored_images
 
 
 @pytest.mark.parametrize(
@@ -32,8 +32,7 @@ def test_series_instances_follow_the_slice_strategy(
         )
     settings = settings_for(tmp_path, labels="folders", slice_strategy=strategy, slices=3)
     first = run_ingest(settings, tmp_path / "ingested", tmp_path / "private")
-    manifest = pd.read_csv(tmp_path / "ingested/manifest.csv")
-    values = sorted(int(np.load(tmp_path / f"ingested/images/{i}.npy").mean()) for i in manifest["image_id"])
+    values = sorted(int(pixels.mean()) for pixels in stored_images(tmp_path / "ingested").values())
     assert values == kept and first.images == len(kept)
     quarantine = pd.read_csv(tmp_path / "private/quarantine.csv")
     assert len(quarantine) == 5 - len(kept)

@@ -10,24 +10,28 @@ import pandas as pd
 import pytest
 
 from tasks.errors import RadflowError
+from tasks.ingest.shards import ShardWriter, read_image
 from tasks.preprocess import PreprocessParams, image_to_tensor, preprocess
 
 SETTINGS = PreprocessParams(image_size=32, val_fraction=0.2, test_fraction=0.2)
 
 
 def write_ingested(root: Path, patients: int = 20, per_patient: int = 3, **overrides: list[str]) -> Path:
-    """A tiny ingest output: manifest.csv + images/*.npy, with a few RGB and non-square images."""
+    """A tiny ingest output: manifest.csv + one image shard per patient, with a few RGB and non-square
+    images."""
     rng = np.random.default_rng(0)
     rows = []
     (root / "images").mkdir(parents=True)
     for p in range(patients):
+        shard = ShardWriter(root / "images")
         for i in range(per_patient):
             image_id = f"{p:08x}{i:08x}"
             shape = (40, 48, 3) if i == 2 else (48, 40)
-            np.save(root / "images" / f"{image_id}.npy", rng.normal(1000, 200, shape).astype(np.float32))
+            offset, _ = shard.add(image_id, rng.normal(1000, 200, shape).astype(np.float32))
             rows.append(
                 {
                     "image_id": image_id,
+                    "shard_offset": offset,
                     "patient_id": f"P-{p:012x}",
                     "study_id": f"S-{p:06x}{i // 2:06x}",
                     "label": ["normal", "effusion", "pneumonia"][p % 3] if i < 2 or p % 4 else "",
@@ -36,6 +40,9 @@ def write_ingested(root: Path, patients: int = 20, per_patient: int = 3, **overr
                     "predefined_split": "",
                 }
             )
+        name = shard.finish()
+        for row in rows[-per_patient:]:
+            row["shard"] = name
     manifest = pd.DataFrame(rows)
     for column, values in overrides.items():
         manifest[column] = values
@@ -93,8 +100,10 @@ def test_image_to_tensor_matches_the_store(tmp_path: Path) -> None:
     ingested = write_ingested(tmp_path / "ingested", patients=3)
     index = preprocess(ingested, tmp_path / "out", SETTINGS, seed=1)
     store = np.load(tmp_path / "out" / "images.npy", mmap_mode="r")
+    manifest = pd.read_csv(ingested / "manifest.csv", dtype=str).set_index("image_id")
     for row, image_id in zip(index["row"], index["image_id"], strict=True):
-        pixels = np.load(ingested / "images" / f"{image_id}.npy")
+        shard, offset = manifest.loc[image_id, ["shard", "shard_offset"]]
+        pixels = read_image(ingested / "images", shard, int(offset))
         np.testing.assert_array_equal(image_to_tensor(pixels, SETTINGS.transform_settings()), store[row])
 
 

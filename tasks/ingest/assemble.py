@@ -17,7 +17,7 @@ from tasks.ingest.state import FileState
 MANIFEST_COLUMNS = (
     "image_id", "patient_id", "study_id", "series_id", "label", "modality", "view", "body_part", "sex",
     "age_band", "manufacturer", "height", "width", "spacing_row", "spacing_col", "frame", "source_hash",
-    "pixel_hash", "predefined_split", "decode_status",
+    "pixel_hash", "predefined_split", "decode_status", "shard", "shard_offset",
 )  # fmt: skip
 LINKAGE_COLUMNS = ("source_path", "frame", "image_id", "source_hash")
 QUARANTINE_COLUMNS = ("source_path", "disposition", "reason", "exception_type")
@@ -83,6 +83,8 @@ def assemble(files: dict[str, FileState], labels: LabelIndex, salt: bytes) -> Ta
                 "pixel_hash": image.pixel_hash,
                 "predefined_split": given.split,
                 "decode_status": "ok",
+                "shard": image.shard,
+                "shard_offset": image.offset,
             }
     crossing = sorted(patient for patient, seen in splits.items() if len(seen) > 1)
     if crossing:

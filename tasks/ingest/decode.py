@@ -1,7 +1,8 @@
 """One file in, 2D images out: type dispatch, bounds, and the worker entry point that stores pixels.
 
-`decode_path` is the reusable entry point (predict uses it); `process_file` is what worker processes
-run for the stage: decode, save each image as `images/<image_id>.npy`, and report back without pixels.
+`decode_path` is the reusable entry point (predict uses it); `process_batch` is what worker processes
+run for the stage: decode a few files, pack their images into one shard of the image store
+(`tasks.ingest.shards`), and report back without pixels.
 """
 
 from __future__ import annotations
@@ -9,19 +10,20 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from tasks.atomic import atomic_open
 from tasks.hashing import content_hash, file_content_hash
 from tasks.ingest.dicom import decode_dicom
 from tasks.ingest.nifti import decode_nifti
 from tasks.ingest.plain import decode_plain
 from tasks.ingest.records import DecodedImage, FileOutcome, StoredImage, UnusableFile
 from tasks.ingest.settings import IngestSettings
+from tasks.ingest.shards import ShardWriter
 
 PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -131,7 +133,24 @@ def read_source(path: Path, settings: IngestSettings, known_hash: str = "") -> t
     return known_hash or file_content_hash(path), None
 
 
-def process_file(job: Job) -> FileOutcome:
+def process_batch(
+    jobs: list[Job], time_bound: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext
+) -> list[FileOutcome]:
+    """Decode `jobs` (same images folder) into one new shard; outcomes in job order.
+
+    `time_bound()` wraps each file's work (the local runner arms an alarm there). The shard is
+    published only when every file is done, so an outcome never names a shard that is not in place.
+    """
+    with ShardWriter(jobs[0].images_dir) as shard:
+        outcomes = []
+        for job in jobs:
+            with time_bound():
+                outcomes.append(process_file(job, shard))
+        name = shard.finish()
+    return [replace(outcome, images=[replace(i, shard=name) for i in outcome.images]) for outcome in outcomes]
+
+
+def process_file(job: Job, shard: ShardWriter) -> FileOutcome:
     """Hash, decode and store one file; every failure becomes a FileOutcome, never an exception.
 
     Hashing here rather than in the stage spreads it over the workers on a first run.
@@ -154,23 +173,17 @@ def process_file(job: Job) -> FileOutcome:
         return FileOutcome("quarantined", reason, type(error).__name__, source_hash=sha)
     if not decoded:
         return FileOutcome("quarantined", "no images: the file decoded to zero images", "", source_hash=sha)
-    return FileOutcome(
-        "ok", images=[_store(image, sha, job.images_dir) for image in decoded], source_hash=sha
-    )
+    return FileOutcome("ok", images=[_store(image, sha, shard) for image in decoded], source_hash=sha)
 
 
-def _store(image: DecodedImage, source_hash: str, images_dir: Path) -> StoredImage:
-    """Save one image as .npy (atomically; native integers or float32) and describe it."""
+def _store(image: DecodedImage, source_hash: str, shard: ShardWriter) -> StoredImage:
+    """Append one image to the shard (native integers or float32) and describe it."""
     pixels = np.ascontiguousarray(image.pixels)  # (H, W) or (H, W, 3)
     if pixels.dtype.kind not in "iu":
         pixels = pixels.astype(np.float32, copy=False)
     identifier = image_id(source_hash, image.frame)
-    # Not fsynced: a re-run re-decodes any source whose image is missing or not `stored_bytes` long
-    # (what a power cut can leave), instead of every run waiting for the disk.
-    with atomic_open(images_dir / f"{identifier}.npy", "wb", durable=False) as handle:
-        np.save(handle, pixels)
-        stored_bytes = handle.tell()
+    offset, nbytes = shard.add(identifier, pixels)
     # The buffer itself is hashed: no 0.5 MB copy for a 512x512 image.
     digest = content_hash(f"{pixels.shape}{pixels.dtype.str}".encode(), pixels.data)
     height, width = pixels.shape[:2]
-    return StoredImage(identifier, image.frame, height, width, digest, stored_bytes, image.meta, image.keys)
+    return StoredImage(identifier, image.frame, height, width, digest, offset, nbytes, image.meta, image.keys)

@@ -83,9 +83,11 @@ class StoredImage:
     height: int
     width: int
     pixel_hash: str
-    stored_bytes: int  # size of images/<image_id>.npy as written
+    offset: int  # where its record starts in the shard (tasks.ingest.shards)
+    nbytes: int  # record length, header included
     meta: ImageMeta
     keys: SourceKeys
+    shard: str = ""  # the shard's file name, known once the whole batch is stored
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,9 @@ from tasks.ingest.records import FileOutcome
 from tasks.ingest.runner import run_jobs
 from tasks.ingest.series import select_series_slices
 from tasks.ingest.settings import IngestSettings, load_settings
+from tasks.ingest.shards import Record, compact, holds, shard_sizes
 from tasks.ingest.state import FileState, ImageRecord, load_state, save_state
-from tasks.ingest.store import IMAGES_DIR, prune_images, write_tables
+from tasks.ingest.store import IMAGES_DIR, write_tables
 from tasks.paths import project_paths
 
 log = logging.getLogger(__name__)
@@ -52,15 +53,14 @@ def run_ingest(settings: IngestSettings, ingested: Path, private: Path) -> Summa
     current, jobs = _plan(settings, sources, previous, images_dir)
     summary = Summary(files=len(sources), reused=len(current))
     _decode(settings, jobs, sources, current, salt, summary)
+    current = _compact_store(images_dir, current)
+    summary.pruned = len(_image_ids(previous) - _image_ids(current))
     if current != previous:  # an unchanged re-run skips re-serialising the whole state
         save_state(private, fingerprint, current)
     tables = assemble(select_series_slices(current, settings.slice_strategy, settings.slices), labels, salt)
     write_tables(tables, ingested, private)
     summary.images = len(tables.manifest)
     summary.unlabeled = sum(1 for row in tables.manifest if not row["label"])
-    # Images of series instances left out by the strategy stay stored, so a re-run need not decode them.
-    stored = {image.image_id for state in current.values() for image in state.images}
-    summary.pruned = prune_images(images_dir, stored)
     for row in tables.quarantine:
         counter = summary.quarantined if row["disposition"] == "quarantined" else summary.skipped
         counter[reason_category(str(row["reason"]))] += 1
@@ -117,7 +117,7 @@ def _plan(
     images_dir: Path,
 ) -> tuple[dict[str, FileState], dict[str, list[Job]]]:
     """Reuse what is unchanged; return (reused states, jobs to decode grouped by content hash)."""
-    present = _stored_sizes(images_dir)
+    present = shard_sizes(images_dir)
     current: dict[str, FileState] = {}
     to_hash: list[str] = []
     for relative, stat in sources.items():
@@ -153,16 +153,34 @@ def _plan(
     return current, jobs
 
 
-def _stored_sizes(images_dir: Path) -> dict[str, int]:
-    """Stored image file name -> size in bytes: one listing instead of a stat() call per image."""
-    with os.scandir(images_dir) as entries:
-        return {entry.name: entry.stat().st_size for entry in entries}
-
-
 def _stored(state: FileState, present: dict[str, int]) -> bool:
-    """Whether every image a state refers to is in the store, whole: someone may have deleted one, and
-    a power cut after a run can leave an image short (images are not fsynced one by one)."""
-    return all(present.get(f"{image.image_id}.npy") == image.stored_bytes for image in state.images)
+    """Whether every image a state refers to is in the store, whole: someone may have deleted a shard,
+    and a power cut after a run can leave one short (shards are not fsynced one by one)."""
+    return all(holds(present, image.record()) for image in state.images)
+
+
+def _compact_store(images_dir: Path, current: dict[str, FileState]) -> dict[str, FileState]:
+    """Drop stored images no current file refers to (deleted or changed sources: their pixels must go),
+    and point the states at the records that moved. Images of series instances the slice strategy
+    leaves out stay stored, so a re-run need not decode them."""
+    moved = compact(images_dir, [image.record() for state in current.values() for image in state.images])
+    if not moved:
+        return current
+    return {
+        relative: replace(
+            state,
+            images=[_relocated(image, moved.get((image.shard, image.offset))) for image in state.images],
+        )
+        for relative, state in current.items()
+    }
+
+
+def _image_ids(files: dict[str, FileState]) -> set[str]:
+    return {image.image_id for state in files.values() for image in state.images}
+
+
+def _relocated(image: ImageRecord, record: Record | None) -> ImageRecord:
+    return image if record is None else replace(image, shard=record.shard, offset=record.offset)
 
 
 def _decode(
@@ -202,7 +220,9 @@ def _to_state(size: int, mtime_ns: int, source_hash: str, outcome: FileOutcome, 
             height=image.height,
             width=image.width,
             pixel_hash=image.pixel_hash,
-            stored_bytes=image.stored_bytes,
+            shard=image.shard,
+            offset=image.offset,
+            nbytes=image.nbytes,
             meta=image.meta,
             patient_id=pseudonym("P", image.keys.patient, salt) if image.keys.patient else "",
             study_id=pseudonym("S", image.keys.study, salt) if image.keys.study else "",

@@ -13,6 +13,7 @@ from typing import Any
 
 from tasks.atomic import write_text
 from tasks.ingest.records import Disposition, ImageMeta
+from tasks.ingest.shards import Record
 
 STATE_FILE = "ingest_state.json"
 
@@ -26,12 +27,18 @@ class ImageRecord:
     height: int
     width: int
     pixel_hash: str
-    stored_bytes: int  # size of images/<image_id>.npy: a re-run re-decodes a file whose image is not so
+    shard: str  # where the pixels are: tasks.ingest.shards
+    offset: int
+    nbytes: int
     meta: ImageMeta
     patient_id: str  # from the header; "" when the file carries none
     study_id: str
     series_id: str
     instance_id: str  # pseudonymised SOP Instance UID, for the duplicate guard
+
+    def record(self) -> Record:
+        """Its place in the image store."""
+        return Record(self.image_id, self.shard, self.offset, self.nbytes)
 
 
 @dataclass(frozen=True)

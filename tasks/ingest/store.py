@@ -1,12 +1,11 @@
-"""Writing the stage's outputs: manifest + images under `paths.ingested`, linkage + quarantine under
-`paths.private`. Every file is written atomically, and only when its content changed (an unchanged re-run
-rewrites and fsyncs nothing); images no longer in the manifest are removed."""
+"""Writing the stage's tables: manifest under `paths.ingested` (next to the image shards, which the
+workers write), linkage + quarantine under `paths.private`. Every table is written atomically, and
+only when its content changed (an unchanged re-run rewrites and fsyncs nothing)."""
 
 from __future__ import annotations
 
 import csv
 import io
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,20 +20,6 @@ def write_tables(tables: Tables, ingested: Path, private: Path) -> None:
     _write_csv(ingested / "manifest.csv", MANIFEST_COLUMNS, tables.manifest)
     _write_csv(private / "linkage.csv", LINKAGE_COLUMNS, tables.linkage)
     _write_csv(private / "quarantine.csv", QUARANTINE_COLUMNS, tables.quarantine)
-
-
-def prune_images(images_dir: Path, keep: set[str]) -> int:
-    """Delete stored images whose id is not in `keep` (sources deleted or changed); returns the count.
-
-    Also clears temporary files a worker killed mid-write (time limit, crash) left behind.
-    """
-    removed = 0
-    for name in os.listdir(images_dir):  # one listing; no per-file Path objects on a 2,000-image store
-        stale = name.endswith(".npy") and name[: -len(".npy")] not in keep
-        if stale or (name.startswith(".") and name.endswith(".tmp")):
-            (images_dir / name).unlink(missing_ok=True)
-            removed += stale
-    return removed
 
 
 def _write_csv(path: Path, columns: Sequence[str], rows: list[dict[str, object]]) -> None:

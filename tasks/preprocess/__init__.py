@@ -1,6 +1,6 @@
 """Preprocess stage: ingested images -> a memory-mappable (N, 1, S, S) float16 store + patient-level splits.
 
-Reads `paths.ingested` (manifest.csv + images/*.npy) and writes `paths.preprocessed`:
+Reads `paths.ingested` (manifest.csv + the image shards in images/) and writes `paths.preprocessed`:
 images.npy, index.csv and classes.json (docs/CONTRACTS.md).
 """
 
@@ -17,6 +17,7 @@ from rich.console import Console
 
 from tasks.atomic import atomic_open, atomic_path, write_json
 from tasks.errors import RadflowError
+from tasks.ingest.shards import read_image
 from tasks.params import parse_section
 from tasks.paths import project_paths
 from tasks.preprocess.split import assign_splits, check_no_leakage, predefined_splits
@@ -70,19 +71,25 @@ def build_index(
     return labelled[list(INDEX_COLUMNS)], classes
 
 
-def write_store(image_ids: list[str], images_dir: Path, target: Path, settings: TransformSettings) -> None:
-    """Transform each image into one (N, 1, S, S) float16 .npy, written in place through a memmap."""
+def write_store(
+    places: list[tuple[str, int]], images_dir: Path, target: Path, settings: TransformSettings
+) -> None:
+    """Transform each image, given as (shard, offset) in ingest's store, into one (N, 1, S, S) float16
+    .npy, written in place through a memmap."""
     transform = build_transform(settings)
     size = settings.image_size
     with atomic_path(target) as tmp:
         store = np.lib.format.open_memmap(
-            tmp, mode="w+", dtype=np.float16, shape=(len(image_ids), 1, size, size)
+            tmp, mode="w+", dtype=np.float16, shape=(len(places), 1, size, size)
         )
-        for row, image_id in enumerate(image_ids):
-            path = images_dir / f"{image_id}.npy"
-            if not path.is_file():
-                raise RadflowError(f"image {image_id} is in the manifest but {path} is missing; rerun ingest")
-            store[row] = image_to_tensor(np.load(path), settings, transform)
+        for row, (shard, offset) in enumerate(places):
+            try:
+                pixels = read_image(images_dir, shard, offset)
+            except (OSError, ValueError) as error:
+                raise RadflowError(
+                    f"image at {shard}:{offset} in {images_dir} is unreadable ({error}); rerun ingest"
+                ) from None
+            store[row] = image_to_tensor(pixels, settings, transform)
         store.flush()
         del store
 
@@ -94,8 +101,12 @@ def preprocess(ingested: Path, out: Path, settings: PreprocessParams, seed: int)
         raise RadflowError(f"no manifest at {manifest_path}; run the ingest stage first")
     manifest = pd.read_csv(manifest_path, dtype=str, keep_default_na=False)
     index, classes = build_index(manifest, settings, seed)
+    located = manifest.set_index("image_id").loc[index["image_id"]]
     write_store(
-        list(index["image_id"]), ingested / "images", out / "images.npy", settings.transform_settings()
+        list(zip(located["shard"], located["shard_offset"].astype(int), strict=True)),
+        ingested / "images",
+        out / "images.npy",
+        settings.transform_settings(),
     )
     with atomic_open(out / "index.csv") as handle:
         index.to_csv(handle, index=False)

@@ -70,17 +70,25 @@ def test_ingest_killed_mid_run_then_rerun_equals_an_uninterrupted_run(tmp_path: 
     )
     deadline = time.monotonic() + 300
     while process.poll() is None and time.monotonic() < deadline:
-        if images.is_dir() and any(images.glob("*.npy")):
+        if images.is_dir() and any(images.glob("*.npys")):
             break
         time.sleep(0.02)
     os.killpg(process.pid, signal.SIGKILL)
     assert process.wait(timeout=60) == -signal.SIGKILL, "ingest finished before it could be killed"
     assert not (killed / "data/ingested/manifest.csv").exists()  # nothing claims the run completed
-    for stored in images.glob("*.npy"):
-        np.load(stored)  # a file under its final name is whole (writes are atomic)
+    for shard in images.glob("*.npys"):
+        _read_every_record(shard)  # a shard under its final name is whole (written, then renamed)
 
     rerun = run(["radflow", "stage", "ingest"], killed, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     expected, actual = _outputs(reference), _outputs(killed)
     assert sorted(actual) == sorted(expected)
     assert [name for name in sorted(actual) if actual[name] != expected[name]] == []
+
+
+def _read_every_record(shard: Path) -> None:
+    """Read a shard record by record to its end; raises if any record is cut short."""
+    with open(shard, "rb") as handle:
+        end = os.fstat(handle.fileno()).st_size
+        while handle.tell() < end:
+            np.lib.format.read_array(handle, allow_pickle=False)

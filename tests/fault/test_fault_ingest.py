@@ -21,6 +21,7 @@ import pytest
 from tests.dicom_factory import PLANTED
 from tests.fault.harness import Measured, read_csv, run_measured, write_params
 from tests.fault.mutations import Case, write_good_files, write_hostile_cases
+from tests.ingest_helpers import stored_images
 from tests.leakscan import planted_identifiers, scan_for_identifiers
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -122,17 +123,17 @@ def test_resource_limits_quarantine_before_decoding(hostile_run: IngestRun) -> N
 def test_every_decoded_image_is_sane(hostile_run: IngestRun) -> None:
     assert len(hostile_run.manifest) >= len(hostile_run.good)
     source_of = dict(zip(hostile_run.linkage["image_id"], hostile_run.linkage["source_path"], strict=False))
+    images = stored_images(hostile_run.ingested)
     problems = [
         f"{source_of.get(row.image_id, '?')}: {problem}"
         for row in hostile_run.manifest.itertuples()
-        for problem in _image_problems(hostile_run.ingested / "images" / f"{row.image_id}.npy", row)
+        for problem in _image_problems(images[row.image_id], row)
     ]
     assert not problems, "\n".join(problems)
 
 
-def _image_problems(path: Path, row: Any) -> list[str]:
+def _image_problems(pixels: np.ndarray, row: Any) -> list[str]:
     """What is wrong with one stored image and its manifest row (empty: a sane image)."""
-    pixels = np.load(path)
     problems = []
     # Contract: native integers when no rescale applies, else float32.
     if (pixels.dtype.kind not in "iu" and pixels.dtype != np.float32) or pixels.ndim not in (2, 3):
