@@ -147,6 +147,17 @@ def test_rerun_decodes_nothing_and_follows_changes(tmp_path: Path, monkeypatch: 
     assert again.decoded == 0 and again.reused == first.files
     assert (ingested / "manifest.csv").read_text() == manifest  # same salt file, same pseudonyms
 
+    # A relabelled image: the tables follow the labels file, and nothing is decoded again.
+    labels_file = tmp_path / "raw" / "labels.csv"
+    header, first_row, *rest = labels_file.read_text().splitlines()
+    relabelled_path = first_row.split(",")[0]
+    labels_file.write_text("\n".join([header, f"{relabelled_path},relabelled,", *rest]) + "\n")
+    relabelled = run_ingest(settings, ingested, private)
+    assert relabelled.decoded == 0
+    linkage = pd.read_csv(private / "linkage.csv").set_index("source_path")
+    rows = pd.read_csv(ingested / "manifest.csv").set_index("image_id")
+    assert rows.loc[linkage.loc[relabelled_path, "image_id"], "label"] == "relabelled"
+
     # What a power cut can leave of a shard written just before it (shards are not fsynced one by
     # one): the files whose images were cut off are decoded again, and the store is whole once more.
     images = stored_images(ingested)

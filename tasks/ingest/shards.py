@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import numpy as np
 
@@ -26,9 +25,11 @@ from tasks.hashing import content_hash
 SHARD_SUFFIX = ".npys"
 
 
-@dataclass(frozen=True)
-class Record:
-    """One stored image: which shard, where in it, how many bytes (header included)."""
+class Record(NamedTuple):
+    """One stored image: which shard, where in it, how many bytes (header included).
+
+    A tuple rather than a frozen dataclass: a re-run builds one per stored image, ten times faster.
+    """
 
     image_id: str
     shard: str

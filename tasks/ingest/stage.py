@@ -19,6 +19,7 @@ from tasks.hashing import file_content_hash
 from tasks.ingest.assemble import assemble
 from tasks.ingest.decode import Job
 from tasks.ingest.labels import FOLDERS, LabelIndex
+from tasks.ingest.lastrun import record_run, run_signature, unchanged_since_last_run
 from tasks.ingest.progress import DecodeProgress, Summary, reason_category
 from tasks.ingest.pseudonym import load_salt, pseudonym, salt_check
 from tasks.ingest.records import FileOutcome
@@ -26,8 +27,8 @@ from tasks.ingest.runner import run_jobs
 from tasks.ingest.series import select_series_slices
 from tasks.ingest.settings import IngestSettings, load_settings
 from tasks.ingest.shards import Record, compact, holds, shard_sizes
-from tasks.ingest.state import FileState, ImageRecord, load_state, save_state
-from tasks.ingest.store import IMAGES_DIR, write_tables
+from tasks.ingest.state import STATE_FILE, FileState, ImageRecord, load_state, save_state
+from tasks.ingest.store import IMAGES_DIR, PRIVATE_TABLES, write_tables
 from tasks.paths import project_paths
 
 log = logging.getLogger(__name__)
@@ -46,16 +47,47 @@ def run_ingest(settings: IngestSettings, ingested: Path, private: Path) -> Summa
     labels = LabelIndex(settings)  # fails early on a bad labels file
     salt = load_salt(settings.salt_env, private)
     fingerprint = f"{settings.decode_fingerprint()}|{salt_check(salt)}"
-    previous = load_state(private, fingerprint)
     images_dir = ingested / IMAGES_DIR
     images_dir.mkdir(parents=True, exist_ok=True)
     sources = _list_sources(settings)
+    watched = [ingested / "manifest.csv", *(private / name for name in PRIVATE_TABLES), private / STATE_FILE]
+    if settings.labels != FOLDERS:
+        watched.append(settings.source / settings.labels)
+    settings_key = f"{settings!r}|{salt_check(salt)}"
+    summary = unchanged_since_last_run(private, run_signature(settings_key, sources, images_dir, watched))
+    if summary is None:
+        summary = _update(settings, sources, labels, salt, fingerprint, ingested, private)
+        record_run(private, run_signature(settings_key, sources, images_dir, watched), summary)
+    else:
+        log.info("ingest: nothing changed since the last run")
+    summary.render()
+    failed = sum(summary.quarantined.values())
+    if sources and failed / len(sources) > settings.max_failed_fraction:
+        raise RadflowError(
+            f"{failed} of {len(sources)} files were quarantined, more than ingest.max_failed_fraction="
+            f"{settings.max_failed_fraction}; see {private / 'quarantine.csv'}"
+        )
+    return summary
+
+
+def _update(
+    settings: IngestSettings,
+    sources: dict[str, os.stat_result],
+    labels: LabelIndex,
+    salt: bytes,
+    fingerprint: str,
+    ingested: Path,
+    private: Path,
+) -> Summary:
+    """Decode what is new or changed, then rewrite the store, state and tables to match the sources."""
+    images_dir = ingested / IMAGES_DIR
+    previous = load_state(private, fingerprint)
     current, jobs = _plan(settings, sources, previous, images_dir)
     summary = Summary(files=len(sources), reused=len(current))
     _decode(settings, jobs, sources, current, salt, summary)
     current = _compact_store(images_dir, current)
     summary.pruned = len(_image_ids(previous) - _image_ids(current))
-    if current != previous:  # an unchanged re-run skips re-serialising the whole state
+    if current != previous:  # a run that decoded and dropped nothing skips re-serialising the state
         save_state(private, fingerprint, current)
     tables = assemble(select_series_slices(current, settings.slice_strategy, settings.slices), labels, salt)
     write_tables(tables, ingested, private)
@@ -64,13 +96,6 @@ def run_ingest(settings: IngestSettings, ingested: Path, private: Path) -> Summa
     for row in tables.quarantine:
         counter = summary.quarantined if row["disposition"] == "quarantined" else summary.skipped
         counter[reason_category(str(row["reason"]))] += 1
-    summary.render()
-    failed = sum(summary.quarantined.values())
-    if sources and failed / len(sources) > settings.max_failed_fraction:
-        raise RadflowError(
-            f"{failed} of {len(sources)} files were quarantined, more than ingest.max_failed_fraction="
-            f"{settings.max_failed_fraction}; see {private / 'quarantine.csv'}"
-        )
     return summary
 
 

@@ -13,13 +13,19 @@ from tasks.atomic import write_text
 from tasks.ingest.assemble import LINKAGE_COLUMNS, MANIFEST_COLUMNS, QUARANTINE_COLUMNS, Tables
 
 IMAGES_DIR = "images"
+PRIVATE_TABLES = ("linkage.csv", "quarantine.csv")
 
 
 def write_tables(tables: Tables, ingested: Path, private: Path) -> None:
     """manifest.csv (sorted by image_id), linkage.csv and quarantine.csv."""
     _write_csv(ingested / "manifest.csv", MANIFEST_COLUMNS, tables.manifest)
-    _write_csv(private / "linkage.csv", LINKAGE_COLUMNS, tables.linkage)
-    _write_csv(private / "quarantine.csv", QUARANTINE_COLUMNS, tables.quarantine)
+    for name, columns, rows in zip(
+        PRIVATE_TABLES,
+        (LINKAGE_COLUMNS, QUARANTINE_COLUMNS),
+        (tables.linkage, tables.quarantine),
+        strict=True,
+    ):
+        _write_csv(private / name, columns, rows)
 
 
 def _write_csv(path: Path, columns: Sequence[str], rows: list[dict[str, object]]) -> None:
