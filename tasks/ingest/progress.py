@@ -41,7 +41,7 @@ class DecodeProgress:
     and a process forks safely only while it runs no other threads.
     """
 
-    REDRAW_S = 0.1
+    REDRAW_S = 0.25  # a redraw costs ~2 ms of the process that also collects the workers' results
 
     def __init__(self, total: int) -> None:
         self._bar = Progress(

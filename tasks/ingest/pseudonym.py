@@ -7,6 +7,7 @@ impossible to reverse or to recompute without the salt, and stable across runs w
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -30,8 +31,13 @@ def load_salt(env_var: str, private_dir: Path) -> bytes:
     return path.read_text().strip().encode()
 
 
+@functools.lru_cache(maxsize=65536)
 def pseudonym(prefix: str, value: str, salt: bytes) -> str:
-    """`<prefix>-<12 hex>`: HMAC-SHA256 of `value` under `salt`, truncated."""
+    """`<prefix>-<12 hex>`: HMAC-SHA256 of `value` under `salt`, truncated.
+
+    Cached: a series' instances share their patient, study and series values (and the tables are
+    rebuilt from every file's keys on each changed run).
+    """
     return f"{prefix}-{hmac.new(salt, value.encode(), hashlib.sha256).hexdigest()[:12]}"
 
 

@@ -13,6 +13,8 @@ wanted (sources deleted or changed) are rewritten without them, so deleted data 
 
 from __future__ import annotations
 
+import functools
+import io
 import os
 import threading
 from pathlib import Path
@@ -55,7 +57,8 @@ class ShardWriter:
         if self._handle is None:
             self._handle = open(self._tmp, "wb")  # noqa: SIM115 (closed by finish/abort)
         offset = self._handle.tell()
-        np.lib.format.write_array(self._handle, pixels, allow_pickle=False)
+        self._handle.write(_header(pixels.shape, pixels.dtype.str))
+        self._handle.write(np.ascontiguousarray(pixels).data.cast("B"))
         self._ids.append(image_id)
         return offset, self._handle.tell() - offset
 
@@ -82,6 +85,15 @@ class ShardWriter:
     def __exit__(self, error_type: object, *rest: object) -> None:
         if error_type is not None:
             self.abort()
+
+
+@functools.lru_cache(maxsize=256)
+def _header(shape: tuple[int, ...], dtype: str) -> bytes:
+    """The .npy header of a C-ordered array (built once per shape and dtype: ~30 us a time)."""
+    buffer = io.BytesIO()
+    header = {"descr": dtype, "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(buffer, header)
+    return buffer.getvalue()
 
 
 def read_image(images_dir: Path, shard: str, offset: int) -> np.ndarray:
