@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from pydicom import config as pydicom_config
 
-from tasks.hashing import content_hash, file_content_hash, pixel_hash
+from tasks.hashing import content_hash, file_content_hash
 from tasks.ingest.dicom import decode_dicom
 from tasks.ingest.nifti import decode_nifti
 from tasks.ingest.plain import decode_plain
@@ -190,6 +190,6 @@ def _store(image: DecodedImage, source_hash: str, shard: ShardWriter) -> StoredI
     identifier = image_id(source_hash, image.frame)
     offset, nbytes = shard.add(identifier, pixels)
     # The buffer itself is hashed: no 0.5 MB copy for a 512x512 image.
-    digest = pixel_hash(f"{pixels.shape}{pixels.dtype.str}".encode(), pixels.data)
+    digest = content_hash(f"{pixels.shape}{pixels.dtype.str}".encode(), pixels.data)
     height, width = pixels.shape[:2]
     return StoredImage(identifier, image.frame, height, width, digest, offset, nbytes, image.meta, image.keys)

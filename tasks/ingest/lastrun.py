@@ -14,9 +14,8 @@ import os
 from collections import Counter
 from pathlib import Path
 
-import blake3
-
 from tasks.atomic import write_text
+from tasks.hashing import content_hash
 from tasks.ingest.progress import Summary
 from tasks.ingest.shards import shard_sizes
 
@@ -28,17 +27,15 @@ def run_signature(
 ) -> str:
     """Hash of: the settings (and salt check), every source's name, size and mtime, every stored
     shard's size, and the size and mtime of each watched file (labels CSV, tables, state)."""
-    digest = blake3.blake3(settings_key.encode())
     listing = "\n".join(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}" for name, stat in sources.items())
-    digest.update(listing.encode())
-    digest.update(json.dumps(sorted(shard_sizes(images_dir).items())).encode())
+    parts = [settings_key, listing, json.dumps(sorted(shard_sizes(images_dir).items()))]
     for path in watched:
         try:
             stat = path.stat()
-            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            parts.append(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}")
         except OSError:
-            digest.update(f"{path}\0absent\n".encode())
-    return digest.hexdigest()
+            parts.append(f"{path}\0absent")
+    return content_hash("\n".join(parts).encode())
 
 
 def unchanged_since_last_run(private: Path, signature: str) -> Summary | None:

@@ -162,7 +162,7 @@ def _plan(
     }
     hashes: dict[str, str] = {}
     if by_content and to_hash:  # content seen before may come back moved or touched: hash to recognise it
-        with ThreadPoolExecutor(max_workers=4) as pool:  # BLAKE3 releases the GIL on large buffers
+        with ThreadPoolExecutor(max_workers=4) as pool:  # reads overlap
             digests = pool.map(lambda rel: file_content_hash(settings.source / rel), to_hash)
             hashes = dict(zip(to_hash, digests, strict=True))
     jobs: dict[str, list[Job]] = {}
