@@ -48,6 +48,7 @@ def test_compaction_drops_unwanted_pixels_from_disk(tmp_path: Path) -> None:
     arrays = _arrays()
     records = _write_shard(tmp_path, arrays)
     (tmp_path / ".shard.123-456.tmp").write_bytes(b"left by a killed worker")
+    np.save(tmp_path / "0123456789abcdef.npy", arrays["b" * 16])  # the store layout of earlier versions
     live = [record for record in records if record.image_id != "b" * 16]
 
     moved = compact(tmp_path, live)

@@ -108,9 +108,9 @@ def _read_record(handle: IO[bytes]) -> Any:
 
 
 def shard_sizes(images_dir: Path) -> dict[str, int]:
-    """Every file in the store (shards and leftover temporary files) -> its size in bytes."""
+    """Every regular file in the store (shards, and leftovers to remove) -> its size in bytes."""
     with os.scandir(images_dir) as entries:
-        return {entry.name: entry.stat().st_size for entry in entries}
+        return {entry.name: entry.stat().st_size for entry in entries if entry.is_file(follow_symlinks=False)}
 
 
 def holds(sizes: dict[str, int], record: Record) -> bool:
@@ -121,21 +121,21 @@ def holds(sizes: dict[str, int], record: Record) -> bool:
 def compact(images_dir: Path, live: list[Record]) -> dict[tuple[str, int], Record]:
     """Make the store hold exactly the `live` records.
 
-    Shards with no live record are deleted, shards with some are rewritten with only those, and
-    leftovers of interrupted writers are removed. Returns the records that moved, keyed by their old
-    (shard, offset).
+    Shards with no live record are deleted, shards with some are rewritten with only those, and every
+    other file is removed: leftovers of interrupted writers, and the one-file-per-image `.npy` store of
+    earlier versions. Returns the records that moved, keyed by their old (shard, offset).
     """
     by_shard: dict[str, dict[int, Record]] = {}
     for record in live:
         by_shard.setdefault(record.shard, {})[record.offset] = record
     moved: dict[tuple[str, int], Record] = {}
     for name, size in shard_sizes(images_dir).items():
-        if name.startswith(".") and name.endswith(".tmp"):
+        if not name.endswith(SHARD_SUFFIX):
             (images_dir / name).unlink(missing_ok=True)
-        elif name.endswith(SHARD_SUFFIX):
-            kept = sorted(by_shard.get(name, {}).values(), key=lambda record: record.offset)
-            if sum(record.nbytes for record in kept) != size:  # it holds records nobody wants
-                moved.update(_rewrite(images_dir, name, kept))
+            continue
+        kept = sorted(by_shard.get(name, {}).values(), key=lambda record: record.offset)
+        if sum(record.nbytes for record in kept) != size:  # it holds records nobody wants
+            moved.update(_rewrite(images_dir, name, kept))
     return moved
 
 

@@ -1,8 +1,9 @@
 """The ingest stage: find source files, decode only what is new, and write the pseudonymised store.
 
-Flow: list files -> reuse unchanged ones (same size+mtime, or same content hash) -> decode the rest in
-isolated workers -> pseudonymise -> assemble tables -> write outputs -> summary. Exits cleanly unless
-more than `ingest.max_failed_fraction` of the files were quarantined.
+Flow: list files -> stop there if nothing changed since the last run (`lastrun`) -> reuse unchanged
+files (same size+mtime, or same content hash) -> decode the rest in isolated workers, into image
+shards -> pseudonymise -> drop stored images no file refers to -> assemble tables -> write outputs ->
+summary. Exits cleanly unless more than `ingest.max_failed_fraction` of the files were quarantined.
 """
 
 from __future__ import annotations
