@@ -124,6 +124,31 @@ def test_crash_mid_write_leaves_registry_as_it_was(tmp_path: Path, candidate: Pa
     assert not list(root.glob(".staging-*"))
 
 
+def test_a_crash_between_commit_and_audit_loses_no_decision(tmp_path: Path, candidate: Path) -> None:
+    root = tmp_path / "registry"
+    registry = Registry(root)
+    _register(registry, candidate, 0.8)
+    env = {**os.environ, FAULT_ENV: "registry-before-audit", "PYTHONPATH": str(REPO_ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", CRASHING_WRITER, str(root), str(candidate)],
+        env=env,
+        cwd=REPO_ROOT,
+        check=False,
+    )
+    assert result.returncode == -9  # SIGKILL'ed itself after the commit, before the log line
+    assert registry.aliases()["champion"] == 2  # committed
+    assert len((root / "audit.jsonl").read_text().splitlines()) == 1  # the log itself is a line short...
+    assert [entry["version"] for entry in registry.audit_log()] == [1, 2]  # ...readers are not
+    registry.record({"event": "rejected", "version": None})  # the next writer appends the lost line first
+    logged = [json.loads(line) for line in (root / "audit.jsonl").read_text().splitlines()]
+    assert [(entry["event"], entry["version"]) for entry in logged] == [
+        ("promoted", 1),
+        ("promoted", 2),
+        ("rejected", None),
+    ]
+    assert registry.audit_log() == logged
+
+
 def test_second_writer_waits_then_fails_clearly(tmp_path: Path, candidate: Path) -> None:
     root = tmp_path / "registry"
     with registry_lock(root, timeout_s=1), pytest.raises(RadflowError, match="locked by another radflow run"):

@@ -3,14 +3,17 @@
 Layout under the registry root:
     versions/v0001/  model.safetensors, config.json, metrics.json, model_card.md, lineage.json,
                      decision.json, checksums.json (SHA-256 of every other file)
-    index.json       the commit point: committed versions (+ SHA-256 of their checksums.json) and the
-                     champion history; `champion` is its last entry, `previous` the one before
+    index.json       the commit point: committed versions (+ SHA-256 of their checksums.json), the
+                     champion history (`champion` is its last entry, `previous` the one before), and
+                     the number of decisions so far with the last one
     audit.jsonl      append-only, one JSON object per decision
     .lock            flock'ed by every writer
 
 A version is staged in a temporary folder, fsync'ed and renamed into `versions/`; only then is
 index.json atomically replaced. A crash at any point leaves the old index, so readers see the registry
-exactly as it was; the next writer sweeps the orphaned folder away.
+exactly as it was; the next writer sweeps the orphaned folder away. Every decision is committed in
+the index first and appended to the audit log after: a crash in between leaves the log one line short,
+which readers make up from the index and the next writer appends.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from tasks.hashing import file_sha256
 MODEL_FILES = ("model.safetensors", "config.json")  # copied from the candidate model folder
 CHECKSUMS = "checksums.json"
 ALIASES = ("champion", "previous")
-FAULT_ENV = "RADFLOW_FAULT"  # test hook: "registry-mid-write" or "registry-before-commit" kills the process
+# Test hook: "registry-mid-write", "registry-before-commit" or "registry-before-audit" kills the process.
+FAULT_ENV = "RADFLOW_FAULT"
 
 
 @dataclass(frozen=True)
@@ -165,7 +169,15 @@ class Registry:
         }
 
     def audit_log(self) -> list[dict[str, Any]]:
-        """All audit entries, oldest first (a torn last line from a crash mid-append is skipped)."""
+        """All decisions, oldest first: the log's lines (a torn line from a crash mid-append is
+        skipped), plus the last committed decision when a crash kept it from the log."""
+        entries = self._logged()
+        index = self._index()
+        if len(entries) < index.get("decisions", 0):
+            entries.append(index["last_decision"])
+        return entries
+
+    def _logged(self) -> list[dict[str, Any]]:
         path = self.root / "audit.jsonl"
         if not path.exists():
             return []
@@ -178,16 +190,32 @@ class Registry:
         return entries
 
     # ----- writing (always under the lock) --------------------------------------------------------
-    def _append_audit(self, event: dict[str, Any]) -> None:
-        line = json.dumps({"time": _now(), **event}, sort_keys=True) + "\n"
+    def _locked_index(self) -> dict[str, Any]:
+        """The index, for a writer holding the lock: first appends a decision a crash kept from the log."""
+        index = self._index()
+        logged = len(self._logged())
+        if "decisions" not in index:  # a registry from before decisions were counted
+            index["decisions"] = logged
+        elif logged < index["decisions"]:
+            self._append_audit(index["last_decision"])
+        return index
+
+    def _append_audit(self, entry: dict[str, Any]) -> None:
         with open(self.root / "audit.jsonl", "a") as handle:
-            handle.write(line)
+            handle.write(json.dumps(entry, sort_keys=True) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
 
-    def _commit(self, index: dict[str, Any]) -> None:
-        write_json(self.root / "index.json", index)  # atomic replace: the commit point
+    def _commit(self, index: dict[str, Any], decision: dict[str, Any]) -> None:
+        """Replace index.json atomically (the commit point) with `decision` counted in it, then log it."""
+        entry = {"time": _now(), **decision}
+        index["decisions"] += 1
+        index["last_decision"] = entry
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_json(self.root / "index.json", index)
         _fsync_path(self.root)
+        _fault_point("registry-before-audit")
+        self._append_audit(entry)
 
     def _sweep(self, index: dict[str, Any]) -> None:
         """Remove staging folders and uncommitted version folders left by a crashed writer."""
@@ -201,7 +229,7 @@ class Registry:
     def record(self, event: dict[str, Any]) -> None:
         """Append a decision that changes nothing else (e.g. a candidate that failed the gate)."""
         with registry_lock(self.root, self.lock_timeout_s):
-            self._append_audit(event)
+            self._commit(self._locked_index(), event)
 
     def register_champion(
         self,
@@ -217,7 +245,7 @@ class Registry:
         if missing:
             raise RadflowError(f"cannot register {model_dir}: missing {missing}")
         with registry_lock(self.root, self.lock_timeout_s):
-            index = self._index()
+            index = self._locked_index()
             self._sweep(index)
             version = max((int(key) for key in index["versions"]), default=0) + 1
             staging = self.root / f".staging-{version:04d}-{os.getpid()}"
@@ -246,9 +274,9 @@ class Registry:
                 "roc_auc": metrics.get("roc_auc"),
             }
             index["champion_history"].append(version)
-            self._commit(index)
-            self._append_audit(
-                {"event": "promoted", "version": version, "champion_before": before, "decision": decision}
+            self._commit(
+                index,
+                {"event": "promoted", "version": version, "champion_before": before, "decision": decision},
             )
         return version
 
@@ -260,18 +288,18 @@ class Registry:
             before = self.aliases()["champion"]
             if version == before:
                 raise RadflowError(f"version {version} is already the champion")
-            index = self._index()
+            index = self._locked_index()
             index["champion_history"].append(version)
-            self._commit(index)
-            self._append_audit(
-                {"event": "manual_promote", "version": version, "champion_before": before, "reason": reason}
+            self._commit(
+                index,
+                {"event": "manual_promote", "version": version, "champion_before": before, "reason": reason},
             )
         return version
 
     def rollback(self, reason: str) -> int:
         """Undo the last champion change: `previous` becomes champion again; returns the new champion."""
         with registry_lock(self.root, self.lock_timeout_s):
-            index = self._index()
+            index = self._locked_index()
             history = index["champion_history"]
             if len(history) < 2:
                 raise RadflowError(
@@ -279,8 +307,8 @@ class Registry:
                 )
             self.verify(history[-2])
             before = history.pop()
-            self._commit(index)
-            self._append_audit(
-                {"event": "rollback", "version": history[-1], "champion_before": before, "reason": reason}
+            self._commit(
+                index,
+                {"event": "rollback", "version": history[-1], "champion_before": before, "reason": reason},
             )
         return int(history[-1])
