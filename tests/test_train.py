@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -17,9 +18,11 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
+from torch import nn
 
 from models import load_model, to_model_input
 from tasks.train import main
+from tasks.train.features import cached_features
 from tasks.train.network import build_network
 from tasks.train.params import TrainParams
 
@@ -113,11 +116,30 @@ def test_linear_probe_trains_only_the_head_from_cached_features(tmp_path: Path) 
     initial = build_network(TrainParams(**TINY), num_classes=2, registry_root=tmp_path).model.state_dict()
     changed = {key for key, tensor in initial.items() if not torch.equal(tensor, trained[key])}
     assert changed == {"classifier.6.weight", "classifier.6.bias"}
-    # A second run with other head settings reuses the same cached features (same data and backbone).
-    stamp = cache[0].stat().st_mtime_ns
+    # A second run with other head settings reuses the same cached features (same data and backbone):
+    # the same file, not one written anew (atomic writes replace the inode).
+    inode = cache[0].stat().st_ino
     second = project(tmp_path, "first", mode="linear_probe", epochs=2, learning_rate=0.01)
     main(second)
-    assert cache[0].stat().st_mtime_ns == stamp
+    assert cache[0].stat().st_ino == inode
+
+
+def test_feature_cache_keeps_the_most_recently_used_files(tmp_path: Path) -> None:
+    images = torch.rand(4, 1, 2, 2)
+
+    def features(key: str) -> torch.Tensor:
+        return cached_features(nn.Flatten(), images, lambda x: x, tmp_path, key, batch_size=2, keep=2)
+
+    features("a")
+    os.utime(tmp_path / "features-a.safetensors", ns=(1_000, 1_000))  # long ago
+    features("b")
+    os.utime(tmp_path / "features-b.safetensors", ns=(2_000, 2_000))  # a little later
+    torch.testing.assert_close(features("a"), images.flatten(1))  # used again: now the most recent
+    features("c")
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "features-a.safetensors",
+        "features-c.safetensors",
+    ]
 
 
 def test_partial_mode_trains_the_last_blocks_and_the_classifier(tmp_path: Path) -> None:

@@ -81,7 +81,9 @@ def make_job(
     inputs = data.images.to(device) if cuda else data.images  # the whole store on the GPU when there is one
     if params.mode == "linear_probe":
         key = backbone_digest(network.backbone, {"data": data.fingerprint, "input": config["input"]})
-        features = cached_features(network.backbone, inputs, images_in, cache, key, params.batch_size)
+        features = cached_features(
+            network.backbone, inputs, images_in, cache, key, params.batch_size, params.feature_cache_keep
+        )
         inputs = features.to(device)  # (N, F)
         net = network.head
         prepare_train = prepare_eval = features_in

@@ -25,6 +25,7 @@ class TrainParams:
     mode: Literal["linear_probe", "partial", "full"] = "full"
     trainable_blocks: int = 2
     pretrained_lr_factor: float = 0.1
+    feature_cache_keep: int = 4
     epochs: int = 12
     batch_size: int = 32
     learning_rate: float = 0.001
