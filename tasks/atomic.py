@@ -11,18 +11,25 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def temp_path(target: Path) -> Path:
+    """The hidden temporary name `target` is written under before it is renamed into place.
+
+    Unique per process and thread, each of which writes one file at a time, so no random name needs
+    creating exclusively (mkstemp opens each file a second time). A leftover of a killed writer with a
+    recycled pid is truncated by the next writer, never read.
+    """
+    return target.with_name(f".{target.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+
+
 @contextlib.contextmanager
 def atomic_path(target: Path, *, durable: bool = True) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; it replaces `target` only if the block succeeds.
 
-    `durable=False` skips the fsync (the rename stays atomic): for many files whose reader checks
-    them before trusting them (ingest's image store checks each image's size on every run).
+    `durable=False` skips the fsync (the rename stays atomic): for many small files whose writer
+    syncs once afterwards (`os.sync()`) before publishing an index that refers to them.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    # Unique per process and thread, each of which writes one file at a time: no random name to
-    # create exclusively (mkstemp opens the file a second time; ~0.3 ms, paid per image by ingest).
-    # A leftover of a killed writer with a recycled pid is truncated by the next writer, never read.
-    tmp = target.with_name(f".{target.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+    tmp = temp_path(target)
     try:
         yield tmp
         if durable:
