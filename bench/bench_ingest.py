@@ -21,9 +21,10 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from rich.console import Console
 from rich.table import Table
 
+from tasks.common.params import load_params
 from tasks.demo_data.dicom import Identity, build_dataset, encode
-from tasks.ingest import load_settings, run_ingest
-from tasks.params import load_params
+from tasks.ingest.settings import load_settings
+from tasks.ingest.stage import run_ingest
 
 SIZE = 512  # pixels per side
 REPO_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"

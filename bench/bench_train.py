@@ -37,11 +37,11 @@ from rich.table import Table
 from torch import nn
 
 from models import to_model_input
-from tasks.train import make_job, model_config
 from tasks.train.data import TrainData, load_data
 from tasks.train.loop import Job, train_one_epoch
 from tasks.train.network import build_network
 from tasks.train.params import TrainParams
+from tasks.train.stage import make_job, model_config
 
 CLASSES = ["a", "b", "c"]
 PARAMS = TrainParams(in_channels=3, hidden_units=1024, batch_size=32, augment=True)

@@ -16,8 +16,8 @@ from typing import Any
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
 from flows.summary import RunSummary, flatten_numbers
-from tasks.errors import RadflowError
-from tasks.paths import ProjectPaths
+from tasks.common.errors import RadflowError
+from tasks.common.paths import ProjectPaths
 
 METRICS_KEY = "retrain-metrics"
 PROMOTION_KEY = "retrain-promotion"

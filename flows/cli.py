@@ -17,8 +17,8 @@ from rich.console import Console
 if TYPE_CHECKING:
     from models.registry import Registry
 
-from tasks.errors import RadflowError
-from tasks.params import load_params
+from tasks.common.errors import RadflowError
+from tasks.common.params import load_params
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="radflow: medical imaging pipeline")
 registry_app = typer.Typer(no_args_is_help=True, help="Inspect and change the model registry.")
@@ -27,11 +27,11 @@ console = Console(stderr=True)
 
 # Stage name -> module exposing `main(params: dict) -> None`, in pipeline order.
 STAGES = {
-    "ingest": "tasks.ingest",
-    "preprocess": "tasks.preprocess",
-    "train": "tasks.train",
-    "evaluate": "tasks.evaluate",
-    "promote": "tasks.promote",
+    "ingest": "tasks.ingest.stage",
+    "preprocess": "tasks.preprocess.stage",
+    "train": "tasks.train.stage",
+    "evaluate": "tasks.evaluate.stage",
+    "promote": "tasks.promote.stage",
 }
 
 SetOption = Annotated[
@@ -127,9 +127,9 @@ def predict(
 def _open_registry() -> Registry:
     """The registry at params.yaml's paths.registry, with the promote section's lock timeout."""
     from models.registry import Registry
-    from tasks.params import parse_section
-    from tasks.paths import project_paths
-    from tasks.promote import PromoteParams
+    from tasks.common.params import parse_section
+    from tasks.common.paths import project_paths
+    from tasks.promote.gate import PromoteParams
 
     params = load_params()
     timeout = parse_section(params, "promote", PromoteParams).lock_timeout_s

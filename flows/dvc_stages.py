@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import networkx as nx
 
-from tasks.errors import RadflowError
+from tasks.common.errors import RadflowError
 
 if TYPE_CHECKING:
     from dvc.stage import PipelineStage

@@ -29,9 +29,9 @@ from flows.notify import notify
 from flows.settings import RetrainParams, retrain_params
 from flows.summary import compare, snapshot
 from flows.sync import SyncReport, sync_incoming
-from tasks.errors import RadflowError
-from tasks.params import PARAMS_FILE, apply_override, load_params
-from tasks.paths import project_paths
+from tasks.common.errors import RadflowError
+from tasks.common.params import PARAMS_FILE, apply_override, load_params
+from tasks.common.paths import project_paths
 
 # Offline by design (DESIGN.md): the temporary local server must not try to send usage telemetry.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from tasks.errors import RadflowError
+from tasks.common.errors import RadflowError
 
 PREFECT_DIR = ".prefect"  # git-ignored; holds the server's SQLite database and settings
 DEPLOYMENT = "weekly-retrain"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from tasks.params import parse_section
+from tasks.common.params import parse_section
 
 
 @dataclass(frozen=True)

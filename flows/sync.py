@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.atomic import atomic_path
-from tasks.errors import RadflowError
+from tasks.common.atomic import atomic_path
+from tasks.common.errors import RadflowError
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from tasks.params import from_dict
+from tasks.common.params import from_dict
 
 ModelName = Literal["alexnet", "resnet18", "densenet121"]
 Layout = Literal["torchvision", "original"]

@@ -10,8 +10,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from models.zoo import build_model
-from tasks.atomic import atomic_path, write_json
-from tasks.errors import RadflowError
+from tasks.common.atomic import atomic_path, write_json
+from tasks.common.errors import RadflowError
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"

@@ -14,8 +14,8 @@ from safetensors.torch import load_file
 from torch import nn
 
 from models.store import WEIGHTS_FILE
-from tasks.errors import RadflowError
-from tasks.hashing import file_sha256
+from tasks.common.errors import RadflowError
+from tasks.common.hashing import file_sha256
 
 IMAGENET_FILE = "alexnet-owt-7be5be79.pth"
 

@@ -16,17 +16,18 @@ import pandas as pd
 
 import models
 from models.registry import Registry
-from tasks.atomic import atomic_path, write_json
-from tasks.errors import RadflowError
+from tasks.common.atomic import atomic_path, write_json
+from tasks.common.errors import RadflowError
+from tasks.common.params import parse_section
+from tasks.common.paths import project_paths
+from tasks.common.scoring import predict_probabilities
 from tasks.evaluate.gradcam import gradcam_map, save_overlay
-from tasks.evaluate.scoring import predict_probabilities
-from tasks.ingest import IngestSettings, decode_path, load_settings
-from tasks.ingest.decode import image_id, read_source
+from tasks.ingest.decode import decode_path, image_id, read_source
 from tasks.ingest.pseudonym import load_salt, pseudonym
-from tasks.params import parse_section
-from tasks.paths import project_paths
-from tasks.preprocess import PreprocessParams, TransformSettings, image_to_tensor
-from tasks.promote import PromoteParams
+from tasks.ingest.settings import IngestSettings, load_settings
+from tasks.preprocess.stage import PreprocessParams
+from tasks.preprocess.transform import TransformSettings, image_to_tensor
+from tasks.promote.gate import PromoteParams
 
 OUTPUT_SUFFIXES = (".csv", ".json")
 

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from tasks.ingest import IngestSettings, load_settings
-from tasks.ingest.shards import read_image
-from tasks.params import load_params
+from tasks.common.params import load_params
+from tasks.common.shards import read_image
+from tasks.ingest.settings import IngestSettings, load_settings
 
 REPO_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 

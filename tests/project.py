@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from tasks.params import apply_override
+from tasks.common.params import apply_override
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ("dvc.yaml", "params.yaml", ".dvcignore")

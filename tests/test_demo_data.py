@@ -12,9 +12,9 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import cross_val_predict
 
+from tasks.common.params import load_params
 from tasks.demo_data import BROKEN_FILES, CLASSES, REPORT_FILE, write_demo_archive
 from tasks.demo_data.synth import chest_image
-from tasks.params import load_params
 
 REPO_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 

@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import tasks.evaluate as evaluate
-from tasks.errors import RadflowError
-from tasks.evaluate.metrics import (
+import tasks.evaluate.evaluation as evaluation
+import tasks.evaluate.stage as evaluate
+from tasks.common.errors import RadflowError
+from tasks.common.metrics import (
     choose_threshold,
     confusion,
     expected_calibration_error,
@@ -21,8 +22,8 @@ from tasks.evaluate.metrics import (
     per_class_metrics,
     roc_auc,
 )
-from tasks.evaluate.scoring import TensorStore
-from tasks.params import parse_section
+from tasks.common.params import parse_section
+from tasks.common.scoring import TensorStore
 from tests.tiny_pipeline import make_store, project_params, save_candidate, train_tiny
 
 # Binary example: labels 0,0,1,1 with p(class 1) = 0.1, 0.4, 0.35, 0.8.
@@ -100,17 +101,17 @@ def _store(val_labels: list[int], test_labels: list[int]) -> TensorStore:
 
 
 def test_threshold_comes_from_validation_not_test(tmp_path: Path) -> None:
-    settings = parse_section(project_params(tmp_path), "evaluate", evaluate.EvaluateParams)
+    settings = parse_section(project_params(tmp_path), "evaluate", evaluation.EvaluateParams)
     # classes ["abnormal", "normal"]: negative class "normal" is index 1, abnormal score = p(abnormal).
     store = _store(val_labels=[1, 1, 0, 0], test_labels=[1, 1, 0, 0])
     val = np.array([[0.1, 0.9], [0.2, 0.8], [0.3, 0.7], [0.9, 0.1]])  # abnormal scores .3 and .9 -> cut .3
     test_a = np.array([[0.05, 0.95], [0.5, 0.5], [0.6, 0.4], [0.7, 0.3]])
     test_b = np.array([[0.9, 0.1], [0.8, 0.2], [0.95, 0.05], [0.99, 0.01]])
-    result_a = evaluate.evaluate_probabilities(store, val, test_a, settings, seed=0)
-    result_b = evaluate.evaluate_probabilities(store, val, test_b, settings, seed=0)
+    result_a = evaluation.evaluate_probabilities(store, val, test_a, settings, seed=0)
+    result_b = evaluation.evaluate_probabilities(store, val, test_b, settings, seed=0)
     assert result_a.threshold == result_b.threshold == pytest.approx(0.3)
     # Changing validation moves the threshold.
-    shifted = evaluate.evaluate_probabilities(store, val * 0 + [0.6, 0.4], test_a, settings, seed=0)
+    shifted = evaluation.evaluate_probabilities(store, val * 0 + [0.6, 0.4], test_a, settings, seed=0)
     assert shifted.threshold != pytest.approx(0.3)
     # Test: normal rows score .05 and .5 -> the .5 one is flagged (spec 1/2); both abnormal flagged.
     assert result_a.metrics["sensitivity"] == 1.0
@@ -119,10 +120,10 @@ def test_threshold_comes_from_validation_not_test(tmp_path: Path) -> None:
 
 def test_negative_class_must_be_a_class(tmp_path: Path) -> None:
     params = project_params(tmp_path, evaluate__negative_class="healthy")
-    settings = parse_section(params, "evaluate", evaluate.EvaluateParams)
+    settings = parse_section(params, "evaluate", evaluation.EvaluateParams)
     store = _store([0, 1], [0, 1])
     with pytest.raises(RadflowError, match=r"valid choices: \['abnormal', 'normal'\]"):
-        evaluate.evaluate_probabilities(store, np.full((2, 2), 0.5), np.full((2, 2), 0.5), settings, seed=0)
+        evaluation.evaluate_probabilities(store, np.full((2, 2), 0.5), np.full((2, 2), 0.5), settings, seed=0)
 
 
 def test_bootstrap_resamples_whole_patients() -> None:

@@ -10,10 +10,10 @@ import pandas as pd
 import pydicom
 import pytest
 
+from tasks.common.errors import RadflowError
 from tasks.demo_data import BROKEN_FILES, REPORT_FILE, write_demo_archive
-from tasks.errors import RadflowError
-from tasks.ingest import main, run_ingest
 from tasks.ingest.assemble import MANIFEST_COLUMNS
+from tasks.ingest.stage import main, run_ingest
 from tests.dicom_factory import write_dicom
 from tests.ingest_helpers import ingest_params, settings_for, stored_images
 from tests.leakscan import planted_identifiers, scan_for_identifiers

@@ -14,7 +14,9 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from tasks.ingest import IngestSettings, UnusableFile, decode_path
+from tasks.ingest.decode import decode_path
+from tasks.ingest.records import UnusableFile
+from tasks.ingest.settings import IngestSettings
 from tests.dicom_factory import ramp, write_dicom, write_nifti, write_plain
 from tests.ingest_helpers import settings_for
 

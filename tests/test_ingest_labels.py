@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.errors import RadflowError
-from tasks.ingest import run_ingest
+from tasks.common.errors import RadflowError
+from tasks.ingest.stage import run_ingest
 from tests.dicom_factory import write_plain
 from tests.ingest_helpers import settings_for
 

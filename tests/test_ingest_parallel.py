@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from distributed import LocalCluster
 
-from tasks.ingest import run_ingest
+from tasks.ingest.stage import run_ingest
 from tests.dicom_factory import identity, write_dicom
 from tests.ingest_helpers import settings_for, stored_images
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pydicom
 import pytest
 
-from tasks.ingest import run_ingest
+from tasks.ingest.stage import run_ingest
 from tests.ingest_helpers import settings_for
 
 TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"

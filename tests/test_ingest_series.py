@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.ingest import run_ingest
+from tasks.ingest.stage import run_ingest
 from tests.dicom_factory import identity, write_dicom
 from tests.ingest_helpers import settings_for, stored_images
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.ingest.shards import Record, ShardWriter, compact, holds, read_image, shard_sizes
+from tasks.common.shards import Record, ShardWriter, compact, holds, read_image, shard_sizes
 
 
 def _write_shard(images: Path, arrays: dict[str, np.ndarray]) -> list[Record]:

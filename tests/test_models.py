@@ -14,7 +14,7 @@ import torch
 from models import ModelConfig, build_model, gradcam_layer, input_spec, load_model, save_model, to_model_input
 from models.registry import Registry
 from models.weights import default_imagenet_path
-from tasks.errors import RadflowError
+from tasks.common.errors import RadflowError
 from tasks.train.network import build_network
 from tasks.train.params import TrainParams
 

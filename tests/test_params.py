@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from tasks.errors import RadflowError
-from tasks.params import apply_override, from_dict, load_params
+from tasks.common.errors import RadflowError
+from tasks.common.params import apply_override, from_dict, load_params
 
 
 @dataclass

@@ -13,7 +13,7 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from models.registry import Registry
-from tasks.errors import RadflowError
+from tasks.common.errors import RadflowError
 from tasks.predict import predict_files
 from tests.tiny_pipeline import CLASSES, constant_model, project_params, save_candidate
 

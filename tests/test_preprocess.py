@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.errors import RadflowError
-from tasks.ingest.shards import ShardWriter, read_image
-from tasks.preprocess import PreprocessParams, image_to_tensor, preprocess
+from tasks.common.errors import RadflowError
+from tasks.common.shards import ShardWriter, read_image
+from tasks.preprocess.stage import PreprocessParams, preprocess
+from tasks.preprocess.transform import image_to_tensor
 
 SETTINGS = PreprocessParams(image_size=32, val_fraction=0.2, test_fraction=0.2)
 

@@ -9,31 +9,32 @@ import numpy as np
 import pytest
 import torch
 
-import tasks.evaluate as evaluate
-import tasks.promote as promote
+import tasks.evaluate.stage as evaluate
+import tasks.promote.gate as gate
+import tasks.promote.stage as promote
 from models.registry import Registry
-from tasks.params import parse_section
+from tasks.common.params import parse_section
 from tests.tiny_pipeline import constant_model, make_store, project_params, save_candidate, train_tiny
 
 
 def test_compare_rejects_a_worse_candidate_and_accepts_an_equal_one(tmp_path: Path) -> None:
-    settings = parse_section(project_params(tmp_path), "promote", promote.PromoteParams)
+    settings = parse_section(project_params(tmp_path), "promote", gate.PromoteParams)
     rng = np.random.default_rng(0)
     labels = np.repeat([0, 1], 20)
     patients = np.arange(40) // 2
     good = np.stack([1 - labels * 0.8 - 0.1, labels * 0.8 + 0.1], axis=1)  # perfectly ranked
     noise = rng.uniform(size=40)
     bad = np.stack([1 - noise, noise], axis=1)  # random ranking
-    worse = promote.compare(labels, patients, bad, good, settings, seed=0)
+    worse = gate.compare(labels, patients, bad, good, settings, seed=0)
     assert worse["difference"] < 0 and not worse["non_inferior"]
-    same = promote.compare(labels, patients, good, good, settings, seed=0)
+    same = gate.compare(labels, patients, good, good, settings, seed=0)
     assert same["difference_ci95"] == [0.0, 0.0] and same["non_inferior"]
 
 
 def test_floors(tmp_path: Path) -> None:
     params = project_params(tmp_path, promote__min_sensitivity=0.8)
-    settings = parse_section(params, "promote", promote.PromoteParams)
-    floors = promote.check_floors({"roc_auc": 0.9, "sensitivity": 0.7, "specificity": None}, settings)
+    settings = parse_section(params, "promote", gate.PromoteParams)
+    floors = gate.check_floors({"roc_auc": 0.9, "sensitivity": 0.7, "specificity": None}, settings)
     assert floors["roc_auc"]["met"] and not floors["sensitivity"]["met"] and not floors["specificity"]["met"]
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import tasks.evaluate as evaluate
-import tasks.ingest as ingest
-import tasks.preprocess as preprocess
-import tasks.promote as promote
-import tasks.train as train
+import tasks.evaluate.stage as evaluate
+import tasks.ingest.stage as ingest
+import tasks.preprocess.stage as preprocess
+import tasks.promote.stage as promote
+import tasks.train.stage as train
 from models.registry import Registry
 from tasks.demo_data import write_demo_archive
 from tasks.predict import predict_files

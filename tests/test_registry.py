@@ -16,7 +16,7 @@ import models
 from flows.cli import app
 from models.registry import FAULT_ENV, Registry
 from models.registry.lock import registry_lock
-from tasks.errors import RadflowError
+from tasks.common.errors import RadflowError
 from tests.tiny_pipeline import REPO_ROOT, constant_model, project_params, save_candidate
 
 

@@ -24,7 +24,7 @@ from flows.retrain import apply_overrides
 from flows.settings import retrain_params
 from flows.summary import compare, snapshot
 from flows.sync import sync_incoming
-from tasks.errors import RadflowError
+from tasks.common.errors import RadflowError
 
 SCRIPTS = {
     # Sums the archive's text and scales it by a param: changes when new studies or params change.

@@ -16,8 +16,8 @@ import pytest
 from flows.dvc_stages import stage_order
 from flows.server import background_server, free_port
 from models.registry import Registry
-from tasks.params import load_params
-from tasks.paths import project_paths
+from tasks.common.params import load_params
+from tasks.common.paths import project_paths
 from tests.project import make_project, run, tool_env
 from tests.test_flows_e2e import SERVER_START_TIMEOUT_S, flow_runs, inspect_run, new_run
 

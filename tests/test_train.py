@@ -21,10 +21,10 @@ from safetensors.torch import load_file
 from torch import nn
 
 from models import load_model, to_model_input
-from tasks.train import main
 from tasks.train.features import cached_features
 from tasks.train.network import build_network
 from tasks.train.params import TrainParams
+from tasks.train.stage import main
 
 SIZE = 64
 # Small and quick: 1-channel AlexNet with a narrow head, single thread for bitwise-repeatable runs.

@@ -13,7 +13,7 @@ import torch
 import yaml
 
 import models
-from tasks.paths import ProjectPaths
+from tasks.common.paths import ProjectPaths
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["effusion", "normal", "opacity"]

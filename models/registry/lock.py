@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from tasks.errors import RadflowError
+from tasks.common.errors import RadflowError
 
 POLL_SECONDS = 0.2
 

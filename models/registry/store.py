@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from models.registry.lock import registry_lock
-from tasks.atomic import write_json
-from tasks.errors import RadflowError
-from tasks.hashing import file_sha256
+from tasks.common.atomic import write_json
+from tasks.common.errors import RadflowError
+from tasks.common.hashing import file_sha256
 
 MODEL_FILES = ("model.safetensors", "config.json")  # copied from the candidate model folder
 CHECKSUMS = "checksums.json"

@@ -25,7 +25,8 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from tasks.atomic import write_text
+from tasks.common.atomic import write_text
+from tasks.common.params import parse_section
 from tasks.demo_data.dicom import Identity, build_dataset, encode
 from tasks.demo_data.extras import (
     BROKEN_FILES,
@@ -36,7 +37,6 @@ from tasks.demo_data.extras import (
     write_report,
 )
 from tasks.demo_data.synth import CLASSES, MAX_STORED, chest_image
-from tasks.params import parse_section
 
 __all__ = ["BROKEN_FILES", "CLASSES", "REPORT_FILE", "DemoParams", "Identity", "write_demo_archive"]
 

@@ -13,7 +13,7 @@ import nibabel as nib
 import numpy as np
 from pydicom.uid import ExplicitVRLittleEndian
 
-from tasks.atomic import atomic_open
+from tasks.common.atomic import atomic_open
 from tasks.demo_data.dicom import Identity, build_dataset, encode
 from tasks.demo_data.synth import chest_image
 

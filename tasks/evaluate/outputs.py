@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import torch
 
-from tasks.atomic import atomic_path, write_json, write_text
+from tasks.common.atomic import atomic_path, write_json, write_text
+from tasks.common.metrics import abnormal_score
+from tasks.common.scoring import TensorStore
 from tasks.evaluate import plots
 from tasks.evaluate.gradcam import gradcam_map, pick_cases, save_overlay
-from tasks.evaluate.metrics import abnormal_score
 from tasks.evaluate.report import card_sections, model_card, report_html
-from tasks.evaluate.scoring import TensorStore
 
 if TYPE_CHECKING:
-    from tasks.evaluate import EvaluateParams, Evaluation
+    from tasks.evaluate.evaluation import EvaluateParams, Evaluation
 
 
 def test_predictions(evaluation: Evaluation) -> pd.DataFrame:

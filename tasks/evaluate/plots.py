@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-from tasks.atomic import atomic_path
+from tasks.common.atomic import atomic_path
 
 
 def _write_csv(frame: pd.DataFrame, target: Path) -> None:

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from tasks.evaluate.metrics import HEADLINE_METRICS
-from tasks.evaluate.scoring import TensorStore
+from tasks.common.metrics import HEADLINE_METRICS
+from tasks.common.scoring import TensorStore
 
 if TYPE_CHECKING:
-    from tasks.evaluate import EvaluateParams, Evaluation
+    from tasks.evaluate.evaluation import EvaluateParams, Evaluation
 
 LIMITATIONS = [
     "Research prototype: not a medical device and not validated for clinical decisions.",

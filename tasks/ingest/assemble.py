@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tasks.errors import RadflowError
+from tasks.common.errors import RadflowError
 from tasks.ingest.labels import LabelIndex
 from tasks.ingest.pseudonym import pseudonym
 from tasks.ingest.state import FileState

@@ -2,7 +2,7 @@
 
 `decode_path` is the reusable entry point (predict uses it); `process_batch` is what worker processes
 run for the stage: decode a few files, pack their images into one shard of the image store
-(`tasks.ingest.shards`), and report back without pixels.
+(`tasks.common.shards`), and report back without pixels.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 from pydicom import config as pydicom_config
 
-from tasks.hashing import content_hash, file_content_hash
+from tasks.common.hashing import content_hash, file_content_hash
+from tasks.common.shards import ShardWriter
 from tasks.ingest.dicom import decode_dicom
 from tasks.ingest.nifti import decode_nifti
 from tasks.ingest.plain import decode_plain
 from tasks.ingest.records import DecodedImage, FileOutcome, StoredImage, UnusableFile
 from tasks.ingest.settings import IngestSettings
-from tasks.ingest.shards import ShardWriter
 
 PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")

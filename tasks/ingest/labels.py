@@ -8,7 +8,7 @@ from pathlib import PurePosixPath
 
 import pandas as pd
 
-from tasks.errors import RadflowError
+from tasks.common.errors import RadflowError
 from tasks.ingest.settings import IngestSettings
 
 FOLDERS = "folders"

@@ -14,10 +14,10 @@ import os
 from collections import Counter
 from pathlib import Path
 
-from tasks.atomic import write_text
-from tasks.hashing import content_hash
+from tasks.common.atomic import write_text
+from tasks.common.hashing import content_hash
+from tasks.common.shards import shard_sizes
 from tasks.ingest.progress import Summary
-from tasks.ingest.shards import shard_sizes
 
 LAST_RUN_FILE = "ingest_last_run.json"
 

@@ -14,7 +14,7 @@ import os
 import secrets
 from pathlib import Path
 
-from tasks.atomic import write_text
+from tasks.common.atomic import write_text
 
 SALT_FILE = "salt"
 

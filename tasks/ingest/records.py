@@ -12,7 +12,7 @@ from typing import Literal
 
 import numpy as np
 
-from tasks.errors import RadflowError
+from tasks.common.errors import RadflowError
 
 Disposition = Literal["ok", "skipped", "quarantined"]
 
@@ -83,7 +83,7 @@ class StoredImage:
     height: int
     width: int
     pixel_hash: str
-    offset: int  # where its record starts in the shard (tasks.ingest.shards)
+    offset: int  # where its record starts in the shard (tasks.common.shards)
     nbytes: int  # record length, header included
     meta: ImageMeta
     keys: SourceKeys

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from tasks.params import parse_section
+from tasks.common.params import parse_section
 
 SliceStrategy = Literal["middle", "n", "mip", "all"]
 DECODER_VERSION = 3  # bump when decoding changes, so incremental runs re-decode everything

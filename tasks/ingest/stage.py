@@ -15,8 +15,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from tasks.errors import RadflowError
-from tasks.hashing import file_content_hash
+from tasks.common.errors import RadflowError
+from tasks.common.hashing import file_content_hash
+from tasks.common.paths import project_paths
+from tasks.common.shards import Record, compact, holds, shard_sizes
 from tasks.ingest.assemble import assemble
 from tasks.ingest.decode import Job
 from tasks.ingest.labels import FOLDERS, LabelIndex
@@ -27,10 +29,8 @@ from tasks.ingest.records import FileOutcome
 from tasks.ingest.runner import run_jobs
 from tasks.ingest.series import select_series_slices
 from tasks.ingest.settings import IngestSettings, load_settings
-from tasks.ingest.shards import Record, compact, holds, shard_sizes
 from tasks.ingest.state import STATE_FILE, FileState, ImageRecord, load_state, save_state
 from tasks.ingest.store import IMAGES_DIR, PRIVATE_TABLES, write_tables
-from tasks.paths import project_paths
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tasks.atomic import write_text
+from tasks.common.atomic import write_text
+from tasks.common.shards import Record
 from tasks.ingest.records import Disposition, ImageMeta
-from tasks.ingest.shards import Record
 
 STATE_FILE = "ingest_state.json"
 
@@ -27,7 +27,7 @@ class ImageRecord:
     height: int
     width: int
     pixel_hash: str
-    shard: str  # where the pixels are: tasks.ingest.shards
+    shard: str  # where the pixels are: tasks.common.shards
     offset: int
     nbytes: int
     meta: ImageMeta
@@ -47,7 +47,7 @@ class FileState:
 
     size: int
     mtime_ns: int
-    source_hash: str  # tasks.hashing.content_hash of the file's bytes
+    source_hash: str  # tasks.common.hashing.content_hash of the file's bytes
     disposition: Disposition
     reason: str = ""
     exception_type: str = ""

@@ -9,7 +9,7 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 
-from tasks.atomic import write_text
+from tasks.common.atomic import write_text
 from tasks.ingest.assemble import LINKAGE_COLUMNS, MANIFEST_COLUMNS, QUARANTINE_COLUMNS, Tables
 
 IMAGES_DIR = "images"

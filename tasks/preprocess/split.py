@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tasks.errors import RadflowError
+from tasks.common.errors import RadflowError
 
 SPLITS = ("train", "val", "test")
 LEAK_KEYS = ("patient_id", "study_id", "pixel_hash")

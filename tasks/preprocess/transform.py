@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from monai.transforms import Compose, Resize, ScaleIntensityRangePercentiles, SpatialPad
 
-from tasks.errors import RadflowError
+from tasks.common.errors import RadflowError
 
 # ITU-R BT.601 luma weights: an RGB photograph of a film becomes one grayscale channel.
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from tasks.atomic import atomic_path
+from tasks.common.atomic import atomic_path
 
 LAST, BEST = "last.pt", "best.pt"
 

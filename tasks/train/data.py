@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tasks.errors import RadflowError
-from tasks.evaluate.scoring import read_store
+from tasks.common.errors import RadflowError
+from tasks.common.scoring import read_store
 
 
 @dataclass(frozen=True)

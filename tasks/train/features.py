@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from tasks.atomic import atomic_path
+from tasks.common.atomic import atomic_path
 
 
 def backbone_digest(backbone: nn.Module, extra: dict[str, object]) -> str:

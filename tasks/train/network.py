@@ -13,7 +13,7 @@ from models import build_model, conv_blocks, split_backbone_head, top_layers
 from models.config import ModelConfig
 from models.registry import Registry
 from models.weights import LoadReport, load_imagenet, load_registry_weights
-from tasks.errors import RadflowError
+from tasks.common.errors import RadflowError
 from tasks.train.params import TrainParams
 
 console = Console(stderr=True)

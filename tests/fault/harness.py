@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from tasks.params import apply_override
+from tasks.common.params import apply_override
 from tests.project import REPO_ROOT, tool_env
 
 # Runs `argv[1:]`, then prints the largest resident set (KiB on Linux) among all processes it waited for.

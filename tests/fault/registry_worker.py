@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from models.registry import Registry
-from tasks.errors import RadflowError
+from tasks.common.errors import RadflowError
 
 
 def register(registry: Registry, model_dir: Path, count: int) -> None:

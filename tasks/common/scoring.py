@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 import models
-from tasks.errors import RadflowError
+from tasks.common.errors import RadflowError
 
 
 @dataclass(frozen=True)

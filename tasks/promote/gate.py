@@ -1,15 +1,13 @@
-"""Promote stage: the gate between the evaluated candidate and the registry's champion.
+"""The promotion gate: between the evaluated candidate and the registry's champion.
 
 The champion is re-scored on the candidate's own test split, so both are judged on the same images.
 The candidate passes when the paired, patient-level bootstrap interval of (candidate - champion) on the
 primary metric lies above -margin (non-inferiority) and its test metrics meet the absolute floors.
 Passing registers it as a new version and moves `champion`; failing only appends an audit entry.
-Either way the stage succeeds and writes `paths.promotion/promotion.json`.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -18,15 +16,10 @@ import numpy as np
 import pandas as pd
 
 import models
-from models.registry import Registry, collect_lineage
-from tasks.atomic import write_json
-from tasks.errors import RadflowError
-from tasks.evaluate import finite_or_none
-from tasks.evaluate.metrics import metric_by_name, patient_bootstrap
-from tasks.evaluate.scoring import predict_probabilities, read_store
-from tasks.hashing import file_sha256
-from tasks.params import parse_section
-from tasks.paths import project_paths
+from models.registry import Registry
+from tasks.common.errors import RadflowError
+from tasks.common.metrics import metric_by_name, patient_bootstrap
+from tasks.common.scoring import predict_probabilities, read_store
 
 
 @dataclass(frozen=True)
@@ -152,42 +145,3 @@ def decide(
         "promoted": promoted,
         "reasons": reasons or [f"non-inferior to champion v{champion} and floors met"],
     }
-
-
-def main(params: dict[str, Any]) -> None:
-    """Stage entry point: judge the candidate, update the registry if it passes, write promotion.json."""
-    settings = parse_section(params, "promote", PromoteParams)
-    paths = project_paths(params)
-    report = paths.evaluation / "report"
-    inputs = [paths.evaluation / "metrics.json", report / "test_predictions.csv", report / "model_card.md"]
-    missing = [str(path) for path in inputs if not path.is_file()]
-    if missing:
-        raise RadflowError(f"evaluation outputs missing: {missing}; run `radflow stage evaluate` first")
-    models.read_config(paths.model)  # a clear error when the candidate model is absent
-    metrics = json.loads(inputs[0].read_text())
-    predictions = pd.read_csv(inputs[1], dtype={"patient_id": str, "image_id": str})
-    registry = Registry(paths.registry, settings.lock_timeout_s)
-    decision = decide(
-        registry,
-        settings=settings,
-        metrics=metrics,
-        predictions=predictions,
-        weights_sha256=file_sha256(paths.model / "model.safetensors"),
-        store_dir=paths.preprocessed,
-        seed=int(params["seed"]),
-    )
-    decision = finite_or_none(decision)
-    if decision["promoted"]:
-        decision["version"] = registry.register_champion(
-            paths.model,
-            metrics=metrics,
-            model_card=inputs[2].read_text(),
-            lineage=collect_lineage(Path.cwd()),
-            decision=decision,
-        )
-    else:
-        decision["version"] = None
-        registry.record({"event": "not_promoted", **decision})
-    write_json(paths.promotion / "promotion.json", decision)
-    verdict = f"promoted as v{decision['version']}" if decision["promoted"] else "not promoted"
-    print(f"promote: candidate {verdict}: {'; '.join(decision['reasons'])}")

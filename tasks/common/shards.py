@@ -21,8 +21,8 @@ from typing import IO, Any, NamedTuple
 
 import numpy as np
 
-from tasks.atomic import temp_path
-from tasks.hashing import content_hash
+from tasks.common.atomic import temp_path
+from tasks.common.hashing import content_hash
 
 SHARD_SUFFIX = ".npys"
 

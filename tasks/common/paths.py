@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tasks.params import parse_section
+from tasks.common.params import parse_section
 
 
 @dataclass(frozen=True)

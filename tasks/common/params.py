@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from tasks.errors import RadflowError
+from tasks.common.errors import RadflowError
 
 PARAMS_FILE = Path("params.yaml")
 # libyaml's safe loader when PyYAML was built with it: 8x faster, and every stage starts by loading.
