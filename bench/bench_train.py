@@ -37,6 +37,7 @@ from rich.table import Table
 from torch import nn
 
 from models import to_model_input
+from tasks.common.params import load_params, parse_section
 from tasks.train.data import TrainData, load_data
 from tasks.train.loop import Job, train_one_epoch
 from tasks.train.network import build_network
@@ -44,7 +45,8 @@ from tasks.train.params import TrainParams
 from tasks.train.stage import make_job, model_config
 
 CLASSES = ["a", "b", "c"]
-PARAMS = TrainParams(in_channels=3, hidden_units=1024, batch_size=32, augment=True)
+# The training settings users run (params.yaml), with augmentation on as the MONAI baseline has it.
+PARAMS = replace(parse_section(load_params(), "train", TrainParams), augment=True)
 
 
 def write_store(folder: Path, images: int, size: int) -> TrainData:

@@ -12,17 +12,17 @@ from tasks.common.params import parse_section
 class RetrainParams:
     """How the Prefect retrain flow syncs data, retries, locks, pushes and notifies."""
 
-    incoming: str | None = None  # folder of newly arrived studies synced into ingest.source; None = off
-    incoming_settle_s: float = 60.0  # files modified more recently than this are still arriving: next run
-    dvc_remote: str | None = None  # `dvc push -r <remote>` after a successful run; None = no push
-    retries: int = 2  # retries of a stage after a transient failure (I/O, lock held)
-    retry_delay_s: float = 10.0  # first retry delay; doubles on every further retry
-    lock_wait_s: float = 0.0  # how long a second run waits for the project lock before it is skipped
-    notify_command: str | None = None  # shell-free command run on failure/promotion; event JSON on stdin
-    notify_webhook: str | None = None  # URL that gets the event JSON as an HTTP POST
-    notify_on: tuple[Literal["failure", "promotion"], ...] = ("failure", "promotion")
+    incoming: str | None  # folder of newly arrived studies synced into ingest.source; None = off
+    incoming_settle_s: float  # files modified more recently than this are still arriving: next run
+    dvc_remote: str | None  # `dvc push -r <remote>` after a successful run; None = no push
+    retries: int  # retries of a stage after a transient failure (I/O, lock held)
+    retry_delay_s: float  # first retry delay; doubles on every further retry
+    lock_wait_s: float  # how long a second run waits for the project lock before it is skipped
+    notify_command: str | None  # shell-free command run on failure/promotion; event JSON on stdin
+    notify_webhook: str | None  # URL that gets the event JSON as an HTTP POST
+    notify_on: tuple[Literal["failure", "promotion"], ...]
 
 
 def retrain_params(params: dict[str, Any]) -> RetrainParams:
-    """Parse params.yaml's `retrain` section (absent section = defaults: no sync, no push, no hooks)."""
-    return parse_section({"retrain": params.get("retrain", {}) or {}}, "retrain", RetrainParams)
+    """Parse params.yaml's `retrain` section (strict: every key is required, defaults live in params.yaml)."""
+    return parse_section(params, "retrain", RetrainParams)

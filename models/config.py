@@ -21,14 +21,14 @@ class ModelConfig:
     comparison networks (ResNet-18, DenseNet-121) use their own fixed design.
     """
 
-    name: ModelName = "alexnet"
-    layout: Layout = "torchvision"
-    norm: Norm = "batchnorm"
-    activation: Activation = "relu"
-    dropout: float = 0.5
-    hidden_units: int = 4096
-    in_channels: int = 3
-    num_classes: int = 3
+    name: ModelName
+    layout: Layout
+    norm: Norm
+    activation: Activation
+    dropout: float
+    hidden_units: int
+    in_channels: int
+    num_classes: int
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 import torch
 
-from models import ModelConfig, build_model, gradcam_layer, input_spec, load_model, save_model, to_model_input
+from models import build_model, gradcam_layer, input_spec, load_model, save_model, to_model_input
 from models.registry import Registry
 from models.weights import default_imagenet_path
 from tasks.common.errors import RadflowError
 from tasks.train.network import build_network
 from tasks.train.params import TrainParams
+from tests.defaults import network_config, train_params
 
 # The state-dict keys and shapes of torchvision's alexnet-owt-7be5be79.pth.
 TORCHVISION_SHAPES = {
@@ -41,7 +42,7 @@ VARIANTS = [
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(v.values()))
 def test_every_variant_builds_and_runs(variant: dict[str, Any]) -> None:
-    config = ModelConfig(**variant, in_channels=1, num_classes=3, hidden_units=32, dropout=0.3)
+    config = network_config(**variant, in_channels=1, num_classes=3, hidden_units=32, dropout=0.3)
     model = build_model(config.to_dict()).eval()
     logits = model(torch.rand(2, 1, 64, 64))
     assert logits.shape == (2, 3)
@@ -49,12 +50,12 @@ def test_every_variant_builds_and_runs(variant: dict[str, Any]) -> None:
 
 
 def test_torchvision_layout_has_the_checkpoint_keys_and_shapes() -> None:
-    model = build_model(ModelConfig(norm="none", hidden_units=4096, num_classes=1000))
+    model = build_model(network_config(norm="none", hidden_units=4096, num_classes=1000))
     assert {key: tuple(value.shape) for key, value in model.state_dict().items()} == TORCHVISION_SHAPES
 
 
 def test_original_layout_is_the_2012_network() -> None:
-    model = build_model(ModelConfig(layout="original", norm="lrn"))
+    model = build_model(network_config(layout="original", norm="lrn"))
     convs = [layer for layer in model.modules() if isinstance(layer, torch.nn.Conv2d)]
     assert [c.out_channels for c in convs] == [96, 256, 384, 384, 256]
     assert convs[0].kernel_size == (11, 11) and convs[0].stride == (4, 4)
@@ -72,7 +73,7 @@ def imagenet_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[
 
 
 def imagenet_params(path: Path, digest: str, **extra: Any) -> TrainParams:
-    return TrainParams(
+    return train_params(
         weights="imagenet", imagenet_path=str(path), imagenet_sha256=digest, hidden_units=4096, **extra
     )
 
@@ -111,13 +112,13 @@ def test_a_wrong_imagenet_file_is_refused_by_its_hash(
 def test_missing_imagenet_file_names_where_to_put_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     with pytest.raises(RadflowError, match=str(default_imagenet_path())):
-        build_network(TrainParams(weights="imagenet"), num_classes=3, registry_root=tmp_path)
+        build_network(train_params(weights="imagenet"), num_classes=3, registry_root=tmp_path)
     with pytest.raises(RadflowError, match="valid: imagenet, none"):
-        build_network(TrainParams(weights="imagenett"), num_classes=3, registry_root=tmp_path)
+        build_network(train_params(weights="imagenett"), num_classes=3, registry_root=tmp_path)
 
 
 def test_saved_model_round_trips(tmp_path: Path) -> None:
-    architecture = ModelConfig(in_channels=3, num_classes=2, hidden_units=16).to_dict()
+    architecture = network_config(in_channels=3, num_classes=2, hidden_units=16).to_dict()
     model = build_model(architecture).eval()
     config = {"architecture": architecture, "classes": ["a", "b"], "image_size": 64, "input": input_spec(3)}
     save_model(model, config, tmp_path / "model")
@@ -130,7 +131,7 @@ def test_saved_model_round_trips(tmp_path: Path) -> None:
 
 
 def test_registry_warm_start_loads_the_champion(tmp_path: Path) -> None:
-    params = TrainParams(in_channels=1, hidden_units=16, weights="registry:champion")
+    params = train_params(in_channels=1, hidden_units=16, weights="registry:champion")
     architecture = params.model_config(num_classes=3).to_dict()
     champion = build_model(architecture)
     config = {

@@ -15,6 +15,7 @@ import pytest
 
 from flows.notify import notify
 from flows.settings import RetrainParams
+from tests.defaults import settings
 
 
 class WebhookReceiver:
@@ -54,10 +55,15 @@ def receiver() -> Iterator[WebhookReceiver]:
         yield running
 
 
+def settings_with(**changes: Any) -> RetrainParams:
+    """params.yaml's retrain section with the given hooks set."""
+    return settings("retrain", RetrainParams, **changes)
+
+
 def test_webhook_and_command_get_the_event(receiver: WebhookReceiver, tmp_path: Path) -> None:
     received = tmp_path / "event.json"
     script = "import sys; open(sys.argv[1], 'wb').write(sys.stdin.buffer.read())"
-    settings = RetrainParams(
+    settings = settings_with(
         notify_webhook=receiver.url,
         notify_command=shlex.join([sys.executable, "-c", script, str(received)]),
     )
@@ -75,7 +81,7 @@ def test_webhook_and_command_get_the_event(receiver: WebhookReceiver, tmp_path: 
 
 
 def test_events_not_asked_for_are_not_sent(receiver: WebhookReceiver) -> None:
-    settings = RetrainParams(notify_webhook=receiver.url, notify_on=("failure",))
+    settings = settings_with(notify_webhook=receiver.url, notify_on=("failure",))
     assert notify(settings, "promotion", "new champion", print) == 0
     assert receiver.events == []
 
@@ -83,7 +89,7 @@ def test_events_not_asked_for_are_not_sent(receiver: WebhookReceiver) -> None:
 def test_broken_hooks_warn_without_raising(tmp_path: Path) -> None:
     with WebhookReceiver() as gone:
         dead_url = gone.url  # the server is shut down when the block ends: connection refused
-    settings = RetrainParams(notify_webhook=dead_url, notify_command=f"{tmp_path}/no-such-command")
+    settings = settings_with(notify_webhook=dead_url, notify_command=f"{tmp_path}/no-such-command")
     warnings: list[str] = []
     assert notify(settings, "failure", "x", warnings.append) == 0
     assert len(warnings) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,9 @@ from tasks.common.errors import RadflowError
 from tasks.common.shards import ShardWriter, read_image
 from tasks.preprocess.stage import PreprocessParams, preprocess
 from tasks.preprocess.transform import image_to_tensor
+from tests.defaults import settings
 
-SETTINGS = PreprocessParams(image_size=32, val_fraction=0.2, test_fraction=0.2)
+SETTINGS = settings("preprocess", PreprocessParams, image_size=32, val_fraction=0.2, test_fraction=0.2)
 
 
 def write_ingested(root: Path, patients: int = 20, per_patient: int = 3, **overrides: list[str]) -> Path:
@@ -111,7 +113,7 @@ def test_image_to_tensor_matches_the_store(tmp_path: Path) -> None:
 def test_bad_fractions_are_refused(tmp_path: Path) -> None:
     ingested = write_ingested(tmp_path / "ingested", patients=3)
     with pytest.raises(RadflowError, match="val_fraction"):
-        preprocess(ingested, tmp_path / "out", PreprocessParams(val_fraction=0.5, test_fraction=0.6), seed=1)
+        preprocess(ingested, tmp_path / "out", replace(SETTINGS, val_fraction=0.5, test_fraction=0.6), seed=1)
 
 
 def test_split_does_not_depend_on_the_pseudonym_salt() -> None:

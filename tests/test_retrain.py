@@ -25,6 +25,7 @@ from flows.settings import retrain_params
 from flows.summary import compare, snapshot
 from flows.sync import sync_incoming
 from tasks.common.errors import RadflowError
+from tests.defaults import repo_params
 
 SCRIPTS = {
     # Sums the archive's text and scales it by a param: changes when new studies or params change.
@@ -256,8 +257,11 @@ def test_artifact_content_from_promotion_record(tmp_path: Path) -> None:
 
 
 def test_retrain_section_is_strict() -> None:
-    assert retrain_params({}).retries == 2
+    params = repo_params()
+    assert retrain_params(params).retries == params["retrain"]["retries"]
+    with pytest.raises(RadflowError, match="no section 'retrain'"):
+        retrain_params({})
     with pytest.raises(RadflowError, match="valid keys"):
-        retrain_params({"retrain": {"retry": 3}})
+        retrain_params({"retrain": {**params["retrain"], "retry": 3}})
     with pytest.raises(RadflowError, match="valid choices"):
-        retrain_params({"retrain": {"notify_on": ["success"]}})
+        retrain_params({"retrain": {**params["retrain"], "notify_on": ["success"]}})

@@ -23,8 +23,8 @@ from torch import nn
 from models import load_model, to_model_input
 from tasks.train.features import cached_features
 from tasks.train.network import build_network
-from tasks.train.params import TrainParams
 from tasks.train.stage import main
+from tests.defaults import train_params
 
 SIZE = 64
 # Small and quick: 1-channel AlexNet with a narrow head, single thread for bitwise-repeatable runs.
@@ -68,7 +68,7 @@ def project(tmp_path: Path, name: str = "run", **train: Any) -> dict[str, Any]:
         "checkpoints": str(out / "checkpoints"),
         "train_live": str(out / "live"),
     }
-    return {"seed": 3, "paths": paths, "train": TrainParams(**(TINY | train)).to_dict()}
+    return {"seed": 3, "paths": paths, "train": train_params(**(TINY | train)).to_dict()}
 
 
 def test_train_writes_a_loadable_model(tmp_path: Path) -> None:
@@ -113,7 +113,7 @@ def test_linear_probe_trains_only_the_head_from_cached_features(tmp_path: Path) 
     assert len(cache) == 1 and load_file(str(cache[0]))["features"].shape == (32, TINY["hidden_units"])
     trained = load_file(str(Path(first["paths"]["model"]) / "model.safetensors"))
     torch.manual_seed(3)  # the run's seed rebuilds its initial network
-    initial = build_network(TrainParams(**TINY), num_classes=2, registry_root=tmp_path).model.state_dict()
+    initial = build_network(train_params(**TINY), num_classes=2, registry_root=tmp_path).model.state_dict()
     changed = {key for key, tensor in initial.items() if not torch.equal(tensor, trained[key])}
     assert changed == {"classifier.6.weight", "classifier.6.bias"}
     # A second run with other head settings reuses the same cached features (same data and backbone):
@@ -144,7 +144,7 @@ def test_feature_cache_keeps_the_most_recently_used_files(tmp_path: Path) -> Non
 
 def test_partial_mode_trains_the_last_blocks_and_the_classifier(tmp_path: Path) -> None:
     network = build_network(
-        TrainParams(mode="partial", trainable_blocks=1), num_classes=2, registry_root=tmp_path
+        train_params(mode="partial", trainable_blocks=1), num_classes=2, registry_root=tmp_path
     )
     trainable = {
         name.split(".")[0] + "." + name.split(".")[1]

@@ -14,6 +14,7 @@ import yaml
 
 import models
 from tasks.common.paths import ProjectPaths
+from tests.defaults import network_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["effusion", "normal", "opacity"]
@@ -68,7 +69,7 @@ def make_store(folder: Path, patients: int = 24, per_patient: int = 2, seed: int
 
 def tiny_config(seed: int = 0) -> dict[str, Any]:
     """config.json for a small single-channel AlexNet, per the train contract."""
-    architecture = models.ModelConfig(norm="none", dropout=0.0, hidden_units=16, in_channels=1, num_classes=3)
+    architecture = network_config(norm="none", dropout=0.0, hidden_units=16, in_channels=1, num_classes=3)
     return {
         "architecture": architecture.to_dict(),
         "classes": CLASSES,

@@ -36,12 +36,12 @@ console = Console(stderr=True)
 class PreprocessParams:
     """params.yaml `preprocess` section."""
 
-    image_size: int = 96
-    val_fraction: float = 0.15
-    test_fraction: float = 0.2
-    lower_percentile: float = 0.5
-    upper_percentile: float = 99.5
-    use_predefined_split: bool = True
+    image_size: int
+    val_fraction: float
+    test_fraction: float
+    lower_percentile: float
+    upper_percentile: float
+    use_predefined_split: bool
 
     def transform_settings(self) -> TransformSettings:
         return TransformSettings(self.image_size, self.lower_percentile, self.upper_percentile)
