@@ -11,7 +11,6 @@ shows what was changed; revert with `git checkout params.yaml`.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from flows.artifacts import PROMOTION_KEY, is_promoted, publish_artifacts, read_
 from flows.dvc_stages import TransientStageFailure, run_stage, stage_order
 from flows.lock import project_lock
 from flows.notify import notify
+from flows.server import offline_defaults
 from flows.settings import RetrainParams, retrain_params
 from flows.summary import compare, snapshot
 from flows.sync import SyncReport, sync_incoming
@@ -33,8 +33,8 @@ from tasks.common.errors import RadflowError
 from tasks.common.params import PARAMS_FILE, apply_override, load_params
 from tasks.common.paths import project_paths
 
-# Offline by design (DESIGN.md): the temporary local server must not try to send usage telemetry.
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Offline by design (DESIGN.md): neither the temporary local server nor the client sends telemetry.
+offline_defaults()
 SKIPPED = "Skipped"  # state name of a stage DVC found up to date, and of a run that found the lock busy
 
 

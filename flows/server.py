@@ -11,6 +11,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -20,9 +21,22 @@ PREFECT_DIR = ".prefect"  # git-ignored; holds the server's SQLite database and 
 DEPLOYMENT = "weekly-retrain"
 
 
-def server_env(project: Path) -> dict[str, str]:
-    """The environment for a Prefect server whose data lives in `<project>/.prefect`."""
-    return {**os.environ, "PREFECT_HOME": str((project / PREFECT_DIR).resolve())}
+# Hospital networks are offline: neither the server nor a client may try to phone home.
+OFFLINE_ENV = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+STOP_GRACE_S = 30  # seconds a stopped server gets to shut down before it is killed
+
+
+def offline_defaults() -> None:
+    """Make this process (and the servers and flows it starts) offline unless told otherwise."""
+    for name, value in OFFLINE_ENV.items():
+        os.environ.setdefault(name, value)
+
+
+def server_env(home: Path) -> dict[str, str]:
+    """The environment for a Prefect server whose data lives in `home`, offline."""
+    env = {**os.environ, **OFFLINE_ENV, "PREFECT_HOME": str(home.resolve())}
+    env.pop("PREFECT_API_URL", None)  # the server serves the API; it must not point at another one
+    return env
 
 
 def api_url(host: str, port: int) -> str:
@@ -30,18 +44,52 @@ def api_url(host: str, port: int) -> str:
     return f"http://{host}:{port}/api"
 
 
+def start_server(home: Path, host: str, port: int, **popen: Any) -> subprocess.Popen[bytes]:
+    """`prefect server start` in its own process group, so stopping it stops its workers too."""
+    home.mkdir(parents=True, exist_ok=True)
+    command = ["prefect", "server", "start", "--host", host, "--port", str(port)]
+    return subprocess.Popen(command, env=server_env(home), start_new_session=True, **popen)
+
+
+def stop_server(server: subprocess.Popen[bytes], signum: int = signal.SIGTERM) -> None:
+    """Send `signum` to the server's whole process group, wait, and kill what is left after the grace."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signum)
+    try:
+        server.wait(timeout=STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
 def run_server(project: Path, host: str, port: int, console: Console) -> int:
-    """Run `prefect server start` in the foreground until Ctrl-C; returns its exit status."""
+    """Run the project's Prefect server in the foreground until Ctrl-C or SIGTERM; returns its status.
+
+    The server runs in its own process group, so a signal to radflow alone would leave it serving:
+    SIGINT and SIGTERM are passed on to its group, and radflow returns only once it has stopped.
+    """
     console.print(
         f"Prefect UI: http://{host}:{port}   (data in {project / PREFECT_DIR})\n"
         f"In other shells, point radflow at it:  export PREFECT_API_URL={api_url(host, port)}",
         soft_wrap=True,  # keep the export line copy-pasteable
     )
-    command = ["prefect", "server", "start", "--host", host, "--port", str(port)]
+    server = start_server(project / PREFECT_DIR, host, port)
+    stopping: list[int] = []
+
+    def pass_on(signum: int, _frame: object) -> None:
+        stopping.append(signum)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signum)
+
+    previous = {sig: signal.signal(sig, pass_on) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return subprocess.run(command, env=server_env(project), check=False).returncode
-    except KeyboardInterrupt:
-        return 0
+        status = server.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if server.poll() is None:
+            stop_server(server)
+    return 0 if stopping else status
 
 
 @contextlib.contextmanager
@@ -50,28 +98,15 @@ def background_server(home: Path, host: str, port: int, timeout_s: float = 300) 
 
     Yields its PREFECT_API_URL once /api/health answers; always stops it (its whole process group).
     """
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    env.pop("PREFECT_API_URL", None)
-    home.mkdir(parents=True, exist_ok=True)
     url = api_url(host, port)
+    home.mkdir(parents=True, exist_ok=True)
     with (home / "server.log").open("w") as log:
-        server = subprocess.Popen(
-            ["prefect", "server", "start", "--host", host, "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: stopping it stops its workers too
-        )
+        server = start_server(home, host, port, stdout=log, stderr=subprocess.STDOUT)
         try:
             _wait_healthy(url, server, time.monotonic() + timeout_s, home / "server.log")
             yield url
         finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
+            stop_server(server)
 
 
 def _wait_healthy(url: str, server: subprocess.Popen[bytes], deadline: float, log: Path) -> None:
