@@ -9,7 +9,7 @@ import contextlib
 import importlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -17,7 +17,7 @@ from rich.console import Console
 if TYPE_CHECKING:
     from models.registry import Registry
 
-from tasks.common.errors import RadflowError
+from tasks.common.errors import RadflowError, from_os_error, record_failure
 from tasks.common.params import load_params
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="radflow: medical imaging pipeline")
@@ -42,12 +42,22 @@ SetOption = Annotated[
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn the one domain error into a readable message and exit code 1: no traceback for a user mistake."""
+    """Turn a radflow error into a readable message and its exit code (1, or 75 for a transient one; an
+    OS error a retry can outlast counts as transient): no traceback for a user mistake."""
     try:
         yield
+    except OSError as error:
+        transient = from_os_error(error)
+        if transient is None:
+            raise
+        _fail(transient)
     except RadflowError as error:
-        console.print(f"[bold red]error:[/] {error}")
-        raise typer.Exit(code=1) from None
+        _fail(error)
+
+
+def _fail(error: RadflowError) -> NoReturn:
+    console.print(f"[bold red]error:[/] {error}")
+    raise typer.Exit(code=record_failure(error)) from None
 
 
 @app.command("stage")

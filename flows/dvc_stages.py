@@ -1,15 +1,18 @@
 """DVC as the source of truth for the pipeline: its stage order, and running one stage at a time.
 
-The retrain flow never decides what is up to date; it asks DVC (`dvc repro --single-item`) stage by
-stage, streams the stage's output line by line, and turns a failure into one of two exception types so
-that Prefect retries only what a retry can fix.
+The retrain flow never decides what is up to date; it asks DVC stage by stage (`flows.repro_stage`, DVC's
+`repro --single-item` in a child process), streams the stage's output line by line, and turns a failure
+into one of two exception types by the stage's exit status alone — 75 (EX_TEMPFAIL, a `TransientError`)
+is worth a retry, anything else is not — so that Prefect retries only what a retry can fix.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import re
 import subprocess
+import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,22 +20,10 @@ from typing import TYPE_CHECKING
 
 import networkx as nx
 
-from tasks.common.errors import RadflowError
+from tasks.common.errors import EX_TEMPFAIL, STATUS_ENV, RadflowError
 
 if TYPE_CHECKING:
     from dvc.stage import PipelineStage
-
-# Exit status a stage command uses to say "try again later" (sysexits.h EX_TEMPFAIL).
-EX_TEMPFAIL = 75
-# Output that marks a failure a retry can fix: another DVC process holds the repo lock, or I/O flaked.
-TRANSIENT_PATTERNS = re.compile(
-    r"Unable to acquire lock|Resource temporarily unavailable|Input/output error|Stale file handle"
-    r"|Connection (reset|refused|aborted)|timed out|Temporary failure",
-    re.IGNORECASE,
-)
-# The line a stage prints for its own failure: radflow's CLI `error: ...`, or a Python exception line.
-STAGE_ERROR_LINE = re.compile(r"^(error: .+|[A-Za-z_.]*(Error|Exception|Exit)\b.*)$")
-SKIPPED_LINE = "didn't change, skipping"
 
 
 class StageFailed(RadflowError):
@@ -96,56 +87,49 @@ def is_up_to_date(stage: str, project: Path) -> bool:
 
 
 def run_stage(stage: str, project: Path, log: Callable[[str], None]) -> StageOutcome:
-    """Run `dvc repro --single-item STAGE` unless DVC says the stage is up to date, passing each
-    output line to `log` as it arrives.
+    """Reproduce one stage unless DVC says it is up to date, passing each output line to `log` as it
+    arrives.
 
-    Raises TransientStageFailure or StageFailed, whose message is the stage's own error line.
+    Raises TransientStageFailure (exit status 75) or StageFailed, whose message is the stage's own error.
     """
     if is_up_to_date(stage, project):
         log(f"Stage '{stage}' didn't change, skipping (dvc status)")
         return StageOutcome(stage=stage, skipped=True)
-    # Wide COLUMNS keeps rich from wrapping a stage's one-line error message across several lines.
-    env = {**os.environ, "COLUMNS": "1000", "PYTHONUNBUFFERED": "1"}
-    lines: list[str] = []
-    with subprocess.Popen(
-        ["dvc", "repro", "--single-item", stage],
-        cwd=project,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        bufsize=1,
-        env=env,
-    ) as process:
-        assert process.stdout is not None  # set by stdout=PIPE
-        for raw in process.stdout:
-            line = raw.rstrip()
-            if line:
-                lines.append(line)
-                log(line)
+    log(f"Running stage '{stage}'")
+    with tempfile.TemporaryDirectory(prefix="radflow-stage-") as scratch:
+        status_file = Path(scratch) / "status.json"
+        # Wide COLUMNS keeps rich from wrapping a stage's one-line error message across several lines.
+        env = {**os.environ, "COLUMNS": "1000", "PYTHONUNBUFFERED": "1", STATUS_ENV: str(status_file)}
+        last_line = ""
+        with subprocess.Popen(
+            [sys.executable, "-m", "flows.repro_stage", stage],
+            cwd=project,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            env=env,
+        ) as process:
+            assert process.stdout is not None  # set by stdout=PIPE
+            for raw in process.stdout:
+                line = raw.rstrip()
+                if line:
+                    last_line = line
+                    log(line)
+        verdict = read_verdict(status_file)
     if process.returncode == 0:
-        skipped = any(SKIPPED_LINE in line for line in lines) and not any(
-            line.startswith("Running stage") for line in lines
-        )
-        return StageOutcome(stage=stage, skipped=skipped)
-    raise classify_failure(stage, process.returncode, lines)
+        return StageOutcome(stage=stage, skipped=verdict.get("outcome") == "skipped")
+    # Without a verdict the reproducer itself died (killed, out of memory): its last words say why.
+    message = f"stage {stage!r} failed: {verdict.get('error') or last_line or process.returncode}"
+    if process.returncode == EX_TEMPFAIL:
+        raise TransientStageFailure(message)
+    raise StageFailed(message)
 
 
-def classify_failure(stage: str, returncode: int, lines: list[str]) -> RadflowError:
-    """Turn a failed `dvc repro` into a transient or deterministic error carrying the stage's message."""
-    message = f"stage {stage!r} failed: {failure_message(returncode, lines)}"
-    stage_exit = re.search(r"exited with (\d+)", "\n".join(lines))
-    transient = (stage_exit is not None and int(stage_exit.group(1)) == EX_TEMPFAIL) or any(
-        TRANSIENT_PATTERNS.search(line) for line in lines
-    )
-    return TransientStageFailure(message) if transient else StageFailed(message)
-
-
-def failure_message(returncode: int, lines: list[str]) -> str:
-    """The most specific line: the stage's own error, else DVC's ERROR line, else the exit status."""
-    own = [line for line in lines if STAGE_ERROR_LINE.match(line)]
-    if own:
-        return own[-1].removeprefix("error: ")
-    dvc_errors = [line for line in lines if line.startswith("ERROR:")]
-    if dvc_errors:
-        return dvc_errors[-1].removeprefix("ERROR: ")
-    return f"dvc repro exited with status {returncode}"
+def read_verdict(status_file: Path) -> dict[str, object]:
+    """flows.repro_stage's JSON verdict; empty when it never got to write one."""
+    try:
+        verdict: dict[str, object] = json.loads(status_file.read_text())
+    except (OSError, ValueError):
+        return {}
+    return verdict

@@ -24,6 +24,7 @@ from flows.retrain import apply_overrides
 from flows.settings import retrain_params
 from flows.summary import compare, snapshot
 from flows.sync import sync_incoming
+from models.registry.lock import registry_lock
 from tasks.common.errors import RadflowError
 from tests.defaults import repo_params
 
@@ -62,23 +63,31 @@ SCRIPTS = {
         (pr / "promotion.json").write_text(json.dumps(decision))
         print("evaluated")
     """,
-    # Fails like a user mistake: radflow's CLI prints `error: ...` and exits 1.
+    # Fails like a user mistake: a RadflowError, reported the way radflow's CLI reports it (exit 1).
     "broken.py": """
         import sys
+        from tasks.common.errors import RadflowError, record_failure
         print("loading configuration")
         print("error: step.factor must be positive; got -1", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(record_failure(RadflowError("step.factor must be positive; got -1")))
     """,
-    # Fails with EX_TEMPFAIL on its first attempt only, like an I/O hiccup.
+    # Fails with a TransientError (exit 75) on its first attempt only, like an I/O hiccup.
     "flaky.py": """
         import pathlib, sys
+        from tasks.common.errors import TransientError, record_failure
         attempts = pathlib.Path("flaky_attempts.log")
         attempts.write_text((attempts.read_text() if attempts.exists() else "") + "try\\n")
         if attempts.read_text().count("try") == 1:
             print("error: storage not ready", file=sys.stderr)
-            sys.exit(75)
+            sys.exit(record_failure(TransientError("storage not ready")))
         pathlib.Path("out").mkdir(exist_ok=True)
         pathlib.Path("out/flaky.txt").write_text("ok")
+    """,
+    # Prints text that once made the flow retry ("timed out"), then fails for good (exit 1).
+    "misleading.py": """
+        import sys
+        print("decode timed out: 3 file(s)")
+        sys.exit(1)
     """,
 }
 
@@ -105,6 +114,10 @@ EXTRA_STAGES = {
     "flaky": (
         "  flaky:\n    cmd: python scripts/flaky.py\n    deps: [out/gate.txt]\n    outs: [out/flaky.txt]\n"
     ),
+    "misleading": "  misleading:\n    cmd: python scripts/misleading.py\n    deps: [out/gate.txt]\n",
+    # Real radflow commands: a registry change (takes the registry lock) and ingest (quarantine limit).
+    "promote_by_hand": "  promote_by_hand:\n    cmd: radflow registry promote 1\n",
+    "ingest": "  ingest:\n    cmd: radflow stage ingest\n    deps: [raw]\n    outs: [out/ingested]\n",
 }
 STAGES = ["count", "gate", "evaluate"]
 
@@ -119,12 +132,14 @@ def make_project(root: Path, retrain: dict[str, object] | None = None, extra: tu
     (root / "raw" / "study1.txt").write_text("1")
     paths = {key: f"out/{key}" for key in ("ingested", "private", "preprocessed", "model", "checkpoints")}
     paths |= {"train_live": "out/train_live", "evaluation": "out/evaluation", "promotion": "out/promotion"}
+    defaults = repo_params()
     params = {
         "seed": 1,
         "paths": paths | {"registry": "registry"},
-        "ingest": {"source": "raw"},
+        "ingest": defaults["ingest"] | {"source": "raw", "labels": "folders", "workers": 1},
+        "promote": defaults["promote"] | {"lock_timeout_s": 0.5},
         "step": {"factor": 2},
-        "retrain": {"retries": 2, "retry_delay_s": 0.2, **(retrain or {})},
+        "retrain": defaults["retrain"] | {"retries": 2, "retry_delay_s": 0.2, **(retrain or {})},
     }
     (root / "params.yaml").write_text("# tiny project\n" + yaml.safe_dump(params, sort_keys=False))
     (root / "dvc.yaml").write_text(DVC_YAML + "".join(EXTRA_STAGES[name] for name in extra))
@@ -169,6 +184,39 @@ def test_tempfail_exit_is_transient(tmp_path: Path) -> None:
     with pytest.raises(TransientStageFailure, match="storage not ready"):
         run_stage("flaky", project, print)
     assert not run_stage("flaky", project, print).skipped  # the second attempt succeeds
+
+
+def test_output_text_never_decides_a_retry(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", extra=("misleading",))
+    for stage in ("count", "gate"):
+        run_stage(stage, project, print)
+    with pytest.raises(StageFailed) as failure:
+        run_stage("misleading", project, print)
+    assert not isinstance(failure.value, TransientStageFailure)
+
+
+def test_a_registry_lock_timeout_is_transient(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", extra=("promote_by_hand",))
+    with (
+        registry_lock(project / "registry", timeout_s=1),
+        pytest.raises(TransientStageFailure, match="locked"),
+    ):
+        run_stage("promote_by_hand", project, print)
+    with pytest.raises(StageFailed) as failure:  # lock free: now the real, deterministic answer
+        run_stage("promote_by_hand", project, print)
+    assert not isinstance(failure.value, TransientStageFailure)
+    assert "no registry version" in str(failure.value)
+
+
+def test_too_many_quarantined_files_is_not_transient(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", extra=("ingest",))
+    (project / "raw" / "normal").mkdir()
+    for name in ("a.dcm", "b.png", "c.nii.gz"):
+        (project / "raw" / "normal" / name).write_bytes(b"damaged beyond repair")
+    with pytest.raises(StageFailed) as failure:
+        run_stage("ingest", project, print)
+    assert not isinstance(failure.value, TransientStageFailure)
+    assert "max_failed_fraction" in str(failure.value)
 
 
 def test_overrides_are_written_like_dvc_exp_run_and_validated(tmp_path: Path) -> None:

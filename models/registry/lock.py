@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from tasks.common.errors import RadflowError
+from tasks.common.errors import TransientError
 
 POLL_SECONDS = 0.2
 
@@ -32,7 +32,7 @@ def registry_lock(root: Path, timeout_s: float) -> Iterator[None]:
                 if time.monotonic() >= deadline:
                     handle.seek(0)
                     holder = handle.read().strip() or "unknown"
-                    raise RadflowError(
+                    raise TransientError(
                         f"the registry at {root} is locked by another radflow run (pid {holder}); "
                         f"waited {timeout_s:.0f} s — try again when it has finished"
                     ) from None
