@@ -25,12 +25,13 @@ from flows.artifacts import PROMOTION_KEY, is_promoted, publish_artifacts, read_
 from flows.dvc_stages import TransientStageFailure, run_stage, stage_order
 from flows.lock import project_lock
 from flows.notify import notify
+from flows.params_file import write_overrides
 from flows.server import offline_defaults
 from flows.settings import RetrainParams, retrain_params
 from flows.summary import compare, snapshot
 from flows.sync import SyncReport, sync_incoming
 from tasks.common.errors import RadflowError
-from tasks.common.params import PARAMS_FILE, apply_override, load_params
+from tasks.common.params import PARAMS_FILE, load_params
 from tasks.common.paths import project_paths
 
 # Offline by design (DESIGN.md): neither the temporary local server nor the client sends telemetry.
@@ -42,11 +43,7 @@ def apply_overrides(project: Path, overrides: list[str]) -> dict[str, Any]:
     """Validate `overrides`, write them into params.yaml like `dvc exp run -S`, return the params."""
     params = load_params(project / PARAMS_FILE, overrides=overrides)  # raises on an unknown key
     if overrides:
-        from dvc.utils.serialize import modify_yaml  # round-trips YAML with its comments
-
-        with modify_yaml(project / PARAMS_FILE) as document:
-            for override in overrides:
-                apply_override(document, override)
+        write_overrides(project / PARAMS_FILE, overrides)
     return params
 
 
