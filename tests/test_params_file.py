@@ -28,7 +28,7 @@ def test_only_the_set_lines_change_and_comments_stay(tmp_path: Path) -> None:
         "train.norm=lrn",
         "seed=7",
         "retrain.dvc_remote=storage",
-        "ingest.dask_address=null",
+        "ingest.max_failed_fraction=0.25",
     ]
     write_overrides(path, overrides)
     after = path.read_text()
