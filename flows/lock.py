@@ -1,19 +1,18 @@
-"""One retrain at a time per project: an fcntl lock on a file inside the project's `.dvc/tmp`.
+"""One retrain at a time per project: a lock file inside the project's `.dvc/tmp` (git-ignored by DVC).
 
-The kernel drops the lock when the holding process dies, so a crashed run never blocks the next one.
+filelock takes an flock on Unix, which the kernel drops when the holding process dies, so a crashed run
+never blocks the next one.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-LOCK_FILE = Path(".dvc/tmp/radflow-retrain.lock")  # .dvc/tmp is git-ignored by DVC itself
-POLL_S = 0.5
+from filelock import FileLock, Timeout
+
+LOCK_FILE = Path(".dvc/tmp/radflow-retrain.lock")
 
 
 @contextlib.contextmanager
@@ -21,21 +20,13 @@ def project_lock(project: Path, wait_s: float) -> Iterator[bool]:
     """Hold the retrain lock; yields False (holding nothing) if it is still busy after `wait_s`."""
     path = project / LOCK_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    lock = FileLock(path)
     try:
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    yield False
-                    return
-                time.sleep(POLL_S)
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        lock.acquire(timeout=wait_s)
+    except Timeout:
+        yield False
+        return
+    try:
+        yield True
     finally:
-        os.close(fd)
+        lock.release()
