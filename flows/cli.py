@@ -46,7 +46,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except RadflowError as error:
-        console.print(f"[bold red]error:[/] {error}")
+        console.print(f"[bold red]error:[/] {error}", soft_wrap=True)  # one line, however narrow the terminal
         raise typer.Exit(code=1) from None
 
 
@@ -122,6 +122,24 @@ def predict(
 
     with user_errors():
         predict_files(paths, params=load_params(), model=model, out=out, gradcam_dir=gradcam)
+
+
+@app.command("pull")
+def pull(overrides: SetOption = None) -> None:
+    """Fetch new studies from the PACS at pacs.url into ingest.source (incremental, idempotent)."""
+    from tasks.pacs.pull import pull_from_params
+
+    with user_errors():
+        pull_from_params(load_params(overrides=overrides))
+
+
+@app.command("receive")
+def receive(overrides: SetOption = None) -> None:
+    """Listen for studies pushed by C-STORE (pacs.listen_host:pacs.receive_port) into retrain.incoming."""
+    from tasks.pacs.receive import receive_from_params
+
+    with user_errors():
+        receive_from_params(load_params(overrides=overrides), console)
 
 
 def _open_registry() -> Registry:

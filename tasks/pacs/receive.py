@@ -1,0 +1,2 @@
+def receive_from_params(p, c):
+    pass
