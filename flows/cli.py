@@ -116,12 +116,21 @@ def predict(
     model: Annotated[str, typer.Option(help="Registry version number or alias.")] = "champion",
     out: Annotated[Path, typer.Option(help="Output file (.csv or .json).")] = Path("predictions.csv"),
     gradcam: Annotated[Path | None, typer.Option(help="Folder for Grad-CAM overlays (optional).")] = None,
+    push: Annotated[
+        bool,
+        typer.Option("--push", help="Send a result report (DICOM SR) per study to pacs.url."),
+    ] = False,
 ) -> None:
     """Classify new studies with a registered model."""
     from tasks.predict import predict_files
 
     with user_errors():
-        predict_files(paths, params=load_params(), model=model, out=out, gradcam_dir=gradcam)
+        params = load_params()
+        predictions = predict_files(paths, params=params, model=model, out=out, gradcam_dir=gradcam)
+        if push:  # the reports carry the studies' identifiers: they go to the PACS only
+            from tasks.pacs.push import push_predictions
+
+            push_predictions(predictions, params)
 
 
 @app.command("pull")
