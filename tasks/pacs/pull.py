@@ -28,7 +28,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from tasks.common.errors import RadflowError
 from tasks.common.paths import project_paths
-from tasks.ingest.settings import load_settings
 from tasks.pacs.dicomweb import DicomWebTransport
 from tasks.pacs.dimse import DimseTransport
 from tasks.pacs.part10 import instance_path, opaque_name, write_arrived
@@ -70,8 +69,10 @@ def connect(where: Endpoint, settings: PacsSettings) -> Transport:
 def pull_from_params(params: dict[str, Any], *, show_progress: bool = True) -> PullSummary:
     """`radflow pull`: pull into `ingest.source`/`pacs.folder` with params.yaml's settings."""
     settings = load_pacs_settings(params)
-    source = load_settings(params).source
-    return run_pull(settings, source / settings.folder, project_paths(params).private, show_progress)
+    source = (params.get("ingest") or {}).get("source")
+    if not isinstance(source, str):
+        raise RadflowError("params.yaml has no ingest.source folder to pull into")
+    return run_pull(settings, Path(source) / settings.folder, project_paths(params).private, show_progress)
 
 
 def run_pull(settings: PacsSettings, archive: Path, private: Path, show_progress: bool = True) -> PullSummary:
