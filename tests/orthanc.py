@@ -112,7 +112,7 @@ def configuration(root: Path, http_port: int, dicom_port: int, move_port: int) -
         "RegisteredUsers": {USER: PASSWORD},
         "DicomCheckCalledAet": True,
         "DicomCheckModalityHost": True,
-        "DicomAlwaysAllowEcho": False,
+        "DicomAlwaysAllowEcho": True,  # as by default: unknown AEs get an association, then refusals
         "DicomAlwaysAllowStore": False,
         "DicomAlwaysAllowFind": False,
         "DicomAlwaysAllowGet": False,

@@ -155,7 +155,7 @@ def test_errors_are_one_line_and_say_what_happened(pacs: Orthanc, tmp_path: Path
             pacs.dimse_url,
             ("pacs.calling_aet=STRANGER",),
             AUTH,
-            "does not accept calling AE",
+            "aborted the C-FIND: it does not allow calling AE 'STRANGER'",
         ),
         "DICOMweb down": ("http://127.0.0.1:9/dicom-web", (), AUTH, "is unreachable"),
         "DIMSE down": ("dimse://ORTHANC@127.0.0.1:9", (), AUTH, "is unreachable"),

@@ -44,6 +44,7 @@ class DicomWebTransport:
         elif secret:
             self.session.headers["Authorization"] = f"Bearer {secret}"
         self.client = DICOMwebClient(where.url, session=self.session, timeout=self.timeout)
+        self.client.set_http_retry_params(retry=False)  # retries are the retrain flow's (one policy, logged)
         self.rest_root = where.url.rsplit("/", 1)[0]  # Orthanc: the REST API sits above /dicom-web
 
     def studies(self, filters: dict[str, str], since: dt.date | None) -> list[str]:

@@ -14,6 +14,7 @@ import datetime as dt
 import io
 import logging
 import socket
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -112,8 +113,7 @@ class DimseTransport:
     def _find(self, query: Dataset) -> list[Dataset]:
         found = []
         with self._association([(FIND_MODEL, None)]) as assoc:
-            for status, identifier in assoc.send_c_find(query, FIND_MODEL):
-                code = self._status(status, "C-FIND")
+            for code, identifier in self._checked(assoc.send_c_find(query, FIND_MODEL), "C-FIND"):
                 if code in PENDING and identifier is not None:
                     found.append(identifier)
         return found
@@ -127,8 +127,8 @@ class DimseTransport:
         handlers = [(evt.EVT_C_STORE, _store_handler(on_instance))]
         with self._association(contexts, roles, handlers) as assoc:
             for query in queries:
-                for status, _ in assoc.send_c_get(query, GET_MODEL):
-                    self._status(status, "C-GET")
+                for _ in self._checked(assoc.send_c_get(query, GET_MODEL), "C-GET"):
+                    pass
 
     def _move(self, queries: list[Dataset], on_instance: OnInstance) -> None:
         listener = AE(ae_title=self.settings.calling_aet)
@@ -150,18 +150,34 @@ class DimseTransport:
             with self._association([(MOVE_MODEL, None)]) as assoc:
                 for query in queries:
                     responses = assoc.send_c_move(query, self.settings.calling_aet, MOVE_MODEL)
-                    for status, _ in responses:
-                        self._status(status, "C-MOVE")
+                    for _ in self._checked(responses, "C-MOVE"):
+                        pass
         finally:
             if server is not None:
                 server.shutdown()
 
-    def _status(self, status: Dataset, operation: str) -> int:
-        """The status code; an empty status (association aborted) or a failure raises."""
+    def _checked(
+        self, responses: Iterator[tuple[Dataset, Dataset | None]], operation: str
+    ) -> Iterator[tuple[int, Dataset | None]]:
+        """(status code, identifier) of each response; failures and aborts raise (see `_status`)."""
+        asked = time.monotonic()
+        for status, identifier in responses:
+            yield self._status(status, operation, time.monotonic() - asked), identifier
+            asked = time.monotonic()
+
+    def _status(self, status: Dataset, operation: str, waited_s: float) -> int:
+        """The status code. No status means the association ended: before the timeout, the PACS hung
+        up on the request (what Orthanc does when the calling AE may not do this); else it timed out."""
         code = status.get("Status") if status else None
+        if code is None and waited_s < self.settings.timeout_s:
+            raise PacsRefused(
+                f"PACS {self.where.url} aborted the {operation}: it does not allow calling AE "
+                f"{self.settings.calling_aet!r} (pacs.calling_aet) to do this; register that AE, with "
+                "this host's address, in the PACS"
+            )
         if code is None:
             raise PacsUnavailable(
-                f"PACS {self.where.url} aborted the {operation} or did not answer within "
+                f"PACS {self.where.url} did not answer the {operation} within "
                 f"pacs.timeout_s={self.settings.timeout_s:g} s"
             )
         if code in (*PENDING, SUCCESS, WARNING):
