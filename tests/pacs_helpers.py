@@ -49,7 +49,7 @@ def study_uid(study: int) -> str:
     return f"{STUDY_ROOT}.{study}"
 
 
-def pacs_params(root: Path, url: str, **pacs: Any) -> dict[str, Any]:
+def pacs_params(root: Path, url: str | None, **pacs: Any) -> dict[str, Any]:
     """The repository's params.yaml with every path under `root`, the archive in `root/raw`, and the
     `pacs` section pointing at `url` (plus overrides)."""
     params = load_params(REPO_PARAMS)
@@ -59,7 +59,7 @@ def pacs_params(root: Path, url: str, **pacs: Any) -> dict[str, Any]:
     return params
 
 
-def settings(root: Path, url: str, **pacs: Any) -> PacsSettings:
+def settings(root: Path, url: str | None, **pacs: Any) -> PacsSettings:
     return load_pacs_settings(pacs_params(root, url, **pacs))
 
 
