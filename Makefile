@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast lint install ui bench
+.PHONY: demo test test-fast lint install ui bench pacs-server
 
 demo: install
 	$(BIN)/dvc repro
@@ -24,13 +24,25 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+test: lint pacs-server
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The PACS tests run against a real Orthanc (Debian: orthanc + orthanc-dicomweb). Installed here when missing
+# and running as root; otherwise those tests are skipped and say why. The packaged service is left stopped:
+# the tests start their own server on loopback only.
+pacs-server:
+	@if command -v Orthanc >/dev/null && [ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Orthanc for the PACS tests (apt-get install orthanc orthanc-dicomweb)"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc orthanc-dicomweb >/dev/null; } \
+			|| echo "WARNING: installing Orthanc failed: the PACS tests will be SKIPPED"; \
+		systemctl disable --now orthanc 2>/dev/null || service orthanc stop 2>/dev/null || true; \
+	else echo "WARNING: Orthanc is not installed and this is not root: the PACS tests will be SKIPPED"; fi
 
 test-fast: install
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
-bench: install
+bench: install pacs-server
 	for module in $(basename $(notdir $(wildcard bench/bench_*.py))); do $(BIN)/python -m bench.$$module || exit 1; done
 
 ui: install

@@ -56,7 +56,7 @@ def user_errors() -> Iterator[None]:
 
 
 def _fail(error: RadflowError) -> NoReturn:
-    console.print(f"[bold red]error:[/] {error}")
+    console.print(f"[bold red]error:[/] {error}", soft_wrap=True)  # one line, however narrow the terminal
     raise typer.Exit(code=record_failure(error)) from None
 
 
@@ -126,12 +126,39 @@ def predict(
     model: Annotated[str, typer.Option(help="Registry version number or alias.")] = "champion",
     out: Annotated[Path, typer.Option(help="Output file (.csv or .json).")] = Path("predictions.csv"),
     gradcam: Annotated[Path | None, typer.Option(help="Folder for Grad-CAM overlays (optional).")] = None,
+    push: Annotated[
+        bool,
+        typer.Option("--push", help="Send a result report (DICOM SR) per study to pacs.url."),
+    ] = False,
 ) -> None:
     """Classify new studies with a registered model."""
     from tasks.predict import predict_files
 
     with user_errors():
-        predict_files(paths, params=load_params(), model=model, out=out, gradcam_dir=gradcam)
+        params = load_params()
+        predictions = predict_files(paths, params=params, model=model, out=out, gradcam_dir=gradcam)
+        if push:  # the reports carry the studies' identifiers: they go to the PACS only
+            from tasks.pacs.push import push_predictions
+
+            push_predictions(predictions, params)
+
+
+@app.command("pull")
+def pull(overrides: SetOption = None) -> None:
+    """Fetch new studies from the PACS at pacs.url into ingest.source (incremental, idempotent)."""
+    from tasks.pacs.pull import pull_from_params
+
+    with user_errors():
+        pull_from_params(load_params(overrides=overrides))
+
+
+@app.command("receive")
+def receive(overrides: SetOption = None) -> None:
+    """Listen for studies pushed by C-STORE (pacs.listen_host:pacs.receive_port) into retrain.incoming."""
+    from tasks.pacs.receive import receive_from_params
+
+    with user_errors():
+        receive_from_params(load_params(overrides=overrides), console)
 
 
 def _open_registry() -> Registry:

@@ -26,6 +26,7 @@ from flows.dvc_stages import TransientStageFailure, run_stage, stage_order
 from flows.lock import project_lock
 from flows.notify import notify
 from flows.params_file import write_overrides
+from flows.pull import pull_first
 from flows.server import offline_defaults
 from flows.settings import RetrainParams, retrain_params
 from flows.summary import compare, snapshot
@@ -135,6 +136,7 @@ def retrain_flow(overrides: list[str]) -> State[Any] | dict[str, Any]:
             return Completed(name=SKIPPED, message=message)
         params = apply_overrides(project, overrides)
         settings, paths = retrain_params(params), project_paths(params)
+        pull_first(params, settings)  # new studies from the PACS, when pacs.url is set
         if settings.incoming is not None:
             sync_task(
                 project / settings.incoming, project / source_archive(params), settings.incoming_settle_s

@@ -49,7 +49,8 @@ def assemble(files: dict[str, FileState], labels: LabelIndex, salt: bytes) -> Ta
         if duplicate:
             tables.quarantine.append(_problem(relative, *duplicate))
             continue
-        given = labels.lookup(relative)
+        first = state.images[0] if state.images else None
+        given = labels.lookup(relative, first.study_id if first else "", first.accession_id if first else "")
         for image in state.images:
             tables.linkage.append(
                 {

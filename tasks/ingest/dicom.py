@@ -263,4 +263,5 @@ def _keys(ds: Dataset) -> SourceKeys:
         study=str(_get(ds, "StudyInstanceUID", "") or ""),
         series=str(_get(ds, "SeriesInstanceUID", "") or ""),
         instance=str(_get(ds, "SOPInstanceUID", "") or ""),
+        accession=str(_get(ds, "AccessionNumber", "") or ""),
     )

@@ -1,4 +1,10 @@
-"""Labels, patients and predefined splits for each source file, from a CSV or from folder names."""
+"""Labels, patients and predefined splits for each source file, from a CSV or from folder names.
+
+A CSV row names what it labels by `path` (a file or folder relative to the source) or, for studies
+pulled from a PACS (whose file names are opaque), by `study_uid` (StudyInstanceUID) or `accession`
+(Accession Number). Those two are pseudonymised with the salt as soon as they are read, and matched
+against the pseudonyms ingest keeps for each image: the raw values stay in the CSV.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +15,12 @@ from pathlib import PurePosixPath
 import pandas as pd
 
 from tasks.common.errors import RadflowError
+from tasks.ingest.pseudonym import pseudonym
 from tasks.ingest.settings import IngestSettings
 
 FOLDERS = "folders"
+KEY_COLUMNS = ("path", "study_uid", "accession")  # what a labels CSV row may be keyed by
+PSEUDONYM_PREFIX = {"study_uid": "S", "accession": "A"}  # as ingest pseudonymises those header values
 SPLIT_FOLDERS = {
     "train": "train",
     "training": "train",
@@ -33,27 +42,29 @@ class FileLabel:
 
 
 class LabelIndex:
-    """Looks up a file's label by its relative path, or by the nearest listed folder above it."""
+    """Looks up a file's label by its relative path or the nearest listed folder above it, else by its
+    study or accession pseudonym."""
 
-    def __init__(self, settings: IngestSettings) -> None:
+    def __init__(self, settings: IngestSettings, salt: bytes) -> None:
         self.settings = settings
-        self.entries: dict[str, tuple[str, str]] = {}
+        self.entries: dict[
+            str, tuple[str, str]
+        ] = {}  # path, or study/accession pseudonym -> (label, patient)
         self.pattern = _compile(settings.patient_pattern)
         if settings.labels != FOLDERS:
-            self.entries = _read_csv(settings)
+            self.entries = _read_csv(settings, salt)
 
-    def lookup(self, relative: str) -> FileLabel:
-        """The label, patient key and predefined split for `relative` (a POSIX path under the source)."""
+    def lookup(self, relative: str, study_id: str = "", accession_id: str = "") -> FileLabel:
+        """The label, patient key and predefined split for `relative` (a POSIX path under the source),
+        whose images carry the study and accession pseudonyms given ("" = none)."""
         # Plain string splitting, not PurePosixPath: this runs once per file on every (re-)run.
         parts = relative.split("/")  # ["train", "NORMAL", "x.png"]
         if self.settings.labels == FOLDERS:
             label, patient = (parts[-2] if len(parts) > 1 else ""), ""
         else:
             parents = ("/".join(parts[:end]) for end in range(len(parts) - 1, 0, -1))
-            label, patient = next(
-                (self.entries[key] for key in (relative, *parents, ".") if key in self.entries),
-                ("", ""),
-            )
+            keys = (relative, *parents, study_id or "-", accession_id or "-", ".")
+            label, patient = next((self.entries[key] for key in keys if key in self.entries), ("", ""))
         if not patient and self.pattern is not None:
             match = self.pattern.search(parts[-1])
             patient = (match.groupdict().get("patient") or match.group(0)) if match else ""
@@ -75,22 +86,36 @@ def _compile(pattern: str | None) -> re.Pattern[str] | None:
         ) from None
 
 
-def _read_csv(settings: IngestSettings) -> dict[str, tuple[str, str]]:
-    """labels CSV -> {relative path: (label, patient)}; columns path,label[,patient]."""
+def _read_csv(settings: IngestSettings, salt: bytes) -> dict[str, tuple[str, str]]:
+    """labels CSV -> {relative path or study/accession pseudonym: (label, patient)}.
+
+    Columns: label, at least one of path / study_uid / accession (a row uses the first it fills), and
+    optionally patient.
+    """
     path = settings.source / settings.labels
     if not path.is_file():
         raise RadflowError(
             f"labels file {path} not found; set ingest.labels to a CSV inside ingest.source or to '{FOLDERS}'"
         )
     table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = {"path", "label"} - set(table.columns)
-    if missing:
+    keyed = [column for column in KEY_COLUMNS if column in table.columns]
+    if "label" not in table.columns or not keyed:
         raise RadflowError(
-            f"labels file {path} lacks column(s) {sorted(missing)}; found {list(table.columns)}, "
-            "need path,label[,patient]"
+            f"labels file {path} needs a label column and one of {list(KEY_COLUMNS)}; "
+            f"found {list(table.columns)} (columns: path|study_uid|accession,label[,patient])"
         )
-    patients = table["patient"] if "patient" in table.columns else pd.Series([""] * len(table))
-    return {
-        str(PurePosixPath(key.strip().strip("/"))): (label.strip(), patient.strip())
-        for key, label, patient in zip(table["path"], table["label"], patients, strict=True)
-    }
+    entries: dict[str, tuple[str, str]] = {}
+    for row, record in enumerate(table.to_dict("records"), start=1):
+        column = next((name for name in keyed if record[name].strip()), None)
+        if column is None:
+            raise RadflowError(
+                f"labels file {path}, data row {row}: no {' / '.join(keyed)} value says what it labels"
+            )
+        value = record[column].strip()
+        key = (
+            str(PurePosixPath(value.strip("/")))
+            if column == "path"
+            else pseudonym(PSEUDONYM_PREFIX[column], value, salt)
+        )
+        entries[key] = (record["label"].strip(), record.get("patient", "").strip())
+    return entries

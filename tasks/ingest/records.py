@@ -62,6 +62,7 @@ class SourceKeys:
     study: str = ""
     series: str = ""
     instance: str = ""
+    accession: str = ""  # Accession Number: a labels CSV may key rows by it
 
 
 @dataclass

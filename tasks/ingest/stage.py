@@ -45,8 +45,8 @@ def run_ingest(settings: IngestSettings, ingested: Path, private: Path) -> Summa
     """Ingest `settings.source` into `ingested` (+ operator-only `private`); returns the counts."""
     if not settings.source.is_dir():
         raise RadflowError(f"ingest.source {settings.source} is not a folder (looked in {Path.cwd()})")
-    labels = LabelIndex(settings)  # fails early on a bad labels file
     salt = load_salt(settings.salt_env, private)
+    labels = LabelIndex(settings, salt)  # fails early on a bad labels file
     fingerprint = f"{settings.decode_fingerprint()}|{salt_check(salt)}"
     images_dir = ingested / IMAGES_DIR
     images_dir.mkdir(parents=True, exist_ok=True)
@@ -254,6 +254,7 @@ def _to_state(size: int, mtime_ns: int, source_hash: str, outcome: FileOutcome, 
             study_id=pseudonym("S", image.keys.study, salt) if image.keys.study else "",
             series_id=pseudonym("R", image.keys.series, salt) if image.keys.series else "",
             instance_id=pseudonym("I", image.keys.instance, salt) if image.keys.instance else "",
+            accession_id=pseudonym("A", image.keys.accession, salt) if image.keys.accession else "",
         )
         for image in outcome.images
     ]

@@ -35,6 +35,7 @@ class ImageRecord:
     study_id: str
     series_id: str
     instance_id: str  # pseudonymised SOP Instance UID, for the duplicate guard
+    accession_id: str = ""  # pseudonymised Accession Number, for labels keyed by accession
 
     def record(self) -> Record:
         """Its place in the image store."""

@@ -1,0 +1,267 @@
+"""DIMSE transport (pynetdicom): C-FIND to find, then C-GET by UID (or C-MOVE), C-STORE to send.
+
+C-GET needs no inbound port: the PACS sends the instances back over our own association, so it is the
+default. C-MOVE makes the PACS open an association to `calling_aet` at the address it has configured
+for it; radflow listens on `pacs.listen_host:pacs.move_port` for the duration of the pull.
+Each operation runs on its own short association. Statuses and rejections become one-line errors that
+say what happened, with no identifier in them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+import logging
+import socket
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pydicom
+from pydicom.dataset import Dataset
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, build_role, evt
+from pynetdicom.association import Association
+from pynetdicom.events import Event
+
+from tasks.common.errors import RadflowError
+from tasks.pacs.settings import Endpoint, PacsSettings
+from tasks.pacs.transport import InstanceRef, OnInstance, PacsRefused, PacsUnavailable
+
+# Study Root Query/Retrieve Information Model (pynetdicom's names for these are not visible to mypy).
+FIND_MODEL = "1.2.840.10008.5.1.4.1.2.2.1"
+MOVE_MODEL = "1.2.840.10008.5.1.4.1.2.2.2"
+GET_MODEL = "1.2.840.10008.5.1.4.1.2.2.3"
+PENDING = (0xFF00, 0xFF01)
+SUCCESS, WARNING = 0x0000, 0xB000
+OUT_OF_RESOURCES = 0xA700
+MAX_STORAGE_CONTEXTS = 120  # presentation contexts are limited to 128 per association
+
+logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # its INFO lines name UIDs and AE peers
+
+
+class DimseTransport:
+    """DIMSE operations against one called AE; each opens and releases its own association."""
+
+    def __init__(self, where: Endpoint, settings: PacsSettings) -> None:
+        self.where = where
+        self.settings = settings
+        self.ae = AE(ae_title=settings.calling_aet)
+        self.ae.connection_timeout = settings.connect_timeout_s
+        self.ae.acse_timeout = self.ae.dimse_timeout = self.ae.network_timeout = settings.timeout_s
+
+    def studies(self, filters: dict[str, str], since: dt.date | None) -> list[str]:
+        query = _query("STUDY", StudyInstanceUID="", **filters)
+        if since is not None:
+            query.StudyDate = f"{since:%Y%m%d}-"
+        return [found.StudyInstanceUID for found in self._find(query)]
+
+    def instances(self, study: str) -> list[InstanceRef]:
+        refs = []
+        for series in self._find(_query("SERIES", StudyInstanceUID=study, SeriesInstanceUID="")):
+            query = _query(
+                "IMAGE",
+                StudyInstanceUID=study,
+                SeriesInstanceUID=series.SeriesInstanceUID,
+                SOPInstanceUID="",
+                SOPClassUID="",
+            )
+            refs += [
+                InstanceRef(study, series.SeriesInstanceUID, found.SOPInstanceUID, str(found.SOPClassUID))
+                for found in self._find(query)
+            ]
+        return refs
+
+    def retrieve(self, wanted: list[InstanceRef], whole_series: bool, on_instance: OnInstance) -> None:
+        """C-GET (or C-MOVE) the series in one request, or each wanted instance by its UID."""
+        first = wanted[0]
+        if whole_series:
+            queries = [_query("SERIES", StudyInstanceUID=first.study, SeriesInstanceUID=first.series)]
+        else:
+            queries = [
+                _query("IMAGE", StudyInstanceUID=r.study, SeriesInstanceUID=r.series, SOPInstanceUID=r.sop)
+                for r in wanted
+            ]
+        if self.settings.retrieve == "move":
+            self._move(queries, on_instance)
+        else:
+            self._get(queries, sorted({ref.sop_class for ref in wanted if ref.sop_class}), on_instance)
+
+    def store(self, dataset: Dataset) -> None:
+        sop_class = dataset.SOPClassUID
+        with self._association([(sop_class, [dataset.file_meta.TransferSyntaxUID])]) as assoc:
+            status = assoc.send_c_store(dataset)
+        code = status.get("Status") if status else None
+        if code is None:
+            raise PacsRefused(
+                f"PACS {self.where.url} aborted the store without a status: it most likely does not know "
+                f"calling AE {self.settings.calling_aet!r}; register that AE (with this host's address) "
+                "in the PACS's list of modalities"
+            )
+        if code not in (SUCCESS, WARNING) and not 0xB000 <= code <= 0xBFFF:
+            raise RadflowError(f"PACS {self.where.url} refused to store the result (status 0x{code:04X})")
+
+    def change_cursor(self) -> int | None:
+        return None  # DIMSE has no change feed
+
+    def changed_studies(self, cursor: int) -> tuple[set[str], int]:
+        return set(), cursor
+
+    def close(self) -> None:
+        self.ae.shutdown()
+
+    def _find(self, query: Dataset) -> list[Dataset]:
+        found = []
+        with self._association([(FIND_MODEL, None)]) as assoc:
+            for code, identifier in self._checked(assoc.send_c_find(query, FIND_MODEL), "C-FIND"):
+                if code in PENDING and identifier is not None:
+                    found.append(identifier)
+        return found
+
+    def _get(self, queries: list[Dataset], sop_classes: list[str], on_instance: OnInstance) -> None:
+        if len(sop_classes) > MAX_STORAGE_CONTEXTS:
+            raise RadflowError(f"a series holds {len(sop_classes)} SOP classes; C-GET can offer 120")
+        contexts: list[tuple[str, list[str] | None]] = [(GET_MODEL, None)]
+        contexts += [(sop_class, ALL_TRANSFER_SYNTAXES) for sop_class in sop_classes]
+        roles = [build_role(sop_class, scp_role=True) for sop_class in sop_classes]
+        handlers = [(evt.EVT_C_STORE, _store_handler(on_instance))]
+        with self._association(contexts, roles, handlers) as assoc:
+            for query in queries:
+                for _ in self._checked(assoc.send_c_get(query, GET_MODEL), "C-GET"):
+                    pass
+
+    def _move(self, queries: list[Dataset], on_instance: OnInstance) -> None:
+        listener = AE(ae_title=self.settings.calling_aet)
+        listener.network_timeout = listener.acse_timeout = listener.dimse_timeout = self.settings.timeout_s
+        for context in AllStoragePresentationContexts:
+            listener.add_supported_context(str(context.abstract_syntax), ALL_TRANSFER_SYNTAXES)
+        try:
+            server = listener.start_server(  # non-blocking: returns the running server
+                (self.settings.listen_host, self.settings.move_port),
+                block=False,
+                evt_handlers=[(evt.EVT_C_STORE, _store_handler(on_instance))],
+            )
+        except OSError as error:
+            raise RadflowError(
+                f"cannot listen on {self.settings.listen_host}:{self.settings.move_port} for C-MOVE "
+                f"(pacs.listen_host / pacs.move_port): {error.strerror}"
+            ) from None
+        try:
+            with self._association([(MOVE_MODEL, None)]) as assoc:
+                for query in queries:
+                    responses = assoc.send_c_move(query, self.settings.calling_aet, MOVE_MODEL)
+                    for _ in self._checked(responses, "C-MOVE"):
+                        pass
+        finally:
+            if server is not None:
+                server.shutdown()
+
+    def _checked(
+        self, responses: Iterator[tuple[Dataset, Dataset | None]], operation: str
+    ) -> Iterator[tuple[int, Dataset | None]]:
+        """(status code, identifier) of each response; failures and aborts raise (see `_status`)."""
+        asked = time.monotonic()
+        for status, identifier in responses:
+            yield self._status(status, operation, time.monotonic() - asked), identifier
+            asked = time.monotonic()
+
+    def _status(self, status: Dataset, operation: str, waited_s: float) -> int:
+        """The status code. No status means the association ended: before the timeout, the PACS hung
+        up on the request (what Orthanc does when the calling AE may not do this); else it timed out."""
+        code = status.get("Status") if status else None
+        if code is None and waited_s < self.settings.timeout_s:
+            raise PacsRefused(
+                f"PACS {self.where.url} aborted the {operation}: it does not allow calling AE "
+                f"{self.settings.calling_aet!r} (pacs.calling_aet) to do this; register that AE, with "
+                "this host's address, in the PACS"
+            )
+        if code is None:
+            raise PacsUnavailable(
+                f"PACS {self.where.url} did not answer the {operation} within "
+                f"pacs.timeout_s={self.settings.timeout_s:g} s"
+            )
+        if code in (*PENDING, SUCCESS, WARNING):
+            return int(code)
+        if operation == "C-MOVE" and code == 0xA801:
+            raise PacsRefused(
+                f"PACS {self.where.url} does not know move destination {self.settings.calling_aet!r} "
+                "(status 0xA801); register it there, or set pacs.retrieve: get"
+            )
+        raise RadflowError(f"PACS {self.where.url} answered the {operation} with failure 0x{code:04X}")
+
+    @contextlib.contextmanager
+    def _association(
+        self,
+        contexts: Sequence[tuple[str, list[str] | None]],
+        roles: list[Any] | None = None,
+        handlers: list[Any] | None = None,
+    ) -> Iterator[Association]:
+        self.ae.requested_contexts = []
+        for sop_class, syntaxes in contexts:
+            if syntaxes is None:
+                self.ae.add_requested_context(sop_class)
+            else:
+                self.ae.add_requested_context(sop_class, syntaxes)
+        assoc = self.ae.associate(
+            self.where.host,
+            self.where.port,
+            ae_title=self.where.called_aet,
+            ext_neg=roles or None,
+            evt_handlers=handlers or None,
+        )
+        if not assoc.is_established:
+            raise self._not_established(assoc)
+        try:
+            yield assoc
+        finally:
+            if assoc.is_established:
+                assoc.release()
+
+    def _not_established(self, assoc: Association) -> RadflowError:
+        """Why the association failed, in words (rejected, aborted, or no connection at all)."""
+        url, calling = self.where.url, self.settings.calling_aet
+        if assoc.is_rejected:
+            return PacsRefused(
+                f"PACS {url} rejected the association: it does not accept calling AE {calling!r} "
+                f"(pacs.calling_aet) or called AE {self.where.called_aet!r}; register {calling!r} "
+                "with this host's address in the PACS"
+            )
+        if assoc.is_aborted and _reachable(self.where.host, self.where.port, self.ae.connection_timeout):
+            return PacsRefused(
+                f"PACS {url} aborted the association at once: it most likely does not accept calling AE "
+                f"{calling!r} from this host; register it in the PACS"
+            )
+        return PacsUnavailable(
+            f"PACS {url} is unreachable (no DICOM association with {self.where.host}:{self.where.port} "
+            f"within pacs.connect_timeout_s={self.settings.connect_timeout_s:g} s)"
+        )
+
+
+def _reachable(host: str, port: int, timeout_s: float | None) -> bool:
+    """Whether a TCP connection opens: tells "no server there" from "the server hung up on us"."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def _query(level: str, **keys: Any) -> Dataset:
+    query = Dataset()
+    query.QueryRetrieveLevel = level
+    for keyword, value in keys.items():
+        setattr(query, keyword, value)
+    return query
+
+
+def _store_handler(on_instance: OnInstance) -> Any:
+    """EVT_C_STORE handler: decode the peer's Part 10 bytes and hand the dataset over."""
+
+    def handle(event: Event) -> int:
+        try:
+            on_instance(pydicom.dcmread(io.BytesIO(event.encoded_dataset())))
+        except Exception:  # tell the PACS; the pull counts the instance as missing and retries it next time
+            return OUT_OF_RESOURCES
+        return SUCCESS
+
+    return handle

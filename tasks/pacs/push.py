@@ -1,0 +1,107 @@
+"""`radflow predict ... --push`: one result report (DICOM SR) per classified study, sent to `pacs.url`.
+
+Studies are found from the headers of the DICOM files that were classified (files without a study,
+such as NIfTI or PNG, have no PACS study to report to and are counted as skipped). A study's result is
+that of its most suspicious image: the highest probability of an abnormal finding (anything but
+`evaluate.negative_class`), judged against the operating threshold registered with the model.
+The reports go to the PACS only; the console gets counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+from models.registry import Registry
+from tasks.common.errors import RadflowError
+from tasks.common.params import parse_section
+from tasks.common.paths import project_paths
+from tasks.evaluate.evaluation import EvaluateParams, negative_index
+from tasks.pacs.part10 import ensure_part10
+from tasks.pacs.pull import connect, console
+from tasks.pacs.report import StudyResult, build_report
+from tasks.pacs.settings import endpoint, load_pacs_settings
+
+DEFAULT_THRESHOLD = 0.5  # a registry version without a validated threshold (none recorded)
+
+
+@dataclass(frozen=True)
+class PushSummary:
+    """Counts of one push (no identifiers)."""
+
+    reports: int
+    skipped_files: int
+
+    def describe(self, url: str) -> str:
+        return (
+            f"push: {self.reports} result report(s) sent to PACS {url}; "
+            f"{self.skipped_files} file(s) without a classified DICOM study skipped"
+        )
+
+
+def push_predictions(predictions: pd.DataFrame, params: dict[str, Any]) -> PushSummary:
+    """Send one SR per study among `predictions` (the frame `tasks.predict.predict_files` returns)."""
+    settings = load_pacs_settings(params)
+    where = endpoint(settings)
+    classified = predictions[predictions["status"] == "ok"]
+    if classified.empty:
+        raise RadflowError("no image was classified, so there is no result to push")
+    registered = Registry(project_paths(params).registry).load(int(classified["model_version"].iloc[0]))
+    classes = list(registered.config["classes"])
+    negative = negative_index(classes, parse_section(params, "evaluate", EvaluateParams).negative_class)
+    threshold = float(registered.metrics.get("threshold") or DEFAULT_THRESHOLD)
+    model_name = f"radflow {registered.config['architecture'].get('name', 'model')}"
+    studies, skipped = _by_study(classified, predictions)
+    transport = connect(where, settings)
+    try:
+        for evidence, rows in studies.values():
+            abnormal = 1.0 - rows[f"prob_{classes[negative]}"].to_numpy(dtype=float)  # (images,)
+            worst = int(abnormal.argmax())
+            result = StudyResult(
+                finding=str(rows["predicted_label"].iloc[worst]),
+                probability=float(abnormal[worst]),
+                threshold=threshold,
+                model_name=model_name,
+                model_version=registered.version,
+                images=len(rows),
+            )
+            transport.store(ensure_part10(build_report(evidence, result, settings.report_disclaimer)))
+    finally:
+        transport.close()
+    summary = PushSummary(len(studies), skipped)
+    console.print(summary.describe(where.url))
+    return summary
+
+
+def _by_study(
+    classified: pd.DataFrame, predictions: pd.DataFrame
+) -> tuple[dict[str, tuple[list[Dataset], pd.DataFrame]], int]:
+    """StudyInstanceUID -> (headers of its classified instances, their prediction rows), and the
+    number of source files that are not part of any DICOM study."""
+    headers = {str(path): _header(Path(path)) for path in predictions["source_path"].unique()}
+    studies: dict[str, tuple[list[Dataset], list[pd.DataFrame]]] = {}
+    for path, rows in classified.groupby("source_path", sort=True):
+        header = headers[str(path)]
+        if header is not None:
+            evidence, parts = studies.setdefault(str(header.StudyInstanceUID), ([], []))
+            evidence.append(header)
+            parts.append(rows)
+    reported = set(classified["source_path"])
+    skipped = sum(1 for path, header in headers.items() if header is None or path not in reported)
+    return {study: (evidence, pd.concat(parts)) for study, (evidence, parts) in studies.items()}, skipped
+
+
+def _header(path: Path) -> Dataset | None:
+    """The file's DICOM header when it is a DICOM instance of a study, else None."""
+    try:
+        header = pydicom.dcmread(path, stop_before_pixels=True)
+    except (InvalidDicomError, OSError, ValueError, EOFError):
+        return None
+    needed = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
+    return header if all(keyword in header for keyword in needed) else None
