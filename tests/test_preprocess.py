@@ -12,6 +12,7 @@ import pytest
 
 from tasks.common.errors import RadflowError
 from tasks.common.shards import ShardWriter, read_image
+from tasks.preprocess.split import linked_groups
 from tasks.preprocess.stage import PreprocessParams, preprocess
 from tasks.preprocess.transform import image_to_tensor
 from tests.defaults import settings
@@ -134,3 +135,17 @@ def test_split_does_not_depend_on_the_pseudonym_salt() -> None:
     second = assign_splits(resalted, 0.2, 0.2, seed=3)
     assert list(first) == list(second)
     assert set(first) == {"train", "val", "test"}
+
+
+def test_patients_linked_by_a_study_or_an_identical_image_form_one_group() -> None:
+    index = pd.DataFrame(
+        {
+            "patient_id": ["A", "A", "B", "C", "C", "D", "E"],
+            "study_id": ["s1", "s2", "s2", "s3", "", "", ""],  # A and B share study s2
+            "pixel_hash": ["h1", "h2", "h3", "h4", "h5", "h5", ""],  # C and D hold the same image
+        }
+    )
+    groups = linked_groups(index)
+    assert groups[0] == groups[1] == groups[2]
+    assert groups[3] == groups[4] == groups[5]
+    assert len({groups[0], groups[3], groups[6]}) == 3  # E is linked to nobody

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from tasks.common.errors import RadflowError
 
@@ -17,21 +19,20 @@ LEAK_KEYS = ("patient_id", "study_id", "pixel_hash")
 
 def linked_groups(index: pd.DataFrame) -> pd.Series:
     """Group label per row: connected components of patients linked by a shared study or image."""
-    parent: dict[str, str] = {}
-
-    def find(node: str) -> str:
-        while parent.setdefault(node, node) != node:
-            parent[node] = parent[parent[node]]  # path halving
-            node = parent[node]
-        return node
-
+    patients, patient_codes = np.unique(index["patient_id"].astype(str).to_numpy(), return_inverse=True)
+    edges = []  # (patient code, patient code) pairs that must stay together
     for key in ("study_id", "pixel_hash"):
-        known = index[index[key].astype(str) != ""]  # an empty id links nothing
-        for _, patients in known.groupby(key)["patient_id"]:
-            first, *others = patients.unique()
-            for other in others:
-                parent[find(other)] = find(first)
-    return index["patient_id"].map(find)
+        values = index[key].astype(str).to_numpy()
+        known = values != ""  # an empty id links nothing
+        _, key_codes = np.unique(values[known], return_inverse=True)
+        first_patient = pd.Series(patient_codes[known]).groupby(key_codes).transform("first").to_numpy()
+        edges.append(np.stack([first_patient, patient_codes[known]]))
+    rows, cols = np.concatenate(edges, axis=1) if edges else (np.empty(0, int), np.empty(0, int))
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(patients), len(patients)))
+    _, component = connected_components(graph, directed=False)
+    # Name each group by its first patient, so a group label is a patient id as before.
+    first_of_component = pd.Series(patients).groupby(component).transform("first").to_numpy()
+    return pd.Series(first_of_component[patient_codes], index=index.index)
 
 
 def assign_splits(index: pd.DataFrame, val_fraction: float, test_fraction: float, seed: int) -> pd.Series:
