@@ -1,16 +1,16 @@
 """The retrain flow's building blocks against a tiny throwaway DVC project (real git, real DVC).
 
-`make_project` is shared with tests/test_flows_e2e.py: three trivial stages whose commands are small
-Python scripts, so these tests exercise DVC's real ordering, skipping and error reporting without the
-ML stages.
+`make_project` is shared with tests/test_flows_e2e.py: three trivial stages whose commands are the small
+Python scripts in tests/pipeline_scripts/ (linted like all code), so these tests exercise DVC's real
+ordering, skipping and error reporting without the ML stages.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -28,68 +28,7 @@ from models.registry.lock import registry_lock
 from tasks.common.errors import RadflowError
 from tests.defaults import repo_params
 
-SCRIPTS = {
-    # Sums the archive's text and scales it by a param: changes when new studies or params change.
-    "count.py": """
-        import pathlib, yaml
-        factor = yaml.safe_load(open("params.yaml"))["step"]["factor"]
-        total = sum(len(f.read_text()) for f in sorted(pathlib.Path("raw").rglob("*.txt")))
-        pathlib.Path("out").mkdir(exist_ok=True)
-        pathlib.Path("out/count.txt").write_text(str(total * factor))
-        print("counted", total)
-    """,
-    # Waits (bounded) for a release file when the test asks for it, so two runs overlap for sure.
-    "gate.py": """
-        import pathlib, time
-        pathlib.Path("out").mkdir(exist_ok=True)
-        runs = pathlib.Path("gate_runs.log")
-        runs.write_text(runs.read_text() + "ran\\n" if runs.exists() else "ran\\n")
-        if pathlib.Path("hold").exists():
-            pathlib.Path("gate_started").touch()
-            deadline = time.time() + 300
-            while not pathlib.Path("release").exists() and time.time() < deadline:
-                time.sleep(0.2)
-        pathlib.Path("out/gate.txt").write_text(pathlib.Path("out/count.txt").read_text())
-    """,
-    # Writes what evaluate and promote would: metrics, the HTML report, the promotion decision.
-    "evaluate.py": """
-        import json, pathlib
-        n = int(pathlib.Path("out/gate.txt").read_text())
-        ev = pathlib.Path("out/evaluation"); (ev / "report").mkdir(parents=True, exist_ok=True)
-        (ev / "metrics.json").write_text(json.dumps({"roc_auc": n / 100, "accuracy": 0.5}))
-        (ev / "report" / "report.html").write_text("<html><body>report</body></html>")
-        pr = pathlib.Path("out/promotion"); pr.mkdir(parents=True, exist_ok=True)
-        decision = {"promoted": True, "reasons": ["first model"], "version": n, "champion_before": None}
-        (pr / "promotion.json").write_text(json.dumps(decision))
-        print("evaluated")
-    """,
-    # Fails like a user mistake: a RadflowError, reported the way radflow's CLI reports it (exit 1).
-    "broken.py": """
-        import sys
-        from tasks.common.errors import RadflowError, record_failure
-        print("loading configuration")
-        print("error: step.factor must be positive; got -1", file=sys.stderr)
-        sys.exit(record_failure(RadflowError("step.factor must be positive; got -1")))
-    """,
-    # Fails with a TransientError (exit 75) on its first attempt only, like an I/O hiccup.
-    "flaky.py": """
-        import pathlib, sys
-        from tasks.common.errors import TransientError, record_failure
-        attempts = pathlib.Path("flaky_attempts.log")
-        attempts.write_text((attempts.read_text() if attempts.exists() else "") + "try\\n")
-        if attempts.read_text().count("try") == 1:
-            print("error: storage not ready", file=sys.stderr)
-            sys.exit(record_failure(TransientError("storage not ready")))
-        pathlib.Path("out").mkdir(exist_ok=True)
-        pathlib.Path("out/flaky.txt").write_text("ok")
-    """,
-    # Prints text that once made the flow retry ("timed out"), then fails for good (exit 1).
-    "misleading.py": """
-        import sys
-        print("decode timed out: 3 file(s)")
-        sys.exit(1)
-    """,
-}
+SCRIPTS = Path(__file__).parent / "pipeline_scripts"  # the tiny pipeline's stage commands
 
 # Listed out of order on purpose: the flow must follow DVC's dependency order, not the file's.
 DVC_YAML = """
@@ -125,9 +64,7 @@ STAGES = ["count", "gate", "evaluate"]
 def make_project(root: Path, retrain: dict[str, object] | None = None, extra: tuple[str, ...] = ()) -> Path:
     """A git + DVC project with the tiny pipeline, a `raw/` archive and radflow-style params.yaml."""
     root.mkdir(parents=True, exist_ok=True)
-    (root / "scripts").mkdir()
-    for name, body in SCRIPTS.items():
-        (root / "scripts" / name).write_text(textwrap.dedent(body))
+    shutil.copytree(SCRIPTS, root / "scripts", ignore=shutil.ignore_patterns("__pycache__"))
     (root / "raw").mkdir()
     (root / "raw" / "study1.txt").write_text("1")
     paths = {key: f"out/{key}" for key in ("ingested", "private", "preprocessed", "model", "checkpoints")}
