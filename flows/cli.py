@@ -240,9 +240,9 @@ def registry_tag(
         report = sync_tags(_open_registry(load_params()), Path.cwd(), push=push)
     for line in describe(report):
         typer.echo(line)
-    if report.blocked_aliases:
+    if "champion" in report.blocked_aliases:  # `--stage champion` would still fetch an older model
         console.print(
-            f"[bold red]error:[/] GTO does not show the registry's {', '.join(report.blocked_aliases)} yet: "
+            "[bold red]error:[/] GTO's champion is not the registry's champion yet: "
             "do the above, then run `radflow registry tag` again"
         )
         raise typer.Exit(code=1)

@@ -91,6 +91,17 @@ def _scm(project: Path) -> Iterator[Any]:
         scm.close()
 
 
+@contextlib.contextmanager
+def _gto_errors() -> Iterator[None]:
+    """GTO's refusals as the one domain error."""
+    from gto.exceptions import GTOException
+
+    try:
+        yield
+    except GTOException as error:
+        raise RadflowError(f"GTO refused: {error}") from None
+
+
 def _existing_versions(project: Path, name: str) -> dict[str, str]:
     """GTO version (`v3.0.0`) -> tagged commit, for every registration tag of the artifact."""
     from gto.constants import Action
@@ -144,7 +155,8 @@ def sync_tags(registry: Registry, project: Path, *, push: bool) -> TagReport:
             )
         else:
             message = f"radflow registry v{version}; weights sha256 {row['weights_sha256']}"
-            api.register(str(project), artifact.name, commit, version=label, message=message)
+            with _gto_errors():
+                api.register(str(project), artifact.name, commit, version=label, message=message)
             tagged[label], used = commit, used | {commit}
             report.created.append(tag)
     for alias, target in registry.aliases().items():
@@ -160,9 +172,15 @@ def sync_tags(registry: Registry, project: Path, *, push: bool) -> TagReport:
             report.unchanged.append(f"{artifact.name}#{alias} -> {label}")
             continue
         _after(head_time)
-        api.assign(
-            str(project), artifact.name, alias, version=label, message=f"radflow registry {alias}: v{target}"
-        )
+        with _gto_errors():  # force: moving back to a version GTO saw in this stage before is a new tag
+            api.assign(
+                str(project),
+                artifact.name,
+                alias,
+                version=label,
+                message=f"radflow registry {alias}: v{target}",
+                force=True,
+            )
         report.created.append(f"{artifact.name}#{alias} -> {label}")
     if push:
         _git(project, "push", REMOTE, *[f"refs/tags/{tag}" for tag in _artifact_tags(project, artifact.name)])
