@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +34,11 @@ METRICS = {
 }
 
 
-@pytest.fixture
-def exported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, Path, Path]:
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict, Path, Path]]:
     """A registered (randomly initialised, so not uniform) tiny model, its bundle, and a grayscale PNG."""
+    tmp_path = tmp_path_factory.mktemp("bundle")
+    monkeypatch = pytest.MonkeyPatch()
     monkeypatch.setenv("RADFLOW_SALT", "test-salt-not-secret")
     params = project_params(tmp_path)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -54,7 +57,8 @@ def exported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, Pat
     pixels = (np.linspace(0, 200, 90)[None, :] + rng.integers(0, 50, (70, 90))).astype(np.uint8)
     pixels[20:40, 30:60] = 255  # a bright blob; 70 x 90 so the aspect-preserving resize and pad matter
     Image.fromarray(pixels, mode="L").save(tmp_path / "image.png")
-    return params, tmp_path / "bundle", tmp_path / "image.png"
+    yield params, tmp_path / "bundle", tmp_path / "image.png"
+    monkeypatch.undo()
 
 
 def test_bundle_layout_and_plain_state_dict(exported: tuple[dict, Path, Path]) -> None:
