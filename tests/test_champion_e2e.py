@@ -57,7 +57,7 @@ def test_the_champion_is_fetched_by_name_before_and_after_a_rollback(tmp_path: P
 
     # Another candidate, which the gate cannot judge (here: an unreachable floor), registered on purpose.
     params = yaml.safe_load((project / "params.yaml").read_text())
-    for override in ("train.epochs=3", "promote.min_roc_auc=2"):
+    for override in ("train.learning_rate=0.002", "promote.min_roc_auc=2"):
         apply_override(params, override)
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _ok(["dvc", "repro"], project)

@@ -125,7 +125,9 @@ def test_tags_follow_the_registry_and_dvc_fetches_the_champion(project: Path, tm
     # predict --model accepts the fetched folder, recognised (and checked) against the local registry.
     assert resolve_model(str(fetched), project / "registry").label == "v1"
     (fetched / "config.json").write_text((fetched / "config.json").read_text().replace("tiny", "tampered"))
-    with pytest.raises(RadflowError, match="differs from registry version 1"):
+    with pytest.raises(
+        RadflowError, match=r"weights are registry version\(s\) \[1\] but its config.json differs"
+    ):
         resolve_model(str(fetched), project / "registry")
 
 

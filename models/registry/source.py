@@ -32,11 +32,13 @@ def _is_registry_ref(text: str) -> bool:
     return text in ALIASES or text.removeprefix("v").isdigit()
 
 
-def _verify_listed(folder: Path, checksums: dict[str, str], what: str) -> None:
-    """Each listed model file present in `folder` must have the recorded SHA-256."""
-    for name in (WEIGHTS_FILE, CONFIG_FILE):
-        if name in checksums and file_sha256(folder / name) != checksums[name]:
-            raise RadflowError(f"{folder / name} differs from {what}; refusing to use it")
+def _differs(folder: Path, checksums: dict[str, str]) -> list[str]:
+    """The model files in `folder` whose SHA-256 is not the one recorded in `checksums`."""
+    return [
+        name
+        for name in (WEIGHTS_FILE, CONFIG_FILE)
+        if name in checksums and file_sha256(folder / name) != checksums[name]
+    ]
 
 
 def resolve_model(ref: str, registry_root: Path) -> ModelSource:
@@ -51,13 +53,21 @@ def resolve_model(ref: str, registry_root: Path) -> ModelSource:
         )
     read_config(folder)  # a clear error when the folder holds no model
     manifest = folder / CHECKSUMS
-    if manifest.is_file():
-        _verify_listed(folder, json.loads(manifest.read_text()), f"its {CHECKSUMS}")
+    if manifest.is_file() and (changed := _differs(folder, json.loads(manifest.read_text()))):
+        raise RadflowError(f"{folder}: {changed} differ from its {CHECKSUMS}; refusing to use it")
     weights = file_sha256(folder / WEIGHTS_FILE)
     registry = Registry(registry_root)
-    version = registry.find_weights(weights) if (registry_root / "index.json").is_file() else None
-    if version is None:
+    known = registry.find_weights(weights) if (registry_root / "index.json").is_file() else []
+    if not known:
         return ModelSource(folder, f"{folder.name} (sha256 {weights[:12]}, unregistered here)", None)
-    recorded = json.loads((registry.verify(version) / CHECKSUMS).read_text())
-    _verify_listed(folder, recorded, f"registry version {version}")
-    return ModelSource(folder, f"v{version}", version)
+    matching = [
+        version
+        for version in known
+        if not _differs(folder, json.loads((registry.verify(version) / CHECKSUMS).read_text()))
+    ]
+    if not matching:
+        raise RadflowError(
+            f"{folder}: its weights are registry version(s) {known} but its {CONFIG_FILE} differs from "
+            "theirs; refusing to use it"
+        )
+    return ModelSource(folder, f"v{matching[-1]}", matching[-1])

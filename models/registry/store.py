@@ -303,14 +303,14 @@ class Registry:
             self._commit(index, {**audit, "version": version, "champion_before": before})
         return version
 
-    def find_weights(self, weights_sha256: str) -> int | None:
-        """The newest committed version whose model.safetensors has this SHA-256, or None."""
-        matches = [
+    def find_weights(self, weights_sha256: str) -> list[int]:
+        """Committed versions whose model.safetensors has this SHA-256, oldest first (retraining with
+        other settings can reproduce the same weights, so there may be several)."""
+        return sorted(
             int(key)
             for key, entry in self._index()["versions"].items()
             if entry["weights_sha256"] == weights_sha256
-        ]
-        return max(matches, default=None)
+        )
 
     def promote(self, ref: str | int, reason: str) -> int:
         """Make an existing version champion by hand (the old champion becomes `previous`)."""
