@@ -19,7 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from models.registry.dvc_hashes import LOCK_FILE, lock_md5, model_artifact, model_dir_md5
+from models.registry.dvc_hashes import (
+    LOCK_FILE,
+    ModelArtifact,
+    lock_md5,
+    model_artifact,
+    model_dir_md5,
+)
 from models.registry.store import Registry
 from tasks.common.errors import RadflowError
 
@@ -130,12 +136,25 @@ def _after(seconds: int) -> None:
 
 def sync_tags(registry: Registry, project: Path, *, push: bool) -> TagReport:
     """Create the GTO tags the registry implies (never moves or deletes one); push them if asked."""
-    from gto import api
-
     check_git_root(project)
     artifact = model_artifact(project)
     report = TagReport(artifact.name)
     tagged = _existing_versions(project, artifact.name)
+    _register_versions(registry, project, artifact, tagged, report)
+    _assign_aliases(registry, project, artifact.name, tagged, report)
+    tags = _artifact_tags(project, artifact.name)
+    if push and tags:  # no refspec at all would make `git push` push the current branch instead
+        _git(project, "push", REMOTE, *[f"refs/tags/{tag}" for tag in tags])
+        report.pushed = True
+    return report
+
+
+def _register_versions(
+    registry: Registry, project: Path, artifact: ModelArtifact, tagged: dict[str, str], report: TagReport
+) -> None:
+    """`NAME@vN.0.0` for every registry version not tagged yet whose weights a commit's dvc.lock holds."""
+    from gto import api
+
     holders = commits_holding(project, artifact.path)
     used = set(tagged.values())
     for row in registry.versions():
@@ -157,8 +176,17 @@ def sync_tags(registry: Registry, project: Path, *, push: bool) -> TagReport:
             message = f"radflow registry v{version}; weights sha256 {row['weights_sha256']}"
             with _gto_errors():
                 api.register(str(project), artifact.name, commit, version=label, message=message)
-            tagged[label], used = commit, used | {commit}
+            tagged[label] = commit
+            used.add(commit)
             report.created.append(tag)
+
+
+def _assign_aliases(
+    registry: Registry, project: Path, name: str, tagged: dict[str, str], report: TagReport
+) -> None:
+    """A new stage assignment for each alias whose latest GTO assignment is not the registry's target."""
+    from gto import api
+
     for alias, target in registry.aliases().items():
         if target is None:
             continue
@@ -167,25 +195,21 @@ def sync_tags(registry: Registry, project: Path, *, push: bool) -> TagReport:
             report.blocked_aliases.append(alias)
             report.pending.append(f"{alias} (v{target}) is not assigned until v{target} is tagged")
             continue
-        head, head_time = _stage_head(project, artifact.name, alias)
+        head, head_time = _stage_head(project, name, alias)
         if head == tagged[label]:
-            report.unchanged.append(f"{artifact.name}#{alias} -> {label}")
+            report.unchanged.append(f"{name}#{alias} -> {label}")
             continue
         _after(head_time)
         with _gto_errors():  # force: moving back to a version GTO saw in this stage before is a new tag
             api.assign(
                 str(project),
-                artifact.name,
+                name,
                 alias,
                 version=label,
                 message=f"radflow registry {alias}: v{target}",
                 force=True,
             )
-        report.created.append(f"{artifact.name}#{alias} -> {label}")
-    if push:
-        _git(project, "push", REMOTE, *[f"refs/tags/{tag}" for tag in _artifact_tags(project, artifact.name)])
-        report.pushed = True
-    return report
+        report.created.append(f"{name}#{alias} -> {label}")
 
 
 def _untaggable(version: int, md5: str, uncommitted: str | None) -> str:
