@@ -9,7 +9,7 @@ import contextlib
 import importlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -123,7 +123,10 @@ def server(
 @app.command("predict")
 def predict(
     paths: Annotated[list[Path], typer.Argument(help="DICOM/NIfTI/image files or folders to classify.")],
-    model: Annotated[str, typer.Option(help="Registry version number or alias.")] = "champion",
+    model: Annotated[
+        str,
+        typer.Option(help="Registry version or alias, or a model folder (e.g. from `dvc artifacts get`)."),
+    ] = "champion",
     out: Annotated[Path, typer.Option(help="Output file (.csv or .json).")] = Path("predictions.csv"),
     gradcam: Annotated[Path | None, typer.Option(help="Folder for Grad-CAM overlays (optional).")] = None,
     push: Annotated[
@@ -131,7 +134,7 @@ def predict(
         typer.Option("--push", help="Send a result report (DICOM SR) per study to pacs.url."),
     ] = False,
 ) -> None:
-    """Classify new studies with a registered model."""
+    """Classify new studies with a registered model or a model folder fetched from the registry's tags."""
     from tasks.predict import predict_files
 
     with user_errors():
@@ -161,16 +164,22 @@ def receive(overrides: SetOption = None) -> None:
         receive_from_params(load_params(overrides=overrides), console)
 
 
-def _open_registry() -> Registry:
+def _open_registry(params: dict[str, Any]) -> Registry:
     """The registry at params.yaml's paths.registry, with the promote section's lock timeout."""
     from models.registry import Registry
     from tasks.common.params import parse_section
     from tasks.common.paths import project_paths
     from tasks.promote.gate import PromoteParams
 
-    params = load_params()
     timeout = parse_section(params, "promote", PromoteParams).lock_timeout_s
     return Registry(project_paths(params).registry, lock_timeout_s=timeout)
+
+
+def _mirror(registry: Registry, params: dict[str, Any]) -> None:
+    """Bring the optional MLflow mirror in line after a registry change (warns, never fails)."""
+    from models.registry.mlflow_mirror import mirror_if_configured
+
+    mirror_if_configured(registry, params, Path.cwd(), console.print)
 
 
 @registry_app.command("list")
@@ -179,7 +188,7 @@ def registry_list() -> None:
     from rich.table import Table
 
     with user_errors():
-        rows = _open_registry().versions()
+        rows = _open_registry(load_params()).versions()
     table = Table("version", "created", "roc_auc", "aliases", title="radflow registry")
     for row in rows:
         auc = "n/a" if row.get("roc_auc") is None else f"{row['roc_auc']:.3f}"
@@ -190,13 +199,44 @@ def registry_list() -> None:
 @registry_app.command("show")
 def registry_show(
     version: Annotated[str, typer.Argument(help="Version number or alias.")] = "champion",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full record as JSON.")] = False,
 ) -> None:
-    """Show one version (verified against its checksums): metrics, lineage, gate decision, aliases."""
+    """Summarise one version (verified against its checksums): metrics, threshold, decision, lineage."""
     import json
 
+    from models.registry.summary import summary_lines
+
     with user_errors():
-        record = _open_registry().show(version)
-    typer.echo(json.dumps(record, indent=2, sort_keys=True))
+        record = _open_registry(load_params()).show(version)
+    typer.echo(json.dumps(record, indent=2, sort_keys=True) if as_json else "\n".join(summary_lines(record)))
+
+
+@registry_app.command("register")
+def registry_register(
+    model_dir: Annotated[Path, typer.Argument(help="Model folder (model.safetensors + config.json).")],
+    reason: Annotated[str, typer.Option(help="Why it is registered without the gate, for the audit log.")],
+    champion: Annotated[bool, typer.Option("--champion", help="Also make it champion.")] = False,
+) -> None:
+    """Register a model the gate cannot compare (new classes, a new task), on purpose, after review.
+
+    Its metrics and model card are the evaluate stage's (paths.evaluation), which must be of this model.
+    """
+    from models.registry.manual import register_by_hand
+    from tasks.common.paths import project_paths
+
+    with user_errors():
+        params = load_params()
+        registry = _open_registry(params)
+        version = register_by_hand(
+            registry,
+            model_dir,
+            evaluation_dir=project_paths(params).evaluation,
+            project=Path.cwd(),
+            reason=reason,
+            champion=champion,
+        )
+        _mirror(registry, params)
+    console.print(f"registered v{version}" + (" as champion" if champion else " (champion unchanged)"))
 
 
 @registry_app.command("promote")
@@ -206,7 +246,10 @@ def registry_promote(
 ) -> None:
     """Make an existing version champion by hand (the current one becomes `previous`)."""
     with user_errors():
-        promoted = _open_registry().promote(version, reason)
+        params = load_params()
+        registry = _open_registry(params)
+        promoted = registry.promote(version, reason)
+        _mirror(registry, params)
     console.print(f"champion is now v{promoted}")
 
 
@@ -216,5 +259,75 @@ def registry_rollback(
 ) -> None:
     """Undo the last champion change: the previous champion becomes champion again."""
     with user_errors():
-        champion = _open_registry().rollback(reason)
+        params = load_params()
+        registry = _open_registry(params)
+        champion = registry.rollback(reason)
+        _mirror(registry, params)
     console.print(f"rolled back: champion is now v{champion}")
+
+
+@registry_app.command("tag")
+def registry_tag(
+    push: Annotated[bool, typer.Option("--push", help="Push the tags to the git remote `origin`.")] = False,
+) -> None:
+    """Make GTO tags match the registry (versions, champion/previous), for `dvc artifacts get --stage`."""
+    from models.registry.gto_tags import describe, sync_tags
+
+    with user_errors():
+        report = sync_tags(_open_registry(load_params()), Path.cwd(), push=push)
+    for line in describe(report):
+        typer.echo(line)
+    if "champion" in report.blocked_aliases:  # `--stage champion` would still fetch an older model
+        console.print(
+            "[bold red]error:[/] GTO's champion is not the registry's champion yet: "
+            "do the above, then run `radflow registry tag` again"
+        )
+        raise typer.Exit(code=1)
+
+
+@registry_app.command("export-bundle")
+def registry_export_bundle(
+    version: Annotated[str, typer.Argument(help="Version number or alias.")],
+    directory: Annotated[Path, typer.Argument(help="New folder for the MONAI bundle.")],
+) -> None:
+    """Write a version as a MONAI bundle (configs/, models/model.pt, docs/README.md)."""
+    from models.bundle import export_bundle
+    from models.registry.dvc_hashes import model_artifact
+    from tasks.common.params import parse_section
+    from tasks.preprocess.stage import PreprocessParams
+
+    with user_errors():
+        params = load_params()
+        registry = _open_registry(params)
+        record = registry.show(version)  # verified against its checksums
+        folder = registry.load(record["version"]).path
+        preprocess = parse_section(params, "preprocess", PreprocessParams)
+        export_bundle(
+            folder,
+            directory,
+            name=model_artifact(Path.cwd()).name,
+            version=record["version"],
+            config=record["config"],
+            metrics=record["metrics"],
+            model_card=(folder / "model_card.md").read_text(),
+            weights_sha256=record["weights_sha256"],
+            lower_percentile=preprocess.lower_percentile,
+            upper_percentile=preprocess.upper_percentile,
+        )
+    console.print(f"MONAI bundle of v{record['version']} written to {directory}")
+
+
+@registry_app.command("mirror")
+def registry_mirror() -> None:
+    """Bring the MLflow mirror (registry.mlflow_uri) in line with the registry now."""
+    from models.registry.dvc_hashes import model_artifact
+    from models.registry.mlflow_mirror import RegistryParams, mirror
+    from tasks.common.params import parse_section
+
+    with user_errors():
+        params = load_params()
+        uri = parse_section(params, "registry", RegistryParams).mlflow_uri
+        if uri is None:
+            raise RadflowError("registry.mlflow_uri is null in params.yaml: no MLflow mirror is configured")
+        lines = mirror(_open_registry(params), uri, model_artifact(Path.cwd()).name)
+    typer.echo("\n".join(lines) or f"MLflow at {uri} already mirrors the registry")

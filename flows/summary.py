@@ -44,6 +44,10 @@ class RunSummary:
         ]
         if self.lock_changed:
             lines.append("- to record this run: `git add dvc.lock params.yaml && git commit`")
+            lines.append(
+                "- then publish the registry's versions and champion for `dvc artifacts get`: "
+                "`radflow registry tag --push`"
+            )
         if self.metric_changes:
             lines += ["", "| metric | previous run | this run | change |", "| --- | --- | --- | --- |"]
             for name, (old, new) in sorted(self.metric_changes.items()):

@@ -1,7 +1,8 @@
 """Classify new DICOM/NIfTI/image files with a registered model, through the training-time code paths.
 
 Files are decoded by ingest's `decode_path` and transformed by preprocess's `image_to_tensor`, so a
-prediction sees exactly what training saw. The model comes from the registry, verified by checksum.
+prediction sees exactly what training saw. The model comes from the registry, verified by checksum, or
+from a model folder fetched with `dvc artifacts get` (models.registry.source).
 The output is the user's own file: it names the source paths they passed, next to pseudonymised ids.
 """
 
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 import models
-from models.registry import Registry
+from models.registry.source import resolve_model
 from tasks.common.atomic import atomic_path, write_json
 from tasks.common.errors import RadflowError
 from tasks.common.params import parse_section
@@ -87,8 +88,8 @@ def predict_files(
         )
     project = project_paths(params)
     batch_size = parse_section(params, "promote", PromoteParams).batch_size
-    registered = Registry(project.registry).load(model)  # refuses a version whose checksums do not match
-    network, config = models.load_model(registered.path)
+    source = resolve_model(model, project.registry)  # a registry ref or a fetched folder, verified
+    network, config = models.load_model(source.path)
     preprocess = parse_section(params, "preprocess", PreprocessParams)
     # The model's own input size wins over params.yaml: it is what the weights were trained on.
     transform = TransformSettings(
@@ -114,7 +115,7 @@ def predict_files(
     for k, name in enumerate(classes):
         frame[f"prob_{name}"] = probs[:, k]
     frame["predicted_label"] = [classes[int(np.argmax(p))] if ok[i] else "" for i, p in enumerate(probs)]
-    frame["model_version"] = registered.version
+    frame["model_version"] = source.label
     if out.suffix.lower() == ".json":
         write_json(out, json.loads(frame.to_json(orient="records")))
     else:

@@ -13,7 +13,7 @@ import yaml
 from tasks.common.params import apply_override
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ("dvc.yaml", "params.yaml", ".dvcignore")
+PROJECT_FILES = ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore")
 PROJECT_DIRS = ("tasks", "models", "flows")
 
 # A demo small enough for a test: few patients, tiny images, two quick epochs. Two epochs on 24 patients

@@ -170,7 +170,7 @@ def test_cli_list_show_promote_rollback(
     _register(registry, candidate, 0.9)
     listed = runner.invoke(app, ["registry", "list"])
     assert listed.exit_code == 0 and "champion" in listed.output and "0.900" in listed.output
-    shown = runner.invoke(app, ["registry", "show", "1"])
+    shown = runner.invoke(app, ["registry", "show", "1", "--json"])
     assert shown.exit_code == 0 and json.loads(shown.output)["metrics"] == {"roc_auc": 0.8}
     assert runner.invoke(app, ["registry", "rollback"]).exit_code == 0
     assert registry.aliases()["champion"] == 1

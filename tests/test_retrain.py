@@ -225,6 +225,7 @@ def test_summary_reports_lock_change_and_metric_diff(tmp_path: Path) -> None:
     assert summary.lock_changed
     assert summary.metric_changes["roc_auc"] == (0.02, 0.06)
     assert "| roc_auc | 0.0200 | 0.0600 | +0.0400 |" in summary.markdown()
+    assert "`radflow registry tag --push`" in summary.markdown()  # how to publish the champion
     unchanged = compare(before, before, ran=[], skipped=STAGES, pushed=False)
     assert not unchanged.lock_changed and "nothing changed" in unchanged.markdown()
 

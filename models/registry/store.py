@@ -240,7 +240,32 @@ class Registry:
         lineage: dict[str, Any],
         decision: dict[str, Any],
     ) -> int:
-        """Store a candidate as the next immutable version and make it champion; returns its number."""
+        """Store a candidate that passed the gate as the next version and make it champion."""
+        return self.register(
+            model_dir,
+            metrics=metrics,
+            model_card=model_card,
+            lineage=lineage,
+            decision=decision,
+            champion=True,
+            audit={"event": "promoted", "decision": decision},
+        )
+
+    def register(
+        self,
+        model_dir: Path,
+        *,
+        metrics: dict[str, Any],
+        model_card: str,
+        lineage: dict[str, Any],
+        decision: dict[str, Any],
+        champion: bool,
+        audit: dict[str, Any],
+    ) -> int:
+        """Store a model as the next immutable version (champion or not); returns its number.
+
+        `audit` is the decision's log entry; the version and the champion before are added to it.
+        """
         missing = [name for name in MODEL_FILES if not (model_dir / name).is_file()]
         if missing:
             raise RadflowError(f"cannot register {model_dir}: missing {missing}")
@@ -273,12 +298,19 @@ class Registry:
                 "weights_sha256": checksums["model.safetensors"],
                 "roc_auc": metrics.get("roc_auc"),
             }
-            index["champion_history"].append(version)
-            self._commit(
-                index,
-                {"event": "promoted", "version": version, "champion_before": before, "decision": decision},
-            )
+            if champion:
+                index["champion_history"].append(version)
+            self._commit(index, {**audit, "version": version, "champion_before": before})
         return version
+
+    def find_weights(self, weights_sha256: str) -> list[int]:
+        """Committed versions whose model.safetensors has this SHA-256, oldest first (retraining with
+        other settings can reproduce the same weights, so there may be several)."""
+        return sorted(
+            int(key)
+            for key, entry in self._index()["versions"].items()
+            if entry["weights_sha256"] == weights_sha256
+        )
 
     def promote(self, ref: str | int, reason: str) -> int:
         """Make an existing version champion by hand (the old champion becomes `previous`)."""

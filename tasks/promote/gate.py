@@ -94,7 +94,8 @@ def champion_probabilities(
     if list(config["classes"]) != list(store.classes):
         raise RadflowError(
             f"champion v{champion.version} predicts {config['classes']} but the data has {store.classes}; "
-            "it cannot be compared automatically — register by hand after review"
+            "it cannot be compared automatically — after review, register it on purpose with "
+            "`radflow registry register MODEL_DIR --reason TEXT [--champion]` (MODEL_DIR: paths.model)"
         )
     return predict_probabilities(model, config, store.images, rows, batch_size)
 

@@ -13,6 +13,7 @@ import pandas as pd
 
 import models
 from models.registry import Registry, collect_lineage
+from models.registry.mlflow_mirror import mirror_if_configured
 from tasks.common.atomic import write_json
 from tasks.common.errors import RadflowError
 from tasks.common.hashing import file_sha256
@@ -57,5 +58,6 @@ def main(params: dict[str, Any]) -> None:
         decision["version"] = None
         registry.record({"event": "not_promoted", **decision})
     write_json(paths.promotion / "promotion.json", decision)
+    mirror_if_configured(registry, params, Path.cwd(), print)  # optional MLflow mirror; only ever warns
     verdict = f"promoted as v{decision['version']}" if decision["promoted"] else "not promoted"
     print(f"promote: candidate {verdict}: {'; '.join(decision['reasons'])}")
