@@ -32,11 +32,13 @@ class ProjectPaths:
         for name, path in places.items():
             if path == Path("."):
                 raise RadflowError(f"paths.{name}: invalid value '.'; valid: a folder, not the project root")
+        for name, path in places.items():
             inside = [other for other, at in places.items() if other != name and path.is_relative_to(at)]
             if inside:
+                where = "the same folder as" if path == places[inside[0]] else "inside"
                 raise RadflowError(
-                    f"paths.{name}: invalid value {str(path)!r}: it is inside paths.{inside[0]}; valid: a "
-                    f"folder apart from every other path ({', '.join(map(str, places.values()))})"
+                    f"paths.{name}: invalid value {str(path)!r}: it is {where} paths.{inside[0]}; valid: "
+                    f"a folder apart from every other path ({', '.join(map(str, places.values()))})"
                 )
 
 
