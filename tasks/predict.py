@@ -112,7 +112,7 @@ def training_screen(config: dict[str, Any], margin: float) -> Screen:
 
     def screen(meta: ImageMeta, tensor: np.ndarray) -> str:
         attributes = {name: getattr(meta, name) for name in HEADER}
-        return unlike_training(profile, attributes, image_statistics(tensor[None])[0], margin)
+        return unlike_training(profile, attributes, image_statistics(tensor[None], profile)[0], margin)
 
     return screen
 
