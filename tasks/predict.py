@@ -149,18 +149,19 @@ def predict_files(
         raise RadflowError(
             f"--out {out}: unknown format {out.suffix!r}; valid suffixes: {list(OUTPUT_SUFFIXES)}"
         )
-    project = project_paths(params)
+    project = project_paths(params)  # every setting is checked before the model is loaded
     batch_size = parse_section(params, "promote", PromoteParams).batch_size
+    preprocess = parse_section(params, "preprocess", PreprocessParams)
+    ingest = load_settings(params)
+    margin = parse_section(params, "predict", PredictParams).ood_margin
     registered = Registry(project.registry).load(model)  # refuses a version whose checksums do not match
     network, config = models.load_model(registered.path)
-    preprocess = parse_section(params, "preprocess", PreprocessParams)
     # The model's own input size wins over params.yaml: it is what the weights were trained on.
     transform = TransformSettings(
         int(config["image_size"]), preprocess.lower_percentile, preprocess.upper_percentile
     )
-    ingest = load_settings(params)
     salt = load_salt(ingest.salt_env, project.private)
-    screen = training_screen(config, parse_section(params, "predict", PredictParams).ood_margin)
+    screen = training_screen(config, margin)
     records, tensors = decode_all(expand(paths), ingest, transform, salt, screen)
     classes = list(config["classes"])
     frame = pd.DataFrame(records, columns=COLUMNS)

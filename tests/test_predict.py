@@ -19,8 +19,9 @@ from flows.cli import app
 from models.registry import Registry
 from tasks.common.data_profile import describe
 from tasks.common.errors import RadflowError
+from tasks.common.params import from_dict
 from tasks.demo_data.synth import chest_image
-from tasks.predict import gradcam_names, predict_files
+from tasks.predict import PredictParams, gradcam_names, predict_files
 from tasks.preprocess.transform import TransformSettings, image_to_tensor
 from tests.dicom_factory import write_dicom as write_factory_dicom
 from tests.dicom_factory import write_plain
@@ -166,3 +167,8 @@ def test_gradcam_files_are_named_after_the_inputs() -> None:
     assert gradcam_names(frame) == [
         "scan.png", "scan-2.png", "1.2.840.5.png", "vol_frame2.png", "vol_frame3.png", "x.png",
     ]  # fmt: skip
+
+
+def test_a_bad_margin_is_refused_naming_what_is_valid() -> None:
+    with pytest.raises(RadflowError, match=r"predict.ood_margin: invalid value -1.0; valid: a number >= 0"):
+        from_dict({"ood_margin": -1}, PredictParams, where="predict")
