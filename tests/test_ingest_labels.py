@@ -131,6 +131,8 @@ def test_kaggle_layout_patients_classes_and_splits(tmp_path: Path, monkeypatch: 
     rows = dict(overview.rows())
     assert rows["patients"] == "4 from Kaggle chest X-ray names (6 images)"
     assert rows["splits"] == "the data set's own folders: train 5, test 1"
+    _, again = _run(tmp_path, labels="folders")  # nothing changed: the summary comes from the last run
+    assert again.decoded == 0 and again.overview == overview
 
 
 def test_a_patient_in_two_split_folders_is_reported_with_the_remedy(
