@@ -3,12 +3,18 @@
 Files are decoded by ingest's `decode_path` and transformed by preprocess's `image_to_tensor`, so a
 prediction sees exactly what training saw. The model comes from the registry, verified by checksum, or
 from a model folder fetched with `dvc artifacts get` (models.registry.source).
-The output is the user's own file: it names the source paths they passed, next to pseudonymised ids.
+An input unlike the training data (header attributes or image statistics against the profile the
+train stage stored in config.json) is reported `out_of_distribution` with the reason, not classified.
+The output is the user's own file: it names the source paths they passed (and Grad-CAM files are
+named after them), next to pseudonymised ids. When no input could be classified, predict fails.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +24,34 @@ import pandas as pd
 import models
 from models.registry.source import resolve_model
 from tasks.common.atomic import atomic_path, write_json
+from tasks.common.data_profile import HEADER, image_statistics, unlike_training
 from tasks.common.errors import RadflowError
-from tasks.common.params import parse_section
+from tasks.common.params import check_values, parse_section
 from tasks.common.paths import project_paths
 from tasks.common.scoring import predict_probabilities
 from tasks.evaluate.gradcam import gradcam_map, save_overlay
 from tasks.ingest.decode import decode_path, image_id, read_source
 from tasks.ingest.pseudonym import load_salt, pseudonym
+from tasks.ingest.records import ImageMeta
 from tasks.ingest.settings import IngestSettings, load_settings
 from tasks.preprocess.stage import PreprocessParams
 from tasks.preprocess.transform import TransformSettings, image_to_tensor
 from tasks.promote.gate import PromoteParams
 
 OUTPUT_SUFFIXES = (".csv", ".json")
+OUT_OF_DISTRIBUTION = "out_of_distribution"
+COLUMNS = ["source_path", "frame", "image_id", "patient_id", "status", "reason"]
+Screen = Callable[[ImageMeta, np.ndarray], str]  # (header attributes, (1, S, S) tensor) -> reason or ""
+
+
+@dataclass(frozen=True)
+class PredictParams:
+    """params.yaml `predict` section."""
+
+    ood_margin: float
+
+    def __post_init__(self) -> None:
+        check_values("predict", self, {"ood_margin": (lambda v: v >= 0, "a number >= 0 (0.5 typical)")})
 
 
 def expand(paths: list[Path]) -> list[Path]:
@@ -49,9 +70,10 @@ def expand(paths: list[Path]) -> list[Path]:
 
 
 def decode_all(
-    files: list[Path], ingest: IngestSettings, transform: TransformSettings, salt: bytes
+    files: list[Path], ingest: IngestSettings, transform: TransformSettings, salt: bytes, screen: Screen
 ) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
-    """One record per decoded 2D image (and one per unusable file, with its reason) and their tensors.
+    """One record per decoded 2D image (and one per unusable file, with its reason), and the tensors of
+    the images to classify: those `screen` finds no reason against.
 
     Ids are made as ingest makes them: image id from content hash + frame, patient pseudonym salted.
     """
@@ -62,20 +84,62 @@ def decode_all(
             content, data = read_source(file, ingest)
             decoded = decode_path(file, ingest, data)
         except RadflowError as error:
-            records.append({"source_path": str(file), "status": f"skipped: {error}"})
+            records.append({"source_path": str(file), "status": "skipped", "reason": str(error)})
             continue
         for image in decoded:
+            tensor = image_to_tensor(image.pixels, transform)  # (1, S, S) float16
+            reason = screen(image.meta, tensor)
             records.append(
                 {
                     "source_path": str(file),
                     "frame": image.frame,
                     "image_id": image_id(content, image.frame),
                     "patient_id": pseudonym("P", image.keys.patient or f"file:{content}", salt),
-                    "status": "ok",
+                    "status": OUT_OF_DISTRIBUTION if reason else "ok",
+                    "reason": reason,
                 }
             )
-            tensors.append(image_to_tensor(image.pixels, transform))  # (1, S, S) float16
+            if not reason:
+                tensors.append(tensor)
     return records, tensors
+
+
+def training_screen(config: dict[str, Any], margin: float) -> Screen:
+    """The out-of-distribution check against the profile the train stage stored with the model."""
+    profile = config.get("data_profile")
+    if profile is None:
+        print("predict: this model carries no training-data profile; inputs are not screened")
+        return lambda meta, tensor: ""
+
+    def screen(meta: ImageMeta, tensor: np.ndarray) -> str:
+        attributes = {name: getattr(meta, name) for name in HEADER}
+        return unlike_training(profile, attributes, image_statistics(tensor[None], profile)[0], margin)
+
+    return screen
+
+
+def gradcam_names(frame: pd.DataFrame) -> list[str]:
+    """A PNG name per row, after the input's file name (`chest.dcm` -> `chest.png`, frame k of a
+    multi-frame file -> `chest_frame<k>.png`), made unique with -2, -3... when names repeat."""
+    stems = [_stem(Path(path)) for path in frame["source_path"]]
+    frames_per_file = Counter(frame["source_path"])
+    taken: Counter[str] = Counter()
+    names = []
+    for stem, path, index in zip(stems, frame["source_path"], frame["frame"], strict=True):
+        base = f"{stem}_frame{index}" if frames_per_file[path] > 1 else stem
+        taken[base] += 1
+        names.append(f"{base}.png" if taken[base] == 1 else f"{base}-{taken[base]}.png")
+    return names
+
+
+def _stem(path: Path) -> str:
+    """The file name without its image suffix (`.nii.gz`, `.dcm`, `.png`...): DICOM files named by UID
+    (`1.2.840.10008.5.dcm`) keep their dots."""
+    name = path.name
+    for suffix in (".nii.gz", ".nii", ".dcm", ".dicom", ".png", ".jpg", ".jpeg", ".tif", ".tiff"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 def predict_files(
@@ -86,32 +150,37 @@ def predict_files(
         raise RadflowError(
             f"--out {out}: unknown format {out.suffix!r}; valid suffixes: {list(OUTPUT_SUFFIXES)}"
         )
-    project = project_paths(params)
+    project = project_paths(params)  # every setting is checked before the model is loaded
     batch_size = parse_section(params, "promote", PromoteParams).batch_size
+    preprocess = parse_section(params, "preprocess", PreprocessParams)
+    ingest = load_settings(params)
+    margin = parse_section(params, "predict", PredictParams).ood_margin
     source = resolve_model(model, project.registry)  # a registry ref or a fetched folder, verified
     network, config = models.load_model(source.path)
-    preprocess = parse_section(params, "preprocess", PreprocessParams)
     # The model's own input size wins over params.yaml: it is what the weights were trained on.
     transform = TransformSettings(
         int(config["image_size"]), preprocess.lower_percentile, preprocess.upper_percentile
     )
-    ingest = load_settings(params)
     salt = load_salt(ingest.salt_env, project.private)
-    records, tensors = decode_all(expand(paths), ingest, transform, salt)
+    screen = training_screen(config, margin)
+    records, tensors = decode_all(expand(paths), ingest, transform, salt, screen)
     classes = list(config["classes"])
-    frame = pd.DataFrame(records, columns=["source_path", "frame", "image_id", "patient_id", "status"])
+    frame = pd.DataFrame(records, columns=COLUMNS)
     frame["frame"] = frame["frame"].astype("Int64")  # integer frames; empty for skipped files
+    frame["reason"] = frame["reason"].fillna("")
     ok = (frame["status"] == "ok").to_numpy()
     probs = np.full((len(frame), len(classes)), np.nan)
+    frame["gradcam"] = ""
     if tensors:
         images = np.stack(tensors)  # (N, 1, S, S)
         probs[ok] = predict_probabilities(network, config, images, np.arange(len(images)), batch_size)
         if gradcam_dir is not None:
+            names = gradcam_names(frame[ok])
             for position, image in enumerate(images):
                 predicted = int(probs[ok][position].argmax())
                 heat = gradcam_map(network, config, image, predicted)
-                image_id = frame.loc[ok, "image_id"].iloc[position]
-                save_overlay(gradcam_dir / f"{image_id}.png", image, heat, f"predicted {classes[predicted]}")
+                save_overlay(gradcam_dir / names[position], image, heat, f"predicted {classes[predicted]}")
+            frame.loc[ok, "gradcam"] = names
     for k, name in enumerate(classes):
         frame[f"prob_{name}"] = probs[:, k]
     frame["predicted_label"] = [classes[int(np.argmax(p))] if ok[i] else "" for i, p in enumerate(probs)]
@@ -121,5 +190,11 @@ def predict_files(
     else:
         with atomic_path(out) as tmp:
             frame.to_csv(tmp, index=False)
-    print(f"predict: {int(ok.sum())} image(s) classified, {int((~ok).sum())} file(s) skipped -> {out}")
+    counts = Counter(frame["status"])
+    print(
+        f"predict: {counts['ok']} image(s) classified, {counts[OUT_OF_DISTRIBUTION]} out of distribution "
+        f"(not classified), {counts['skipped']} file(s) skipped -> {out}"
+    )
+    if not counts["ok"]:
+        raise RadflowError(f"no input could be classified; the reason for each is in {out}")
     return frame

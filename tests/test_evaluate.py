@@ -187,3 +187,26 @@ def test_stage_writes_every_output(tmp_path: Path) -> None:
     assert html.count("data:image/png;base64,") >= 4 + len(list((report / "gradcam").glob("*.png")))
     card = (report / "model_card.md").read_text()
     assert "Known limitations" in card and "abnormal" in card and "Subgroups" in card
+
+
+def test_report_and_model_card_say_when_patients_were_not_recognised(tmp_path: Path) -> None:
+    params = project_params(tmp_path)
+    store = Path(params["paths"]["preprocessed"])
+    make_store(store)
+    facts = json.loads((store / "classes.json").read_text())
+    facts.update(
+        patients_recognised=False,
+        images_without_patient=6,
+        split_source="data set folders",
+        split_notes=["6 of 48 images have no patient id", "the data set has no test folder"],
+    )
+    (store / "classes.json").write_text(json.dumps(facts))
+    save_candidate(train_tiny(store, steps=2, seed=0), Path(params["paths"]["model"]))
+    evaluate.main(params)
+    report = Path(params["paths"]["evaluation"]) / "report"
+    card = (report / "model_card.md").read_text()
+    assert card.index("## Warning: patients not recognised") < card.index("## Intended use")
+    assert "6 images had no patient id" in card and "test metrics may be optimistic" in card
+    assert "from data set folders" in card and "Note: the data set has no test folder." in card
+    html = (report / "report.html").read_text()
+    assert html.index("Warning: patients not recognised") < html.index("<h2>Plots</h2>")

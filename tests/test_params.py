@@ -73,3 +73,70 @@ def test_cli_turns_user_errors_into_a_message_and_exit_code_1(monkeypatch: pytes
     typo = runner.invoke(app, ["stage", "train", "--set", "train.epoch=1"])
     assert typo.exit_code == 1 and "unknown key 'epoch'" in typo.output
     assert "Traceback" not in unknown.output + typo.output
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--set", "ingest.workers=-1"], "ingest.workers: invalid value -1; valid: 0 (one per CPU core)"),
+        (["--set", "ingest.labels=labels.txt"], "ingest.labels: invalid value 'labels.txt'; valid: folders"),
+        (["--set", "ingest.max_failed_fraction=1.5"], "valid: a fraction from 0 to 1"),
+        (["--set", "ingest.patient_pattern=(?P<patient>x"], "not a valid regular expression"),
+        (["--set", "ingest.slice_strategy=every"], "valid choices: ['middle', 'n', 'mip', 'all']"),
+        (
+            ["--set", "ingest.timeout_s=0"],
+            "ingest.timeout_s: invalid value 0.0; valid: a number of seconds > 0",
+        ),
+        (["--set", "paths.private=data/ingested/private"], "paths.private: invalid value"),
+    ],
+)
+def test_bad_ingest_and_paths_values_stop_the_stage_before_any_work(
+    arguments: list[str], message: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    ingest = ["--set", f"ingest.source={tmp_path}"]  # were a check missed, the stage would read this
+    result = CliRunner().invoke(app, ["stage", "ingest", *ingest, *arguments])
+    output = " ".join(result.output.split())  # the console wraps long lines
+    assert result.exit_code == 1 and message in output and "Traceback" not in output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_demo_values_are_one_line_naming_what_is_valid(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tasks.demo_data import DemoParams
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    result = CliRunner().invoke(app, ["demo-data", str(tmp_path / "raw"), "--patients", "1"])
+    output = " ".join(result.output.split())
+    assert result.exit_code == 1 and "demo.patients: invalid value 1; valid: an integer >= 3" in output
+    assert not (tmp_path / "raw").exists()
+    good = {"patients": 10, "images_per_patient": 2, "image_size": 64, "nifti_volumes": 0}
+    for key, value in (("images_per_patient", 0), ("image_size", 8), ("nifti_volumes", -1)):
+        with pytest.raises(
+            RadflowError, match=f"demo.{key}: invalid value {value}; valid: an integer"
+        ) as error:
+            from_dict({**good, key: value}, DemoParams, where="demo")
+        assert "\n" not in str(error.value)
+
+
+def test_paths_must_be_folders_apart() -> None:
+    from tasks.common.paths import ProjectPaths
+
+    good = {name: f"data/{name}" for name in ProjectPaths.__dataclass_fields__}
+    from_dict(good, ProjectPaths, where="paths")
+    for key, value, message in (
+        (
+            "model",
+            "data/checkpoints/model",
+            "paths.model: invalid value 'data/checkpoints/model': it is inside",
+        ),
+        ("registry", ".", "paths.registry: invalid value '.'; valid: a folder, not the project root"),
+        (
+            "private",
+            "data/ingested",
+            "'data/ingested': it is the same folder as paths.private",
+        ),
+    ):
+        with pytest.raises(RadflowError, match=message):
+            from_dict({**good, key: value}, ProjectPaths, where="paths")

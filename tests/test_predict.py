@@ -1,4 +1,5 @@
-"""predict: real DICOM files through ingest + preprocess code and a verified registry model."""
+"""predict: real DICOM/PNG files through ingest + preprocess code and a verified registry model; the
+out-of-distribution screen, Grad-CAM names and the exit code."""
 
 from __future__ import annotations
 
@@ -11,11 +12,21 @@ import pydicom
 import pytest
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
+from typer.testing import CliRunner
 
+import models
+from flows.cli import app
 from models.registry import Registry
+from tasks.common.data_profile import describe
 from tasks.common.errors import RadflowError
-from tasks.predict import predict_files
-from tests.tiny_pipeline import CLASSES, constant_model, project_params, save_candidate
+from tasks.common.params import from_dict
+from tasks.demo_data.synth import chest_image
+from tasks.predict import PredictParams, gradcam_names, predict_files
+from tasks.preprocess.transform import TransformSettings, image_to_tensor
+from tests.dicom_factory import write_dicom as write_factory_dicom
+from tests.dicom_factory import write_plain
+from tests.ingest_helpers import write_params
+from tests.tiny_pipeline import CLASSES, SIZE, constant_model, project_params, save_candidate, tiny_config
 
 
 def write_dicom(path: Path, patient: str) -> None:
@@ -58,11 +69,12 @@ def test_predict_writes_probabilities_keyed_by_pseudonyms(setup: tuple[dict, Pat
     predict_files([inputs], params=params, model="champion", out=out, gradcam_dir=inputs.parent / "cams")
     rows = pd.read_csv(out) if suffix == ".csv" else pd.DataFrame(json.loads(out.read_text()))
     ok = rows[rows["status"] == "ok"]
-    assert len(ok) == 1 and (rows["status"] != "ok").sum() == 1
+    assert len(ok) == 1 and list(rows["status"]) == ["ok", "skipped"]
+    assert "not DICOM" in rows["reason"].iloc[1]
     assert ok["patient_id"].iloc[0].startswith("P-") and "SECRET" not in out.read_text()
     assert np.allclose(ok[[f"prob_{c}" for c in CLASSES]].to_numpy(), 1 / 3, atol=1e-5)
     assert ok["predicted_label"].iloc[0] in CLASSES
-    assert len(list((inputs.parent / "cams").glob("*.png"))) == 1
+    assert [p.name for p in (inputs.parent / "cams").glob("*.png")] == ["a.png"] == list(ok["gradcam"])
 
 
 def test_predict_refuses_tampered_model(setup: tuple[dict, Path]) -> None:
@@ -73,3 +85,90 @@ def test_predict_refuses_tampered_model(setup: tuple[dict, Path]) -> None:
         predict_files(
             [inputs], params=params, model="champion", out=inputs.parent / "p.csv", gradcam_dir=None
         )
+
+
+def chest_dicom(path: Path, rng: np.random.Generator, modality: str = "DX") -> Path:
+    """A synthetic chest radiograph (the demo's generator) as a DICOM file."""
+    return write_factory_dicom(path, chest_image(SIZE, "normal", rng), modality=modality)
+
+
+@pytest.fixture
+def profiled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """A registered model whose config carries the profile of 24 chest DX radiographs, as train writes it."""
+    monkeypatch.setenv("RADFLOW_SALT", "test-salt-not-secret")
+    params = project_params(tmp_path)
+    rng = np.random.default_rng(1)
+    transform = TransformSettings(
+        SIZE, *(params["preprocess"][k] for k in ("lower_percentile", "upper_percentile"))
+    )
+    images = np.stack([image_to_tensor(chest_image(SIZE, "normal", rng), transform) for _ in range(24)])
+    header = {"modality": ["DX"] * 24, "body_part": ["CHEST"] * 24, "photometric": ["MONOCHROME2"] * 24}
+    config = {**tiny_config(), "data_profile": describe(header, images)}
+    models.save_model(constant_model(), config, tmp_path / "candidate")
+    Registry(Path(params["paths"]["registry"])).register_champion(
+        tmp_path / "candidate", metrics={}, model_card="", lineage={}, decision={}
+    )
+    return params
+
+
+def test_inputs_unlike_the_training_data_are_flagged_not_classified(profiled: dict, tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    inputs = tmp_path / "inputs"
+    chest_dicom(inputs / "chest.dcm", rng)
+    chest_dicom(inputs / "ct.dcm", rng, modality="CT")  # a header the training data never had
+    noise = rng.integers(0, 256, (SIZE, SIZE), dtype=np.uint8)  # no header to compare: statistics
+    write_plain(inputs / "noise.png", noise)
+    out = tmp_path / "p.csv"
+    predict_files([inputs], params=profiled, model="champion", out=out, gradcam_dir=None)
+    table = pd.read_csv(out, keep_default_na=False)
+    rows = table.set_index(table["source_path"].map(lambda path: Path(path).name))
+    assert rows["status"].to_dict() == {
+        "chest.dcm": "ok", "ct.dcm": "out_of_distribution", "noise.png": "out_of_distribution",
+    }  # fmt: skip
+    assert rows.loc["chest.dcm", "reason"] == ""
+    assert rows.loc["ct.dcm", "reason"] == "modality CT never seen in training (DX)"
+    assert "image edges 0.340 outside the training range" in rows.loc["noise.png", "reason"]
+    assert rows.loc[["ct.dcm", "noise.png"], "predicted_label"].eq("").all()
+
+
+def test_predict_exits_non_zero_when_nothing_could_be_classified(
+    profiled: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inputs = tmp_path / "inputs"
+    chest_dicom(inputs / "ct.dcm", np.random.default_rng(3), modality="CT")
+    (inputs / "broken.dcm").write_bytes(b"not a dicom file")
+    write_params(tmp_path, profiled)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    failed = runner.invoke(app, ["predict", "inputs", "--out", "p.csv"])
+    assert failed.exit_code == 1 and "Traceback" not in failed.output
+    assert "no input could be classified" in failed.output
+    assert list(pd.read_csv(tmp_path / "p.csv")["status"]) == ["skipped", "out_of_distribution"]
+    chest_dicom(inputs / "chest.dcm", np.random.default_rng(4))
+    passed = runner.invoke(app, ["predict", "inputs", "--out", "p.csv"])
+    assert passed.exit_code == 0, passed.output
+    assert "1 image(s) classified, 1 out of distribution (not classified), 1 file(s) skipped" in passed.output
+
+
+def test_gradcam_files_are_named_after_the_inputs() -> None:
+    frame = pd.DataFrame(
+        {
+            "source_path": [
+                "a/scan.dcm",
+                "b/scan.dcm",
+                "c/1.2.840.5.dcm",
+                "d/vol.nii.gz",
+                "d/vol.nii.gz",
+                "e/x",
+            ],
+            "frame": [0, 0, 0, 2, 3, 0],
+        }
+    )
+    assert gradcam_names(frame) == [
+        "scan.png", "scan-2.png", "1.2.840.5.png", "vol_frame2.png", "vol_frame3.png", "x.png",
+    ]  # fmt: skip
+
+
+def test_a_bad_margin_is_refused_naming_what_is_valid() -> None:
+    with pytest.raises(RadflowError, match=r"predict.ood_margin: invalid value -1.0; valid: a number >= 0"):
+        from_dict({"ood_margin": -1}, PredictParams, where="predict")

@@ -12,7 +12,7 @@ import pytest
 
 from tasks.common.errors import RadflowError
 from tasks.common.shards import ShardWriter, read_image
-from tasks.preprocess.split import linked_groups
+from tasks.preprocess.split import check_no_leakage, linked_groups
 from tasks.preprocess.stage import PreprocessParams, preprocess
 from tasks.preprocess.transform import image_to_tensor
 from tests.defaults import settings
@@ -37,6 +37,7 @@ def write_ingested(root: Path, patients: int = 20, per_patient: int = 3, **overr
                     "image_id": image_id,
                     "shard_offset": offset,
                     "patient_id": f"P-{p:012x}",
+                    "patient_source": "header",
                     "study_id": f"S-{p:06x}{i // 2:06x}",
                     "label": ["normal", "effusion", "pneumonia"][p % 3] if i < 2 or p % 4 else "",
                     "modality": "DX",
@@ -64,7 +65,14 @@ def test_store_index_and_classes(tmp_path: Path) -> None:
     assert list(written["row"]) == list(range(len(written)))
     assert (written["label"] != "").all() and len(written) == 60 - 5  # unlabeled rows left out
     classes = json.loads((tmp_path / "out" / "classes.json").read_text())
-    assert classes == {"classes": ["effusion", "normal", "pneumonia"], "image_size": 32}
+    assert classes == {
+        "classes": ["effusion", "normal", "pneumonia"],
+        "image_size": 32,
+        "patients_recognised": True,
+        "images_without_patient": 0,
+        "split_source": "radflow, by patient",
+        "split_notes": [],
+    }
     assert set(written["split"]) == {"train", "val", "test"}
     # every class appears in every split (stratified) and no patient spans two splits
     assert written.groupby("split")["label"].nunique().eq(3).all()
@@ -87,17 +95,68 @@ def test_patients_sharing_an_image_stay_together(tmp_path: Path) -> None:
     assert index["split"].nunique() == 1
 
 
-def test_predefined_split_is_honoured_and_guarded(tmp_path: Path) -> None:
+def _splits(index: pd.DataFrame) -> dict[str, str]:
+    return index.set_index("image_id")["split"].to_dict()
+
+
+def _notes(folder: Path) -> list[str]:
+    return json.loads((folder / "classes.json").read_text())["split_notes"]
+
+
+def test_predefined_split_is_honoured(tmp_path: Path) -> None:
     splits = [["train", "val", "test"][(i // 3) % 3] for i in range(60)]
     ingested = write_ingested(tmp_path / "ok", predefined_split=splits)
-    index = preprocess(ingested, tmp_path / "out", SETTINGS, seed=1)
-    assert index.set_index("image_id")["split"].to_dict() == {
+    index = preprocess(ingested, tmp_path / "out", replace(SETTINGS, min_val_images=10), seed=1)
+    assert _splits(index) == {
         f"{i // 3:08x}{i % 3:08x}": s for i, s in enumerate(splits) if i % 3 < 2 or (i // 3) % 4
     }
-    leaky = [["train", "test"][i % 2] for i in range(60)]  # a patient's images in two splits
+    facts = json.loads((tmp_path / "out" / "classes.json").read_text())
+    assert facts["split_source"] == "data set folders" and facts["split_notes"] == []
+
+
+def test_a_patient_in_two_predefined_splits_is_kept_whole_in_the_most_held_out(tmp_path: Path) -> None:
+    leaky = [["train", "test", "val"][i % 3] for i in range(60)]  # every patient in three splits
     ingested = write_ingested(tmp_path / "leaky", predefined_split=leaky)
-    with pytest.raises(RadflowError, match="patient_id value"):
-        preprocess(ingested, tmp_path / "out2", SETTINGS, seed=1)
+    index = preprocess(ingested, tmp_path / "out", replace(SETTINGS, min_val_images=0), seed=1)
+    assert set(index["split"]) == {"test"}  # no train left: the guard holds, the note says why
+    assert "kept with the rest of their patient's images" in _notes(tmp_path / "out")[0]
+
+
+def test_a_small_val_and_a_missing_test_split_are_carved_from_train_by_patient(tmp_path: Path) -> None:
+    # Kaggle-like: a tiny val folder (patient 0 only), no test folder at all.
+    splits = ["val" if i < 3 else "train" for i in range(60)]
+    ingested = write_ingested(tmp_path / "ingested", predefined_split=splits)
+    index = preprocess(ingested, tmp_path / "out", replace(SETTINGS, min_val_images=20), seed=1)
+    assert index.groupby("patient_id")["split"].nunique().max() == 1
+    assert _splits(index)["0000000000000000"] == "val"  # the data set's own val stays val
+    patients = index.groupby("split")["patient_id"].nunique()
+    assert patients["test"] == 3 and patients["val"] == 1 + 3  # 20% of each class's train patients, rounded
+    notes = _notes(tmp_path / "out")
+    assert "no test folder" in notes[0] and "preprocess.test_fraction=0.2" in notes[0]
+    assert "val split holds 2 images, fewer than preprocess.min_val_images=20" in notes[1]
+
+
+def test_images_without_a_patient_id_are_recorded_for_the_report(tmp_path: Path) -> None:
+    ingested = write_ingested(tmp_path / "ingested", patient_source=[""] * 6 + ["header"] * 54)
+    preprocess(ingested, tmp_path / "out", SETTINGS, seed=1)
+    facts = json.loads((tmp_path / "out" / "classes.json").read_text())
+    assert (
+        facts["patients_recognised"] is False and facts["images_without_patient"] == 5
+    )  # one of the 6 is unlabeled
+    assert "metrics may be optimistic" in facts["split_notes"][0]
+
+
+def test_leakage_guard_refuses_a_shared_study_across_splits() -> None:
+    index = pd.DataFrame(
+        {
+            "patient_id": ["P-1", "P-2"],
+            "study_id": ["S-1", "S-1"],
+            "pixel_hash": ["a", "b"],
+            "split": ["train", "test"],
+        }
+    )
+    with pytest.raises(RadflowError, match="study_id value"):
+        check_no_leakage(index)
 
 
 def test_image_to_tensor_matches_the_store(tmp_path: Path) -> None:
@@ -111,10 +170,19 @@ def test_image_to_tensor_matches_the_store(tmp_path: Path) -> None:
         np.testing.assert_array_equal(image_to_tensor(pixels, SETTINGS.transform_settings()), store[row])
 
 
-def test_bad_fractions_are_refused(tmp_path: Path) -> None:
-    ingested = write_ingested(tmp_path / "ingested", patients=3)
-    with pytest.raises(RadflowError, match="val_fraction"):
-        preprocess(ingested, tmp_path / "out", replace(SETTINGS, val_fraction=0.5, test_fraction=0.6), seed=1)
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"val_fraction": 0.5, "test_fraction": 0.6}, r"val_fraction \(0.5\) \+ preprocess.test_fraction"),
+        ({"test_fraction": 1.2}, r"preprocess.test_fraction: invalid value 1.2; valid: a fraction"),
+        ({"image_size": 4}, r"preprocess.image_size: invalid value 4; valid: an integer >= 16"),
+        ({"lower_percentile": 60.0, "upper_percentile": 40.0}, "must be below preprocess.upper_percentile"),
+        ({"min_val_images": -1}, "preprocess.min_val_images: invalid value -1"),
+    ],
+)
+def test_bad_values_are_refused_before_any_work(changes: dict[str, float], message: str) -> None:
+    with pytest.raises(RadflowError, match=message):
+        replace(SETTINGS, **changes)
 
 
 def test_split_does_not_depend_on_the_pseudonym_salt() -> None:

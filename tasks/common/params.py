@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -46,6 +47,18 @@ def apply_override(params: dict[str, Any], override: str) -> None:
     if leaf not in node:
         raise RadflowError(f"override {override!r}: unknown key {leaf!r}; valid keys: {sorted(node)}")
     node[leaf] = yaml.safe_load(raw_value)
+
+
+Check = tuple[Callable[[Any], bool], str]  # (test of a value, what is valid, in words)
+
+
+def check_values(section: str, settings: object, checks: dict[str, Check]) -> None:
+    """A section's range checks, run from its dataclass's `__post_init__` (parse_section has checked
+    types and choices): the first bad value raises one line naming what is valid."""
+    for name, (ok, valid) in checks.items():
+        value = getattr(settings, name)
+        if not ok(value):
+            raise RadflowError(f"{section}.{name}: invalid value {value!r}; valid: {valid}")
 
 
 def parse_section(params: dict[str, Any], name: str, cls: type[T]) -> T:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tasks.common.errors import RadflowError
 from tasks.common.params import parse_section
 
 
@@ -22,6 +24,22 @@ class ProjectPaths:
     evaluation: Path
     promotion: Path
     registry: Path
+
+    def __post_init__(self) -> None:
+        """Each a folder of its own: DVC cannot track a stage output inside another, and the operator-only
+        `private` folder must not sit inside an output that DVC caches or pushes."""
+        places = {name: Path(os.path.normpath(path)) for name, path in vars(self).items()}
+        for name, path in places.items():
+            if path == Path("."):
+                raise RadflowError(f"paths.{name}: invalid value '.'; valid: a folder, not the project root")
+        for name, path in places.items():
+            inside = [other for other, at in places.items() if other != name and path.is_relative_to(at)]
+            if inside:
+                where = "the same folder as" if path == places[inside[0]] else "inside"
+                raise RadflowError(
+                    f"paths.{name}: invalid value {str(path)!r}: it is {where} paths.{inside[0]}; valid: "
+                    f"a folder apart from every other path ({', '.join(map(str, places.values()))})"
+                )
 
 
 def project_paths(params: dict[str, Any]) -> ProjectPaths:

@@ -4,8 +4,9 @@ evaluate, promote and predict."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,8 @@ class TensorStore:
     images: np.ndarray
     index: pd.DataFrame
     classes: list[str]
+    # classes.json's account of patients and splits (patients_recognised, split_notes...), for the report
+    splits: dict[str, Any] = field(default_factory=dict)
 
     def split(self, name: str) -> pd.DataFrame:
         """Index rows of one split, in store order; a missing split is a configuration error."""
@@ -45,8 +48,9 @@ def read_store(folder: Path) -> TensorStore:
     index = pd.read_csv(
         folder / "index.csv", dtype={"patient_id": str, "image_id": str}, keep_default_na=False
     )
-    classes = json.loads((folder / "classes.json").read_text())["classes"]
-    return TensorStore(np.load(folder / "images.npy", mmap_mode="r"), index, classes)
+    described = json.loads((folder / "classes.json").read_text())
+    splits = {key: value for key, value in described.items() if key not in ("classes", "image_size")}
+    return TensorStore(np.load(folder / "images.npy", mmap_mode="r"), index, described["classes"], splits)
 
 
 def check_classes(config: dict, classes: list[str]) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from pydicom.uid import (
 )
 
 from tasks.common.atomic import write_text
-from tasks.common.params import parse_section
+from tasks.common.params import Check, check_values, parse_section
 from tasks.demo_data.dicom import Identity, build_dataset, encode
 from tasks.demo_data.extras import (
     BROKEN_FILES,
@@ -66,6 +66,12 @@ LAST_NAMES = (
 )
 INSTITUTIONS = ("WEXBRIDGE VANTMOOR INFIRMARY", "SAINT OSWOLD KERRIGAN CLINIC")
 NIFTI_SIZE, NIFTI_SLICES = 64, 6  # small volumes: (64, 64, 6)
+CHECKS: dict[str, Check] = {  # what parse_section's types do not catch
+    "patients": (lambda v: v >= len(CLASSES), f"an integer >= {len(CLASSES)} (one per class)"),
+    "images_per_patient": (lambda v: v >= 1, "an integer >= 1"),
+    "image_size": (lambda v: v >= 32, "an integer >= 32 (pixels)"),
+    "nifti_volumes": (lambda v: v >= 0, "an integer >= 0"),
+}
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,9 @@ class DemoParams:
     image_size: int
     nifti_volumes: int
 
+    def __post_init__(self) -> None:
+        check_values("demo", self, CHECKS)
+
 
 def write_demo_archive(
     directory: Path, params: dict[str, Any], *, patients: int | None = None, seed: int | None = None
@@ -84,7 +93,9 @@ def write_demo_archive(
     """Write the demo archive into `directory` (defaults for size and seed from `params`)."""
     demo = parse_section(params, "demo", DemoParams)
     seed = int(params["seed"]) if seed is None else seed
-    n_patients = demo.patients if patients is None else patients
+    if patients is not None:
+        demo = replace(demo, patients=patients)  # --patients is checked like the params.yaml key
+    n_patients = demo.patients
     rng = np.random.default_rng(seed)
     labels = list(np.array(CLASSES)[rng.permutation(n_patients) % len(CLASSES)])  # balanced, shuffled
     rows: list[tuple[str, str, str]] = []

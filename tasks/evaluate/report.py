@@ -29,6 +29,7 @@ LIMITATIONS = [
     "Subgroup results on small groups have wide uncertainty; groups below the size floor show counts only.",
     "Grad-CAM maps are coarse and show where the network looked, not why; they are not a localisation.",
 ]
+WARNING = "Warning: patients not recognised"  # the report shows this section above everything else
 
 
 @dataclass
@@ -62,7 +63,13 @@ def card_sections(
         if settings.threshold_method == "youden"
         else f"the highest threshold reaching sensitivity {settings.target_sensitivity:.2f}"
     )
+    unrecognised = store.splits.get("images_without_patient", 0)
+    warning = (
+        f"{unrecognised} images had no patient id, so each was its own patient: for them the split is per "
+        "image, a patient's other images may sit in train, and these test metrics may be optimistic."
+    )
     sections = [
+        *([Section(WARNING, [warning])] if unrecognised else []),
         Section(
             "Intended use",
             [
@@ -80,7 +87,11 @@ def card_sections(
         ),
         Section(
             "Data summary",
-            ["Images per class and split (splits made by patient, so no patient is in two splits)."],
+            [
+                "Images per class and split (splits made by patient, so no patient is in two splits; "
+                f"from {store.splits.get('split_source', 'radflow, by patient')}).",
+                *(f"Note: {note}." for note in store.splits.get("split_notes", [])),
+            ],
             ["class", "train", "val", "test"],
             [[str(label), *map(str, row)] for label, row in counts.iterrows()],
         ),
@@ -201,12 +212,14 @@ def report_html(
         )
         or "<p>No test cases to show.</p>"
     )
-    body = "\n".join(_html_section(section) for section in sections)
+    body = "\n".join(_html_section(section) for section in sections if section.title != WARNING)
+    warning = "\n".join(_html_section(section) for section in sections if section.title == WARNING)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>radflow evaluation report</title>
 <style>{STYLE}</style></head><body>
 <h1>radflow evaluation report</h1>
 <p class="headline">Test set: {headline}</p>
+{warning}
 <h2>Plots</h2><div class="plots">{plots_html}</div>
 <h2>Grad-CAM: correct and wrong test cases per class</h2><div class="cams">{cams}</div>
 {body}

@@ -1,24 +1,29 @@
 """From per-file states to the stage's tables: manifest, linkage and quarantine (pure, no I/O).
 
-Labels and CSV/pattern patient keys are applied here, not at decode time, so editing labels.csv never
-forces a re-decode. Guards: one manifest row per image id (identical files share it), a SOP Instance
-UID seen with different pixels is quarantined, and the same SOP with the same pixels is skipped.
+Labels and CSV/path-naming patient keys are applied here, not at decode time, so editing labels.csv
+never forces a re-decode. Each row records where its patient came from (`patient_source`: csv, header,
+a naming convention, or empty when nothing named one and the file is its own patient).
+
+Guards: one manifest row per image id (identical files share it), a SOP Instance UID seen with
+different pixels is quarantined, and the same SOP with the same pixels is skipped.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tasks.common.errors import RadflowError
 from tasks.ingest.labels import LabelIndex
+from tasks.ingest.patients import FOLDER
 from tasks.ingest.pseudonym import pseudonym
 from tasks.ingest.state import FileState
 
 MANIFEST_COLUMNS = (
-    "image_id", "patient_id", "study_id", "series_id", "label", "modality", "view", "body_part", "sex",
-    "age_band", "manufacturer", "height", "width", "spacing_row", "spacing_col", "frame", "source_hash",
-    "pixel_hash", "predefined_split", "decode_status", "shard", "shard_offset",
+    "image_id", "patient_id", "patient_source", "study_id", "series_id", "label", "modality", "view",
+    "body_part", "photometric", "sex", "age_band", "manufacturer", "height", "width", "spacing_row",
+    "spacing_col", "frame", "source_hash", "pixel_hash", "predefined_split", "decode_status", "shard",
+    "shard_offset",
 )  # fmt: skip
+META_COLUMNS = ("modality", "view", "body_part", "photometric", "sex", "age_band", "manufacturer")
 LINKAGE_COLUMNS = ("source_path", "frame", "image_id", "source_hash")
 QUARANTINE_COLUMNS = ("source_path", "disposition", "reason", "exception_type")
 
@@ -37,7 +42,6 @@ def assemble(files: dict[str, FileState], labels: LabelIndex, salt: bytes) -> Ta
     tables = Tables()
     rows: dict[str, dict[str, object]] = {}
     instances: dict[str, tuple[str, str]] = {}  # instance pseudonym -> (pixel hash, image id) first seen
-    splits: dict[str, set[str]] = {}
     for relative in sorted(files):
         state = files[relative]
         if state.disposition != "ok":
@@ -62,19 +66,19 @@ def assemble(files: dict[str, FileState], labels: LabelIndex, salt: bytes) -> Ta
             )
             if image.image_id in rows:  # the same content at another path: one image, one row
                 continue
-            patient = pseudonym("P", given.patient, salt) if given.patient else image.patient_id
-            patient = patient or pseudonym("P", f"file:{state.source_hash}", salt)
-            splits.setdefault(patient, set()).update([given.split] if given.split else [])
+            # A CSV's patient column wins, then the DICOM header, then the path's naming convention.
+            if given.patient_source == "csv" or (given.patient and not image.patient_id):
+                patient, source = pseudonym("P", given.patient, salt), given.patient_source
+            else:
+                patient, source = image.patient_id, "header" if image.patient_id else ""
             rows[image.image_id] = {
                 "image_id": image.image_id,
-                "patient_id": patient,
+                "patient_id": patient or _one_image_patient(state.source_hash, salt),
+                "patient_source": source,
                 "study_id": image.study_id or pseudonym("S", f"file:{state.source_hash}", salt),
                 "series_id": image.series_id or pseudonym("R", f"file:{state.source_hash}", salt),
                 "label": given.label,
-                **{
-                    key: getattr(image.meta, key)
-                    for key in ("modality", "view", "body_part", "sex", "age_band", "manufacturer")
-                },
+                **{key: getattr(image.meta, key) for key in META_COLUMNS},
                 "height": image.height,
                 "width": image.width,
                 "spacing_row": "" if image.meta.spacing_row is None else image.meta.spacing_row,
@@ -87,14 +91,29 @@ def assemble(files: dict[str, FileState], labels: LabelIndex, salt: bytes) -> Ta
                 "shard": image.shard,
                 "shard_offset": image.offset,
             }
-    crossing = sorted(patient for patient, seen in splits.items() if len(seen) > 1)
-    if crossing:
-        raise RadflowError(
-            f"{len(crossing)} patient(s) appear in more than one predefined split folder, e.g. "
-            f"{crossing[0]}; fix the folders or set ingest.predefined_split: false"
-        )
     tables.manifest = [rows[key] for key in sorted(rows)]
+    _check_patient_folders(tables.manifest, salt)
     return tables
+
+
+def _one_image_patient(source_hash: str, salt: bytes) -> str:
+    """The patient of a file nothing names one for: the file itself (its images split together)."""
+    return pseudonym("P", f"file:{source_hash}", salt)
+
+
+def _check_patient_folders(manifest: list[dict[str, object]], salt: bytes) -> None:
+    """Undo "a folder per patient" where it cannot be one: a class whose images all sit in a single
+    folder (`NORMAL/images/*.png`) would be one patient, and a seeded split could not split it."""
+    folders: dict[object, set[object]] = {}
+    for row in manifest:
+        if row["patient_source"] == FOLDER and row["label"]:
+            folders.setdefault(row["label"], set()).add(row["patient_id"])
+    if all(len(patients) > 1 for patients in folders.values()):
+        return
+    for row in manifest:
+        if row["patient_source"] == FOLDER:
+            row["patient_id"] = _one_image_patient(str(row["source_hash"]), salt)
+            row["patient_source"] = ""
 
 
 def _duplicate_instance(

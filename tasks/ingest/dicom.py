@@ -204,6 +204,7 @@ def _meta(ds: Dataset) -> ImageMeta:
         modality=_code(_get(ds, "Modality")),
         view=_code(_get(ds, "ViewPosition")),
         body_part=_code(_get(ds, "BodyPartExamined")),
+        photometric=_code(_get(ds, "PhotometricInterpretation")),
         sex=_code(_get(ds, "PatientSex")) if str(_get(ds, "PatientSex", "")) in ("M", "F", "O") else "",
         age_band=_age_band(ds),
         manufacturer=re.sub(r"[^A-Za-z0-9 .,&()-]", "", str(_get(ds, "Manufacturer", "") or ""))[:64].strip(),

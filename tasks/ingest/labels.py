@@ -8,13 +8,13 @@ against the pseudonyms ingest keeps for each image: the raw values stay in the C
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 import pandas as pd
 
 from tasks.common.errors import RadflowError
+from tasks.ingest.patients import PatientNames
 from tasks.ingest.pseudonym import pseudonym
 from tasks.ingest.settings import IngestSettings
 
@@ -34,23 +34,29 @@ SPLIT_FOLDERS = {
 
 @dataclass(frozen=True)
 class FileLabel:
-    """What the labels source says about one file ("" = not given)."""
+    """What the labels source and the file's path say about one file ("" = not given)."""
 
     label: str = ""
-    patient: str = ""  # raw patient key from the CSV or the file-name pattern; pseudonymised later
+    patient: str = ""  # raw patient key from the CSV or the path's naming; pseudonymised later
+    patient_source: str = ""  # "csv", or the naming convention that found it (tasks.ingest.patients)
     split: str = ""  # train | val | test from the data set's own folders, when configured
 
 
 class LabelIndex:
     """Looks up a file's label by its relative path or the nearest listed folder above it, else by its
-    study or accession pseudonym."""
+    study or accession pseudonym (labels CSV), or from its folders (`labels: folders`).
+
+    With `labels: folders` the class is the first folder below the top-most split folder
+    (`chest_xray/train/NORMAL/...`), else the top-most folder that is not a split folder
+    (`brain_mr/series1/img001.dcm`, `PNEUMONIA/patient042/study1/view1.jpg`): any nesting below the
+    class folder is fine.
+    """
 
     def __init__(self, settings: IngestSettings, salt: bytes) -> None:
         self.settings = settings
-        self.entries: dict[
-            str, tuple[str, str]
-        ] = {}  # path, or study/accession pseudonym -> (label, patient)
-        self.pattern = _compile(settings.patient_pattern)
+        # relative path, or study/accession pseudonym -> (label, patient)
+        self.entries: dict[str, tuple[str, str]] = {}
+        self.names = PatientNames(settings.patient_pattern)
         if settings.labels != FOLDERS:
             self.entries = _read_csv(settings, salt)
 
@@ -59,31 +65,22 @@ class LabelIndex:
         whose images carry the study and accession pseudonyms given ("" = none)."""
         # Plain string splitting, not PurePosixPath: this runs once per file on every (re-)run.
         parts = relative.split("/")  # ["train", "NORMAL", "x.png"]
+        folders = parts[:-1]
+        split_at = next((i for i, part in enumerate(folders) if part.lower() in SPLIT_FOLDERS), None)
+        free = next((i for i, part in enumerate(folders) if part.lower() not in SPLIT_FOLDERS), None)
         if self.settings.labels == FOLDERS:
-            label, patient = (parts[-2] if len(parts) > 1 else ""), ""
+            class_at = split_at + 1 if split_at is not None and split_at + 1 < len(folders) else free
+            label, patient = ("" if class_at is None else folders[class_at]), ""
+            patient_folder = len(parts) if class_at is None else class_at + 1
         else:
             parents = ("/".join(parts[:end]) for end in range(len(parts) - 1, 0, -1))
             keys = (relative, *parents, study_id or "-", accession_id or "-", ".")
             label, patient = next((self.entries[key] for key in keys if key in self.entries), ("", ""))
-        if not patient and self.pattern is not None:
-            match = self.pattern.search(parts[-1])
-            patient = (match.groupdict().get("patient") or match.group(0)) if match else ""
-        split = next(
-            (SPLIT_FOLDERS[part.lower()] for part in parts[:-1] if part.lower() in SPLIT_FOLDERS), ""
-        )
-        return FileLabel(label, patient, split if self.settings.predefined_split else "")
-
-
-def _compile(pattern: str | None) -> re.Pattern[str] | None:
-    """The file-name pattern that yields a patient key (named group `patient`, else the whole match)."""
-    if pattern is None:
-        return None
-    try:
-        return re.compile(pattern)
-    except re.error as error:
-        raise RadflowError(
-            f"ingest.patient_pattern {pattern!r} is not a valid regular expression: {error}"
-        ) from None
+            patient_folder = len(parts) if free is None else free
+        named = self.names.find(relative, patient_folder)
+        key, source = (patient, "csv") if patient else (named.key, named.source)
+        split = SPLIT_FOLDERS[folders[split_at].lower()] if split_at is not None else ""
+        return FileLabel(label, key, source, split if self.settings.predefined_split else "")
 
 
 def _read_csv(settings: IngestSettings, salt: bytes) -> dict[str, tuple[str, str]]:

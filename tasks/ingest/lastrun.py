@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 
 from tasks.common.atomic import write_text
 from tasks.common.hashing import content_hash
 from tasks.common.shards import shard_sizes
+from tasks.ingest.overview import Overview
 from tasks.ingest.progress import Summary
 
 LAST_RUN_FILE = "ingest_last_run.json"
@@ -52,6 +54,7 @@ def unchanged_since_last_run(private: Path, signature: str) -> Summary | None:
             unlabeled=counts["unlabeled"],
             skipped=Counter(counts["skipped"]),
             quarantined=Counter(counts["quarantined"]),
+            overview=Overview(**counts["overview"]),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -65,5 +68,6 @@ def record_run(private: Path, signature: str, summary: Summary) -> None:
         "unlabeled": summary.unlabeled,
         "skipped": dict(summary.skipped),
         "quarantined": dict(summary.quarantined),
+        "overview": asdict(summary.overview),
     }
     write_text(private / LAST_RUN_FILE, json.dumps({"signature": signature, "summary": counts}))

@@ -28,7 +28,8 @@ def decode_plain(path: Path, settings: IngestSettings) -> list[DecodedImage]:
         raise UnusableFile("quarantined", f"unsupported image layout: shape {array.shape}")
     stack = array.astype(np.float32)
     slices = select_slices(stack, settings.slice_strategy, settings.slices)
-    return [DecodedImage(pixels, frame, ImageMeta(), SourceKeys()) for frame, pixels in slices]
+    meta = ImageMeta(photometric="RGB" if stack.ndim == 4 else "MONOCHROME2")
+    return [DecodedImage(pixels, frame, meta, SourceKeys()) for frame, pixels in slices]
 
 
 def _read_pillow(path: Path, settings: IngestSettings) -> np.ndarray:

@@ -23,6 +23,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from tasks.ingest.overview import Overview
+
 console = Console(stderr=True)
 
 
@@ -84,9 +86,10 @@ class Summary:
     pruned: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     quarantined: Counter[str] = field(default_factory=Counter)
+    overview: Overview = field(default_factory=Overview)  # classes, patients, splits
 
     def render(self) -> None:
-        """Print the one-screen summary table."""
+        """Print the one-screen summary table, then the data set's warnings."""
         table = Table(title="ingest summary", show_header=False, title_justify="left")
         table.add_row("source files", str(self.files))
         table.add_row("decoded now / reused", f"{self.decoded} / {self.reused}")
@@ -97,7 +100,11 @@ class Summary:
             table.add_row(f"[bold]{title}[/]", str(sum(counts.values())))
             for reason, count in sorted(counts.items()):
                 table.add_row(f"  {reason}", str(count))
+        for title, value in self.overview.rows():
+            table.add_row(title, value)
         console.print(table)
+        for line in self.overview.warnings():
+            console.print(f"[bold yellow]warning:[/] {line}")
 
 
 def reason_category(reason: str) -> str:

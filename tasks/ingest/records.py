@@ -37,6 +37,7 @@ class ImageMeta:
     modality: str = ""
     view: str = ""
     body_part: str = ""
+    photometric: str = ""  # as stored: MONOCHROME1/2, RGB, YBR_*...; plain images: MONOCHROME2 or RGB
     sex: str = ""
     age_band: str = ""
     manufacturer: str = ""

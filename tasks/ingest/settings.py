@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from tasks.common.params import parse_section
+from tasks.common.params import Check, check_values, parse_section
+from tasks.ingest.patients import AUTO, compile_pattern
 
 SliceStrategy = Literal["middle", "n", "mip", "all"]
-DECODER_VERSION = 4  # bump when decoding changes, so incremental runs re-decode everything
+DECODER_VERSION = 5  # bump when decoding changes, so incremental runs re-decode everything
+CHECKS: dict[str, Check] = {  # what parse_section's types and choices do not catch
+    "labels": (lambda v: v == "folders" or v.lower().endswith(".csv"), "folders, or a .csv in the source"),
+    "slices": (lambda v: v >= 1, "an integer >= 1"),
+    "salt_env": (lambda v: re.fullmatch(r"[A-Za-z_]\w*", v) is not None, "an environment variable name"),
+    # compile_pattern raises its own message for a bad regex
+    "patient_pattern": (lambda v: v in (None, AUTO) or bool(compile_pattern(v)), "auto, null or a regex"),
+    "workers": (lambda v: v >= 0, "0 (one per CPU core) or a number of processes"),
+    "timeout_s": (lambda v: v > 0, "a number of seconds > 0"),
+    "max_file_mb": (lambda v: v > 0, "a number of MB > 0"),
+    "max_pixels": (lambda v: v > 0, "an integer > 0"),
+    "max_failed_fraction": (lambda v: 0 <= v <= 1, "a fraction from 0 to 1"),
+    "dask_address": (lambda v: v is None or "://" in v, "null or an address such as tcp://10.0.0.5:8786"),
+}
 
 
 @dataclass(frozen=True)
@@ -32,6 +47,9 @@ class IngestSettings:
     max_pixels: int
     max_failed_fraction: float
     dask_address: str | None
+
+    def __post_init__(self) -> None:
+        check_values("ingest", self, CHECKS)
 
     def decode_fingerprint(self) -> str:
         """The settings that change what a file decodes to; a change forces a full re-decode."""

@@ -23,6 +23,7 @@ from tasks.ingest.assemble import assemble
 from tasks.ingest.decode import Job
 from tasks.ingest.labels import FOLDERS, LabelIndex
 from tasks.ingest.lastrun import record_run, run_signature, unchanged_since_last_run
+from tasks.ingest.overview import overview
 from tasks.ingest.progress import DecodeProgress, Summary, reason_category
 from tasks.ingest.pseudonym import load_salt, pseudonym, salt_check
 from tasks.ingest.records import FileOutcome
@@ -94,6 +95,7 @@ def _update(
     write_tables(tables, ingested, private)
     summary.images = len(tables.manifest)
     summary.unlabeled = sum(1 for row in tables.manifest if not row["label"])
+    summary.overview = overview(tables.manifest, settings.labels)
     for row in tables.quarantine:
         counter = summary.quarantined if row["disposition"] == "quarantined" else summary.skipped
         counter[reason_category(str(row["reason"]))] += 1

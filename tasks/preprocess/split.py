@@ -1,7 +1,8 @@
-"""Train/val/test assignment by patient, stratified by label, seeded; and the leakage guard.
+"""Train/val/test assignment by patient, stratified by label, seeded; a data set's own split made safe;
+and the leakage guard.
 
-Patients that share a study or an identical image (pixel_hash) are kept together, so the guard
-below is an invariant of the seeded split and only a predefined split can trip it.
+Patients that share a study or an identical image (pixel_hash) are kept together, in the seeded split
+and in a predefined one alike, so the guard below is an invariant of both.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from scipy.sparse.csgraph import connected_components
 
 from tasks.common.errors import RadflowError
 
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test")  # least to most held out
 LEAK_KEYS = ("patient_id", "study_id", "pixel_hash")
 
 
@@ -37,10 +38,6 @@ def linked_groups(index: pd.DataFrame) -> pd.Series:
 
 def assign_splits(index: pd.DataFrame, val_fraction: float, test_fraction: float, seed: int) -> pd.Series:
     """Split label per row. Groups are stratified by their most frequent label (ties: first by name)."""
-    if not (val_fraction >= 0 and test_fraction >= 0 and val_fraction + test_fraction < 1):
-        raise RadflowError(
-            f"val_fraction ({val_fraction}) and test_fraction ({test_fraction}) must be >= 0 and sum below 1"
-        )
     groups = linked_groups(index)
     group_label = index.groupby(groups)["label"].agg(
         lambda labels: labels.value_counts().sort_index().idxmax()
@@ -61,15 +58,61 @@ def assign_splits(index: pd.DataFrame, val_fraction: float, test_fraction: float
     return groups.map(assignment)
 
 
-def predefined_splits(index: pd.DataFrame) -> pd.Series:
-    """The data set's own split column; every labelled row must have a valid one."""
+def predefined_splits(
+    index: pd.DataFrame, fractions: tuple[float, float], min_val_images: int, seed: int
+) -> tuple[pd.Series, list[str]]:
+    """The data set's own split per row, made usable, and what was changed, in words.
+
+    - Patients linked across the data set's splits are kept whole in the most held-out one (test, then
+      val): the official test set stays whole, and no patient is in two splits.
+    - Labelled images outside every split folder join train.
+    - No test folder: `test_fraction` of the train patients become test (stratified, seeded).
+    - A val split smaller than `min_val_images` (Kaggle's chest X-ray set holds 16 images) is too small
+      to choose an operating threshold on: `val_fraction` of the train patients join it.
+    """
+    val_fraction, test_fraction = fractions
     values = index["predefined_split"].fillna("").astype(str)
-    bad = sorted(set(values) - set(SPLITS))
+    bad = sorted(set(values) - {"", *SPLITS})
     if bad:
-        raise RadflowError(
-            f"predefined_split has value(s) {bad}; valid: {list(SPLITS)} on every labelled row"
+        raise RadflowError(f"predefined_split has value(s) {bad}; valid: {list(SPLITS)} or empty")
+    given = values.replace("", "train")
+    rank = given.map(SPLITS.index)
+    split = rank.groupby(linked_groups(index)).transform("max").map(lambda r: SPLITS[r])
+    notes = []
+    moved = split != given
+    if moved.any():
+        notes.append(
+            f"{int(moved.sum())} images of patients the data set's own folders put in two splits were "
+            "kept with the rest of their patient's images, in the most held-out split"
         )
-    return values
+    outside = int((values == "").sum())
+    if outside:
+        notes.append(f"{outside} labelled images outside the data set's split folders joined train")
+    if not (split == "test").any():
+        split = _carve(index, split, "test", test_fraction, seed)
+        notes.append(
+            f"the data set has no test folder: preprocess.test_fraction={test_fraction} of the train "
+            f"patients ({int((split == 'test').sum())} images) became the test split"
+        )
+    held = int((split == "val").sum())
+    if held < min_val_images:
+        split = _carve(index, split, "val", val_fraction, seed)
+        notes.append(
+            f"the data set's val split holds {held} images, fewer than preprocess.min_val_images="
+            f"{min_val_images}: preprocess.val_fraction={val_fraction} of the train patients joined it "
+            f"({int((split == 'val').sum())} val images now)"
+        )
+    return split, notes
+
+
+def _carve(index: pd.DataFrame, split: pd.Series, target: str, fraction: float, seed: int) -> pd.Series:
+    """Move `fraction` of the train patients (by linked group, stratified by label, seeded) to `target`."""
+    train = split == "train"
+    fractions = (fraction, 0.0) if target == "val" else (0.0, fraction)
+    chosen = assign_splits(index[train], *fractions, seed)
+    carved = split.copy()
+    carved[chosen.index[chosen == target]] = target
+    return carved
 
 
 def check_no_leakage(index: pd.DataFrame) -> None:

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from tasks.common.atomic import atomic_open, atomic_path, write_json
 from tasks.common.errors import RadflowError
-from tasks.common.params import parse_section
+from tasks.common.params import Check, check_values, parse_section
 from tasks.common.paths import project_paths
 from tasks.common.shards import read_image
 from tasks.preprocess.split import assign_splits, check_no_leakage, predefined_splits
@@ -26,9 +26,19 @@ from tasks.preprocess.transform import TransformSettings, build_transform, image
 __all__ = ["PreprocessParams", "TransformSettings", "image_to_tensor", "main", "preprocess"]
 
 SUBGROUPS = ("modality", "view", "manufacturer", "sex", "age_band")
+PROFILED = ("body_part", "photometric")  # header attributes predict compares with the training data's
 INDEX_COLUMNS = (
     "row", "image_id", "patient_id", "study_id", "label", "label_index", "split", "pixel_hash", *SUBGROUPS,
+    *PROFILED,
 )  # fmt: skip
+CHECKS: dict[str, Check] = {  # what parse_section's types and choices do not catch
+    "image_size": (lambda v: v >= 16, "an integer >= 16 (pixels)"),
+    "val_fraction": (lambda v: 0 <= v < 1, "a fraction from 0 to below 1"),
+    "test_fraction": (lambda v: 0 <= v < 1, "a fraction from 0 to below 1"),
+    "lower_percentile": (lambda v: 0 <= v < 100, "a percentile from 0 to below 100"),
+    "upper_percentile": (lambda v: 0 < v <= 100, "a percentile above 0, up to 100"),
+    "min_val_images": (lambda v: v >= 0, "an integer >= 0"),
+}
 console = Console(stderr=True)
 
 
@@ -41,7 +51,20 @@ class PreprocessParams:
     test_fraction: float
     lower_percentile: float
     upper_percentile: float
-    use_predefined_split: bool
+    min_val_images: int
+
+    def __post_init__(self) -> None:
+        check_values("preprocess", self, CHECKS)
+        if self.val_fraction + self.test_fraction >= 1:
+            raise RadflowError(
+                f"preprocess.val_fraction ({self.val_fraction}) + preprocess.test_fraction "
+                f"({self.test_fraction}) must stay below 1: train needs patients too"
+            )
+        if self.lower_percentile >= self.upper_percentile:
+            raise RadflowError(
+                f"preprocess.lower_percentile ({self.lower_percentile}) must be below "
+                f"preprocess.upper_percentile ({self.upper_percentile})"
+            )
 
     def transform_settings(self) -> TransformSettings:
         return TransformSettings(self.image_size, self.lower_percentile, self.upper_percentile)
@@ -49,26 +72,48 @@ class PreprocessParams:
 
 def build_index(
     manifest: pd.DataFrame, settings: PreprocessParams, seed: int
-) -> tuple[pd.DataFrame, list[str]]:
-    """Labelled manifest rows -> index table (without `row` order changes) and the sorted class names."""
+) -> tuple[pd.DataFrame, list[str], dict[str, Any]]:
+    """Labelled manifest rows -> (index table, sorted class names, what the report must say about
+    patients and splits: classes.json's extra fields)."""
     labelled = manifest[manifest["label"].fillna("").astype(str) != ""].copy()
     if labelled.empty:
         raise RadflowError("the manifest has no labelled image; check ingest.labels")
-    for column in ("study_id", "pixel_hash", "predefined_split", *SUBGROUPS):
+    for column in ("study_id", "pixel_hash", "predefined_split", "patient_source", *SUBGROUPS, *PROFILED):
         labelled[column] = labelled[column].fillna("").astype(str) if column in labelled else ""
     labelled["label"] = labelled["label"].astype(str)
     classes = sorted(labelled["label"].unique())
     labelled = labelled.sort_values("image_id").reset_index(drop=True)
     labelled["row"] = np.arange(len(labelled))
     labelled["label_index"] = labelled["label"].map({name: i for i, name in enumerate(classes)})
-    use_predefined = settings.use_predefined_split and (labelled["predefined_split"] != "").any()
-    labelled["split"] = (
-        predefined_splits(labelled)
-        if use_predefined
-        else assign_splits(labelled, settings.val_fraction, settings.test_fraction, seed)
-    )
+    fractions = (settings.val_fraction, settings.test_fraction)
+    if (labelled["predefined_split"] != "").any():
+        labelled["split"], notes = predefined_splits(labelled, fractions, settings.min_val_images, seed)
+    else:
+        labelled["split"], notes = assign_splits(labelled, *fractions, seed), []
     check_no_leakage(labelled)
-    return labelled[list(INDEX_COLUMNS)], classes
+    return labelled[list(INDEX_COLUMNS)], classes, split_facts(labelled, notes)
+
+
+def split_facts(labelled: pd.DataFrame, notes: list[str]) -> dict[str, Any]:
+    """classes.json's account of patients and splits, which evaluate shows in the report and model card.
+
+    `patients_recognised` is false when any labelled image had no patient id (it was its own patient):
+    the split is then per image for those, and the metrics may be optimistic.
+    """
+    without = int((labelled["patient_source"] == "").sum())
+    if without:
+        notes = [
+            f"{without} of {len(labelled)} images have no patient id: each was treated as its own patient, "
+            "so the split is per image for them and the test metrics may be optimistic",
+            *notes,
+        ]
+    predefined = (labelled["predefined_split"] != "").any()
+    return {
+        "patients_recognised": without == 0,
+        "images_without_patient": without,
+        "split_source": "data set folders" if predefined else "radflow, by patient",
+        "split_notes": notes,
+    }
 
 
 def write_store(
@@ -100,7 +145,7 @@ def preprocess(ingested: Path, out: Path, settings: PreprocessParams, seed: int)
     if not manifest_path.is_file():
         raise RadflowError(f"no manifest at {manifest_path}; run the ingest stage first")
     manifest = pd.read_csv(manifest_path, dtype=str, keep_default_na=False)
-    index, classes = build_index(manifest, settings, seed)
+    index, classes, facts = build_index(manifest, settings, seed)
     located = manifest.set_index("image_id").loc[index["image_id"]]
     write_store(
         list(zip(located["shard"], located["shard_offset"].astype(int), strict=True)),
@@ -110,14 +155,17 @@ def preprocess(ingested: Path, out: Path, settings: PreprocessParams, seed: int)
     )
     with atomic_open(out / "index.csv") as handle:
         index.to_csv(handle, index=False)
-    write_json(out / "classes.json", {"classes": classes, "image_size": settings.image_size})
+    write_json(out / "classes.json", {"classes": classes, "image_size": settings.image_size, **facts})
     counts = index.groupby("split")["patient_id"].agg(["nunique", "size"])
     console.print(
         f"preprocess: {len(index)} images ({len(manifest) - len(index)} unlabeled left out), "
         + ", ".join(
             f"{split} {row['size']} images/{row['nunique']} patients" for split, row in counts.iterrows()
         )
+        + f"; splits from {facts['split_source']}"
     )
+    for note in facts["split_notes"]:
+        console.print(f"[bold yellow]note:[/] {note}")
     return index
 
 

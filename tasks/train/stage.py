@@ -15,6 +15,7 @@ from rich.console import Console
 from torch import nn
 
 from models import input_spec, save_model, to_model_input
+from tasks.common.data_profile import describe_store
 from tasks.common.params import parse_section
 from tasks.common.paths import project_paths
 from tasks.train.augment import BatchAugment
@@ -147,4 +148,5 @@ def main(params: dict[str, Any]) -> None:
     model, config = train(
         data, settings, int(params["seed"]), paths.checkpoints, paths.train_live, paths.registry
     )
+    config["data_profile"] = describe_store(paths.preprocessed)  # predict's out-of-distribution check
     save_model(model, config, paths.model)
