@@ -143,7 +143,7 @@ def predict(
         if push:  # the reports carry the studies' identifiers: they go to the PACS only
             from tasks.pacs.push import push_predictions
 
-            push_predictions(predictions, params)
+            push_predictions(predictions, params, model)
 
 
 @app.command("pull")

@@ -119,7 +119,7 @@ def test_predict_push_sends_one_report_per_study_into_the_pacs(
     predictions = predict_files(
         [inputs], params=params, model="champion", out=tmp_path / "p.csv", gradcam_dir=None
     )
-    summary = push_predictions(predictions, params)
+    summary = push_predictions(predictions, params, "champion")
     assert (summary.reports, summary.skipped_files) == (2, 1)
     client = DICOMwebClient(pacs.dicomweb_url, session=_session())
     for study in (31, 32):

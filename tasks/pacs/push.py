@@ -19,6 +19,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from models.registry import Registry
+from models.registry.source import resolve_model
 from tasks.common.errors import RadflowError
 from tasks.common.params import parse_section
 from tasks.common.paths import project_paths
@@ -45,14 +46,22 @@ class PushSummary:
         )
 
 
-def push_predictions(predictions: pd.DataFrame, params: dict[str, Any]) -> PushSummary:
-    """Send one SR per study among `predictions` (the frame `tasks.predict.predict_files` returns)."""
+def push_predictions(predictions: pd.DataFrame, params: dict[str, Any], model: str) -> PushSummary:
+    """Send one SR per study among `predictions` (the frame `tasks.predict.predict_files` returns for
+    the model reference `model`)."""
     settings = load_pacs_settings(params)
     where = endpoint(settings)
     classified = predictions[predictions["status"] == "ok"]
     if classified.empty:
         raise RadflowError("no image was classified, so there is no result to push")
-    registered = Registry(project_paths(params).registry).load(int(classified["model_version"].iloc[0]))
+    registry = project_paths(params).registry
+    source = resolve_model(model, registry)
+    if source.version is None:
+        raise RadflowError(
+            f"--push needs a model registered here (its validated threshold goes into the report); "
+            f"{source.label} is not"
+        )
+    registered = Registry(registry).load(source.version)
     classes = list(registered.config["classes"])
     negative = negative_index(classes, parse_section(params, "evaluate", EvaluateParams).negative_class)
     threshold = float(registered.metrics.get("threshold") or DEFAULT_THRESHOLD)
