@@ -15,6 +15,7 @@ import pandas as pd
 import pydicom
 import pytest
 
+from tasks.common.errors import EX_TEMPFAIL
 from tasks.ingest.settings import load_settings
 from tasks.ingest.stage import run_ingest
 from tasks.pacs.pull import run_pull
@@ -151,21 +152,23 @@ def test_sigkill_mid_pull_leaves_whole_files_and_the_next_pull_completes(
 @pytest.mark.slow
 def test_errors_are_one_line_and_say_what_happened(pacs: Orthanc, tmp_path: Path) -> None:
     pacs.upload(study_files(tmp_path / "sent", 8))
+    # Refusals are final (exit 1); an unreachable PACS is worth another try later (exit 75, EX_TEMPFAIL).
     cases = {
-        "wrong credentials": (pacs.dicomweb_url, (), "radflow:wrong", "refused authentication (HTTP 401)"),
+        "wrong credentials": (pacs.dicomweb_url, (), "radflow:wrong", "refused authentication (HTTP 401)", 1),
         "unknown calling AE": (
             pacs.dimse_url,
             ("pacs.calling_aet=STRANGER",),
             AUTH,
             "aborted the C-FIND: it does not allow calling AE 'STRANGER'",
+            1,
         ),
-        "DICOMweb down": ("http://127.0.0.1:9/dicom-web", (), AUTH, "is unreachable"),
-        "DIMSE down": ("dimse://ORTHANC@127.0.0.1:9", (), AUTH, "is unreachable"),
+        "DICOMweb down": ("http://127.0.0.1:9/dicom-web", (), AUTH, "is unreachable", EX_TEMPFAIL),
+        "DIMSE down": ("dimse://ORTHANC@127.0.0.1:9", (), AUTH, "is unreachable", EX_TEMPFAIL),
     }
-    for case, (url, sets, auth, expected) in cases.items():
+    for case, (url, sets, auth, expected, status) in cases.items():
         result = pull_cli(tmp_path / case.replace(" ", "-"), url, *sets, auth=auth)
         lines = [line for line in result.stderr.splitlines() if line.strip()]
-        assert result.returncode == 1, (case, result.stderr)
+        assert result.returncode == status, (case, result.stderr)
         assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], (case, lines)
         assert "Traceback" not in result.stderr
 
