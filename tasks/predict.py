@@ -1,7 +1,8 @@
 """Classify new DICOM/NIfTI/image files with a registered model, through the training-time code paths.
 
-Files are decoded by ingest's `decode_path` and transformed by preprocess's `image_to_tensor`, so a
-prediction sees exactly what training saw. The model comes from the registry, verified by checksum.
+Files are decoded by ingest's decoders, in isolated workers (`tasks.ingest.runner.decode_files`: a
+file that crashes a decoder costs that file only), and transformed by preprocess's `image_to_tensor`,
+so a prediction sees exactly what training saw. The model comes from the registry, verified by checksum.
 The output is the user's own file: it names the source paths they passed, next to pseudonymised ids.
 """
 
@@ -22,8 +23,9 @@ from tasks.common.params import parse_section
 from tasks.common.paths import project_paths
 from tasks.common.scoring import predict_probabilities
 from tasks.evaluate.gradcam import gradcam_map, save_overlay
-from tasks.ingest.decode import decode_path, image_id, read_source
+from tasks.ingest.decode import image_id
 from tasks.ingest.pseudonym import load_salt, pseudonym
+from tasks.ingest.runner import decode_files
 from tasks.ingest.settings import IngestSettings, load_settings
 from tasks.preprocess.stage import PreprocessParams
 from tasks.preprocess.transform import TransformSettings, image_to_tensor
@@ -56,14 +58,12 @@ def decode_all(
     """
     records: list[dict[str, Any]] = []
     tensors: list[np.ndarray] = []
-    for file in files:
-        try:
-            content, data = read_source(file, ingest)
-            decoded = decode_path(file, ingest, data)
-        except RadflowError as error:
-            records.append({"source_path": str(file), "status": f"skipped: {error}"})
+    for file, decoded in zip(files, decode_files(files, ingest), strict=True):
+        if decoded.disposition != "ok":
+            records.append({"source_path": str(file), "status": f"{decoded.disposition}: {decoded.reason}"})
             continue
-        for image in decoded:
+        content = decoded.source_hash
+        for image in decoded.images:
             records.append(
                 {
                     "source_path": str(file),
@@ -121,4 +121,9 @@ def predict_files(
         with atomic_path(out) as tmp:
             frame.to_csv(tmp, index=False)
     print(f"predict: {int(ok.sum())} image(s) classified, {int((~ok).sum())} file(s) skipped -> {out}")
+    if not ok.any():  # nothing to show for the run: a failure, with each file's reason
+        raise RadflowError(
+            "no image could be classified: "
+            + "; ".join(f"{r['source_path']}: {r['status']}" for r in records)
+        )
     return frame

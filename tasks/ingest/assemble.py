@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from tasks.common.errors import RadflowError
 from tasks.ingest.labels import LabelIndex
 from tasks.ingest.pseudonym import pseudonym
-from tasks.ingest.state import FileState
+from tasks.ingest.records import FileState
 
 MANIFEST_COLUMNS = (
     "image_id", "patient_id", "study_id", "series_id", "label", "modality", "view", "body_part", "sex",
@@ -20,7 +20,7 @@ MANIFEST_COLUMNS = (
     "pixel_hash", "predefined_split", "decode_status", "shard", "shard_offset",
 )  # fmt: skip
 LINKAGE_COLUMNS = ("source_path", "frame", "image_id", "source_hash")
-QUARANTINE_COLUMNS = ("source_path", "disposition", "reason", "exception_type")
+QUARANTINE_COLUMNS = ("source_path", "disposition", "reason", "exception_type", "detail")
 
 
 @dataclass
@@ -42,7 +42,7 @@ def assemble(files: dict[str, FileState], labels: LabelIndex, salt: bytes) -> Ta
         state = files[relative]
         if state.disposition != "ok":
             tables.quarantine.append(
-                _problem(relative, state.disposition, state.reason, state.exception_type)
+                _problem(relative, state.disposition, state.reason, state.exception_type, state.detail)
             )
             continue
         duplicate = _duplicate_instance(state, instances)
@@ -61,23 +61,23 @@ def assemble(files: dict[str, FileState], labels: LabelIndex, salt: bytes) -> Ta
             )
             if image.image_id in rows:  # the same content at another path: one image, one row
                 continue
-            patient = pseudonym("P", given.patient, salt) if given.patient else image.patient_id
+            patient = pseudonym("P", given.patient, salt) if given.patient else state.patient_id
             patient = patient or pseudonym("P", f"file:{state.source_hash}", salt)
             splits.setdefault(patient, set()).update([given.split] if given.split else [])
             rows[image.image_id] = {
                 "image_id": image.image_id,
                 "patient_id": patient,
-                "study_id": image.study_id or pseudonym("S", f"file:{state.source_hash}", salt),
-                "series_id": image.series_id or pseudonym("R", f"file:{state.source_hash}", salt),
+                "study_id": state.study_id or pseudonym("S", f"file:{state.source_hash}", salt),
+                "series_id": state.series_id or pseudonym("R", f"file:{state.source_hash}", salt),
                 "label": given.label,
                 **{
-                    key: getattr(image.meta, key)
+                    key: getattr(state.meta, key)
                     for key in ("modality", "view", "body_part", "sex", "age_band", "manufacturer")
                 },
                 "height": image.height,
                 "width": image.width,
-                "spacing_row": "" if image.meta.spacing_row is None else image.meta.spacing_row,
-                "spacing_col": "" if image.meta.spacing_col is None else image.meta.spacing_col,
+                "spacing_row": "" if state.meta.spacing_row is None else state.meta.spacing_row,
+                "spacing_col": "" if state.meta.spacing_col is None else state.meta.spacing_col,
                 "frame": image.frame,
                 "source_hash": state.source_hash,
                 "pixel_hash": image.pixel_hash,
@@ -100,10 +100,10 @@ def _duplicate_instance(
     state: FileState, instances: dict[str, tuple[str, str]]
 ) -> tuple[str, str, str] | None:
     """Quarantine/skip a file whose SOP Instance UID was already seen in another file."""
+    if not state.instance_id:
+        return None
     for image in state.images:
-        key = f"{image.instance_id}:{image.frame}"
-        if not image.instance_id:
-            continue
+        key = f"{state.instance_id}:{image.frame}"
         seen = instances.get(key)
         if seen is None:
             instances[key] = (image.pixel_hash, image.image_id)
@@ -122,10 +122,13 @@ def _duplicate_instance(
     return None
 
 
-def _problem(relative: str, disposition: str, reason: str, exception_type: str) -> dict[str, object]:
+def _problem(
+    relative: str, disposition: str, reason: str, exception_type: str, detail: str = ""
+) -> dict[str, object]:
     return {
         "source_path": relative,
         "disposition": disposition,
         "reason": reason,
         "exception_type": exception_type,
+        "detail": detail,
     }

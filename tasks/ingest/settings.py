@@ -10,7 +10,7 @@ from typing import Any, Literal
 from tasks.common.params import parse_section
 
 SliceStrategy = Literal["middle", "n", "mip", "all"]
-DECODER_VERSION = 3  # bump when decoding changes, so incremental runs re-decode everything
+DECODER_VERSION = 4  # bump when decoding changes, so incremental runs re-decode everything
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class IngestSettings:
     predefined_split: bool
     workers: int
     timeout_s: float
+    worker_memory_mb: int
     max_file_mb: float
     max_pixels: int
     max_failed_fraction: float
