@@ -163,7 +163,7 @@ def _pixels(ds: Dataset, voi_lut: bool) -> np.ndarray:
     try:
         # The same array as ds.pixel_array, minus that property's cache check (two scans of 12 elements).
         array = pixel_array(ds)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, MemoryError):  # Ctrl-C; the worker's memory limit (reported as such)
         raise
     except BaseException as error:  # a decoder's failure of any kind, a Rust panic included
         if isinstance(error, ValueError) and "bytes of pixel data" in str(error):

@@ -4,8 +4,9 @@ Decoders are native code (Rust, C, C++): a damaged file can make one panic, abor
 allocate without bound. So each item (one file) runs in a worker process that
 - bounds the item's time with SIGALRM left at its default action: the OS ends the worker, even
   inside native code; and its memory with RLIMIT_AS (`Limits.memory_mb` beyond what it held at start);
-- sends its fds 1 and 2 (C library chatter, Rust panic messages) to a capture file instead of the
-  stage's output, and hands what each item printed back beside its result, for the operator's report;
+- sends its fds 1 and 2 (C library chatter, Rust panic messages, faulthandler's stack of a native
+  crash) to a capture file instead of the stage's output, and hands what each item printed back
+  beside its result, for the operator's report;
 - sends back plain data only: results are built of str/int/float/lists/dataclasses/arrays, never an
   exception object (pyo3's PanicException, for one, cannot be unpickled by the parent).
 Items travel in batches (one round trip per batch). When a worker dies, the items of the batch it was
@@ -17,6 +18,7 @@ queue. Everything else is decoded as usual.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import multiprocessing
 import os
 import resource
@@ -43,6 +45,7 @@ Work = Callable[[list[T], TimeBound], list[R]]  # runs in the worker: one result
 IN_FLIGHT = 2  # batches queued per worker: keeps it busy, bounds what its death makes suspect
 GRACE_S = 10.0  # parent-side slack over a batch's time bounds before it kills a worker that did not end
 MAX_OUTPUT = 400  # characters kept of what an item printed
+EXIT_UNFIT = 70  # a worker's exit code when it ran out of memory outside any one item
 _CAPTURE_READ = 65536  # bytes read back of what an item printed
 
 
@@ -250,6 +253,10 @@ def _death(exitcode: int | None, overdue: bool, limits: Limits) -> Death:
     if exitcode is not None and exitcode < 0:
         name = signal.Signals(-exitcode).name
         return Death(f"decoder crashed: the worker process died of {name}", name)
+    if exitcode == EXIT_UNFIT:
+        return Death(
+            "out of memory: the worker exceeded ingest.worker_memory_mb outside the decoders", "MemoryError"
+        )
     return Death(f"decoder crashed: the worker process exited with code {exitcode}", "WorkerExit")
 
 
@@ -268,6 +275,7 @@ def _serve(
     printed = os.open(capture, os.O_RDWR | os.O_APPEND)
     for fd in (1, 2):
         os.dup2(printed, fd)
+    faulthandler.enable(file=printed)  # a native crash's Python stack goes to the report, nowhere else
     if limits.memory_mb > 0:
         _limit_address_space(limits.memory_mb)
     while True:
@@ -278,13 +286,17 @@ def _serve(
         outputs: list[str] = []
         try:
             results = work(batch, _time_bound(limits.timeout_s, printed, outputs))
-            reply: tuple[str, Any] = ("done", list(zip(results, outputs, strict=True)))
+            conn.send(("done", list(zip(results, outputs, strict=True))))
+        except MemoryError as error:  # outside any one item (or pickling the results): unfit to go on
+            _give_up(error)
         except Exception as error:  # outside any one item's handling: the run's problem, not a file's
-            reply = ("error", f"{type(error).__name__}: {error}")
-        try:
-            conn.send(reply)
-        except Exception as error:  # a result that would not pickle: say so in plain text
-            conn.send(("error", f"a decode result could not be sent back ({type(error).__name__})"))
+            conn.send(("error", f"{type(error).__name__}: {error}"))
+
+
+def _give_up(error: BaseException) -> None:
+    """End this worker with EXIT_UNFIT, saying why in its output: its batch is then retried file by file."""
+    os.write(2, f"worker gave up: {type(error).__name__}: {error}\n".encode())
+    os._exit(EXIT_UNFIT)
 
 
 def _limit_address_space(extra_mb: int) -> None:
