@@ -10,9 +10,10 @@ allocate without bound. So each item (one file) runs in a worker process that
 - sends back plain data only: results are built of str/int/float/lists/dataclasses/arrays, never an
   exception object (pyo3's PanicException, for one, cannot be unpickled by the parent).
 Items travel in batches (one round trip per batch). When a worker dies, the items of the batch it was
-working on are suspects: each runs again alone in a fresh worker, and an item whose worker dies again
-gets the result `convict` makes of how it died; batches sent ahead to the dead worker go back to the
-queue. Everything else is decoded as usual.
+working on are suspects: they run again one at a time in a fresh worker, and an item whose worker dies
+again gets the result `convict` makes of how it died (the next suspects go on in another fresh
+worker); batches sent ahead to the dead worker go back to the queue. Everything else is decoded as
+usual.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ class _Worker(Generic[T]):
     process: BaseProcess
     conn: Connection
     capture: Path  # where its fds 1 and 2 go
-    solo: bool  # runs one suspect, then retires
+    solo: bool  # runs suspects, one per batch, then retires
     batches: deque[list[T]] = field(default_factory=deque)  # sent, not answered; the first is running
     started: float = 0.0  # when the running batch started (monotonic)
     overdue: bool = False  # killed by the parent for outliving every time bound
@@ -126,6 +127,9 @@ class _Pool(Generic[T, R]):
         self.pending = pending
         while self.pending or self.suspects or any(worker.batches for worker in self.workers):
             self._staff()
+            for worker in self.workers:
+                if worker.solo and not worker.batches and self.suspects:
+                    self._send(worker, [self.suspects.popleft()])
             for turn in range(IN_FLIGHT):  # round robin: every worker gets work before any gets more
                 for worker in self.workers:
                     if not worker.solo and self.pending and len(worker.batches) <= turn:
@@ -133,10 +137,12 @@ class _Pool(Generic[T, R]):
             self._collect()
 
     def _staff(self) -> None:
-        """Fill free places: a fresh worker of its own for each suspect first, then workers for batches
-        (no more than there are batches for idle workers to take)."""
-        while len(self.workers) < self.size and self.suspects:
-            self._send(self._spawn(solo=True), [self.suspects.popleft()])
+        """Fill free places: first a fresh worker for a dead worker's suspects (it runs them one at a
+        time), then workers for batches (no more than there are batches for idle workers to take)."""
+        idle_solos = sum(worker.solo and not worker.batches for worker in self.workers)
+        while len(self.workers) < self.size and len(self.suspects) > idle_solos:
+            self._spawn(solo=True)
+            idle_solos += 1
         idle = sum(not worker.solo and not worker.batches for worker in self.workers)
         while len(self.workers) < self.size and len(self.pending) > idle:
             self._spawn(solo=False)
@@ -147,9 +153,13 @@ class _Pool(Generic[T, R]):
         self.spawned += 1
         capture.touch()
         ours, theirs = self.context.Pipe()
+        # A forked worker holds copies of every pipe end the parent has: it closes the parent's, so
+        # that the parent's death reads as end-of-file to it (and it exits instead of waiting forever).
+        forked = self.context.get_start_method() == "fork"
+        parents = [ours.fileno(), *(worker.conn.fileno() for worker in self.workers)] if forked else []
         process = self.context.Process(
             target=_serve,
-            args=(theirs, self.work, self.limits, str(capture), dict(os.environ)),
+            args=(theirs, self.work, self.limits, str(capture), dict(os.environ), parents),
             daemon=True,
         )
         process.start()
@@ -179,7 +189,7 @@ class _Pool(Generic[T, R]):
             except (EOFError, OSError):
                 self._died(worker)
                 continue
-            if worker.solo and not worker.batches:  # its one suspect is done
+            if worker.solo and not worker.batches and not self.suspects:  # no suspect left for it
                 self._retire(worker)
             elif worker.process.exitcode is not None:
                 self._died(worker)
@@ -264,9 +274,16 @@ def _death(exitcode: int | None, overdue: bool, limits: Limits) -> Death:
 
 
 def _serve(
-    conn: Connection, work: Work[Any, Any], limits: Limits, capture: str, environment: dict[str, str]
+    conn: Connection,
+    work: Work[Any, Any],
+    limits: Limits,
+    capture: str,
+    environment: dict[str, str],
+    parents: list[int],
 ) -> None:
-    """A worker's life: set itself up, then run batches until the parent ends it."""
+    """A worker's life: set itself up, then run batches until the parent ends it (or dies: EOF)."""
+    for fd in parents:
+        os.close(fd)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it ends workers
     signal.signal(signal.SIGALRM, signal.SIG_DFL)  # the time bound: the OS ends this process
     os.environ.clear()  # the parent's, also under a forkserver started before it changed

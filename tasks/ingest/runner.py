@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
+import multiprocessing
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +44,10 @@ def limits(settings: IngestSettings) -> Limits:
 
 def decode_on_cluster(batch: list[Job], bounds: Limits) -> list[tuple[Reported, str]]:
     """A Dask task: decode `batch` in a local isolated worker; (report, printed) per job, in order."""
+    # A Dask worker under a nanny is a daemonic process, and multiprocessing lets those start no
+    # children, so that none outlives them. A decode worker cannot: it exits at end-of-file on its pipe
+    # when its parent dies, and its alarm ends it mid-decode. So the flag is lifted (private API).
+    multiprocessing.current_process()._config["daemon"] = False  # type: ignore[attr-defined]
     done: dict[str, tuple[Reported, str]] = {}
 
     def keep(job: Job, report: Reported, printed: str) -> None:

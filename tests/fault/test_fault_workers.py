@@ -113,14 +113,28 @@ def test_a_real_decode_past_the_memory_limit_is_quarantined(archive: Path) -> No
     )
 
 
+def test_two_deaths_in_one_batch_convict_both_and_lose_nothing(
+    archive: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The retry runs the dead batch's files one at a time; the second culprit dies in that retry too."""
+    monkeypatch.setenv(FAULT_ENV, "decode-segfault:03.dcm,decode-abort:05.dcm")
+    ingested, quarantine = _ingest(archive)
+    assert ingested == {f"good/{index:02d}.dcm" for index in range(GOOD) if index not in (3, 5)} | {
+        "bad/victim.dcm"
+    }
+    assert list(quarantine["exception_type"]) == ["SIGSEGV", "SIGABRT"]
+
+
+@pytest.mark.slow
 def test_dask_tasks_isolate_their_files_too(archive: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """On a cluster each task decodes in a forkserver child: a segfault or panic ends that child only."""
+    """On a cluster (worker processes under a nanny: daemonic) each task decodes in a forkserver child:
+    a segfault or panic ends that child only."""
     damaged("rle", archive / "raw/bad/rle.dcm", "1.2.826.0.1.3680043.8.498.660")
     monkeypatch.setenv(FAULT_ENV, "decode-segfault:victim.dcm")
     with LocalCluster(
         n_workers=1,
         threads_per_worker=2,
-        processes=False,
+        processes=True,  # a worker process under a nanny: daemonic, as on a real cluster
         protocol="tcp",
         host="127.0.0.1",
         dashboard_address=None,
