@@ -24,6 +24,7 @@ from tests.fault.codec_cases import TEMPLATES, codec_cases, saved, sop_uids, tem
 from tests.fault.harness import Measured, read_csv, run_measured, write_params
 from tests.fault.image_cases import image_cases
 from tests.fault.mutations import write_good_files
+from tests.leakscan import planted_identifiers, scan_for_identifiers
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -36,6 +37,8 @@ DEATHS = ("TimeoutError", "SIGSEGV", "SIGBUS", "SIGABRT", "SIGKILL", "SIGILL", "
 class CodecRun:
     """One ingest over the damaged archive, with its outputs read back."""
 
+    source: Path
+    ingested: Path
     good: set[str]  # paths relative to the archive
     cases: dict[str, list[str]]  # category -> paths
     measured: Measured
@@ -88,13 +91,17 @@ def codec_run(tmp_path_factory: pytest.TempPathFactory) -> CodecRun:
     assert measured.returncode == 0, measured.output[-5000:]
     private = project / "private"
     quarantine = read_csv(private / "quarantine.csv").set_index("source_path")
-    return CodecRun(good, cases, measured, read_csv(private / "linkage.csv"), quarantine)
+    linkage = read_csv(private / "linkage.csv")
+    return CodecRun(source, project / "data/ingested", good, cases, measured, linkage, quarantine)
 
 
-def test_the_run_exits_cleanly_and_prints_no_decoder_output(codec_run: CodecRun) -> None:
+def test_the_run_exits_cleanly_and_prints_no_decoder_output_nor_identifier(codec_run: CodecRun) -> None:
     assert codec_run.measured.returncode == 0
     output = codec_run.measured.output
     assert [noise for noise in NOISE if noise in output] == [], output[-5000:]
+    markers = planted_identifiers(codec_run.source / "good") | {str(codec_run.source)}
+    assert len(markers) > 10
+    assert scan_for_identifiers([codec_run.ingested], markers, [output]) == []
 
 
 def test_no_good_file_is_lost(codec_run: CodecRun) -> None:
