@@ -55,7 +55,7 @@ def run_ingest(settings: IngestSettings, ingested: Path, private: Path) -> Summa
     watched = [ingested / "manifest.csv", *(private / name for name in PRIVATE_TABLES)]
     if settings.labels != FOLDERS:
         watched.append(settings.source / settings.labels)
-    settings_key = f"{settings!r}|{salt_check(salt)}"
+    settings_key = f"{fingerprint}|{settings!r}"  # the decoder version too: an upgrade re-decodes
     counts = last_counts(private, run_signature(settings_key, sources, images_dir, watched))
     if counts is None:
         current, summary = _update(settings, sources, labels, salt, fingerprint, ingested, private)
@@ -110,9 +110,12 @@ def _counts(summary: Summary) -> dict[str, Any]:
 def _unchanged(counts: dict[str, Any]) -> Summary:
     """The summary of a run with nothing to do: the last run's counts, every file reused."""
     fields: dict[str, Any] = {
-        key: Counter(value) if isinstance(value, dict) else value for key, value in counts.items()
+        key: Counter(value) if isinstance(value, dict) else value
+        for key, value in counts.items()
+        if key in Summary.__dataclass_fields__  # counts an older version kept, and this one does not
     }
-    return replace(Summary(**fields), decoded=0, reused=fields["files"], pruned=0)
+    summary = Summary(**fields)
+    return replace(summary, decoded=0, reused=summary.files, pruned=0)
 
 
 def _list_sources(settings: IngestSettings) -> dict[str, os.stat_result]:
