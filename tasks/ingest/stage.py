@@ -248,11 +248,11 @@ def _decode(
     with DecodeProgress(total=len(unique)) as bar:
 
         def on_done(job: Job, report: Reported, printed: str) -> None:
-            state = _pseudonymised(*report, salt)
-            if printed and state.disposition != "ok":  # the decoder's own words, for the operator
-                state = replace(state, detail=printed)
+            state = _kept(*report, printed, salt)
             for same in jobs[job.source_hash or job.relative]:
-                current[same.relative] = replace(state, size=same.size, mtime_ns=same.mtime_ns)
+                current[same.relative] = (
+                    state if same is job else replace(state, size=same.size, mtime_ns=same.mtime_ns)
+                )
             summary.decoded += 1
             bar.advance()
 
@@ -260,9 +260,11 @@ def _decode(
     log.info("ingest decoded %d distinct files", len(unique))
 
 
-def _pseudonymised(state: FileState, keys: SourceKeys, salt: bytes) -> FileState:
-    """A worker's report with its raw identifiers turned into salted pseudonyms; the raw keys end here."""
-    if keys == SourceKeys():
+def _kept(state: FileState, keys: SourceKeys, printed: str, salt: bytes) -> FileState:
+    """A worker's report as the stage keeps it: its raw identifiers turned into salted pseudonyms (the
+    raw keys end here), and what the decoder printed if the file failed (the operator's detail)."""
+    detail = printed if state.disposition != "ok" else ""
+    if keys == SourceKeys() and not detail:
         return state
 
     def alias(prefix: str, value: str) -> str:
@@ -270,6 +272,7 @@ def _pseudonymised(state: FileState, keys: SourceKeys, salt: bytes) -> FileState
 
     return replace(
         state,
+        detail=detail,
         patient_id=alias("P", keys.patient),
         study_id=alias("S", keys.study),
         series_id=alias("R", keys.series),
