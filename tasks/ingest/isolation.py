@@ -26,7 +26,9 @@ import resource
 import signal
 import sys
 import tempfile
+import threading
 import time
+import types
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
@@ -48,6 +50,7 @@ GRACE_S = 10.0  # parent-side slack over a batch's time bounds before it kills a
 MAX_OUTPUT = 400  # characters kept of what an item printed
 EXIT_UNFIT = 70  # a worker's exit code when it ran out of memory outside any one item
 _CAPTURE_READ = 65536  # bytes read back of what an item printed
+_MAIN_SWAP = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -162,7 +165,8 @@ class _Pool(Generic[T, R]):
             args=(theirs, self.work, self.limits, str(capture), dict(os.environ), parents),
             daemon=True,
         )
-        process.start()
+        with contextlib.nullcontext() if forked else _main_left_behind():
+            process.start()
         theirs.close()  # the worker holds the only copy: its death reads as end-of-file here
         worker: _Worker[T] = _Worker(process, ours, capture, solo)
         self.workers.append(worker)
@@ -233,6 +237,25 @@ class _Pool(Generic[T, R]):
         for worker in self.workers:
             _stop(worker)
         self.workers.clear()
+
+
+@contextlib.contextmanager
+def _main_left_behind() -> Iterator[None]:
+    """Start a forkserver child without the caller's main module.
+
+    multiprocessing runs the main script (or module) again in every forkserver child before it
+    starts, as CPython 3.11's server never preloads it: the `radflow` or `dask worker` entry point, or
+    pytest, imported anew per worker (0.2-1 s each). Decode workers need nothing from it, their code
+    lives in importable modules; so an empty main module stands in while the child's start-up data are
+    taken (under a lock: the swap is process-wide).
+    """
+    with _MAIN_SWAP:
+        main = sys.modules["__main__"]
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            yield
+        finally:
+            sys.modules["__main__"] = main
 
 
 def _stop(worker: _Worker[Any]) -> None:
