@@ -145,7 +145,9 @@ def read_source(path: Path, settings: IngestSettings, known_hash: str = "") -> t
 
 def decode_file(path: Path, settings: IngestSettings, known_hash: str = "") -> Decoded:
     """Hash and decode one file (`known_hash`: its content hash when already known). A failure of any
-    kind (a decoder's panic included) becomes a Decoded with a reason, never an exception."""
+    kind (a decoder's panic included) becomes a Decoded with a reason, never an exception; except
+    running out of memory, which leaves the process unfit to go on (a decoder may keep what it held):
+    the MemoryError goes up to the worker, which gives up, and `tasks.ingest.isolation` retries."""
     sha, read = known_hash, False
     try:
         sha, data = read_source(path, settings, known_hash)
@@ -153,18 +155,13 @@ def decode_file(path: Path, settings: IngestSettings, known_hash: str = "") -> D
         images = decode_path(path, settings, data)
     except UnusableFile as unusable:
         return Decoded(sha, [], unusable.disposition, unusable.reason, unusable.exception_type)
-    except MemoryError:
-        reason = (
-            f"out of memory: decoding needs more than ingest.worker_memory_mb={settings.worker_memory_mb}"
-        )
-        return Decoded(sha, [], "quarantined", reason, "MemoryError")
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, MemoryError):  # Ctrl-C; a worker out of memory gives up (isolation)
         raise
     except BaseException as error:  # a decoder failure of any kind is this file's problem, not the run's
         if isinstance(error, OSError) and not read:
             reason = f"unreadable: {error.strerror}"
-        else:
-            reason = failure_reason(f"{_kind(path)} decoder", error)
+        else:  # readers quote the path they were given (Pillow, nibabel): the reason names no path
+            reason = failure_reason(f"{_kind(path)} decoder", error).replace(str(path), "the file")
         return Decoded(sha, [], "quarantined", reason, type(error).__name__)
     if not images:
         return Decoded(sha, [], "quarantined", "no images: the file decoded to zero images")

@@ -3,17 +3,20 @@
 Decoders are native code (Rust, C, C++): a damaged file can make one panic, abort, segfault, hang or
 allocate without bound. So each item (one file) runs in a worker process that
 - bounds the item's time with SIGALRM left at its default action: the OS ends the worker, even
-  inside native code; and its memory with RLIMIT_AS (`Limits.memory_mb` beyond what it held at start);
+  inside native code; and its memory with RLIMIT_AS (`Limits.memory_mb` beyond what it held at start):
+  a MemoryError, which `work` lets through, makes the worker give up (a decoder that failed may leak
+  what it held, and the next item would pay for it), so it counts as a death too;
 - sends its fds 1 and 2 (C library chatter, Rust panic messages, faulthandler's stack of a native
   crash) to a capture file instead of the stage's output, and hands what each item printed back
   beside its result, for the operator's report;
 - sends back plain data only: results are built of str/int/float/lists/dataclasses/arrays, never an
   exception object (pyo3's PanicException, for one, cannot be unpickled by the parent).
 Items travel in batches (one round trip per batch). When a worker dies, the items of the batch it was
-working on are suspects: they run again one at a time in a fresh worker, and an item whose worker dies
-again gets the result `convict` makes of how it died (the next suspects go on in another fresh
-worker); batches sent ahead to the dead worker go back to the queue. Everything else is decoded as
-usual.
+working on are suspects: they run again one at a time in a fresh worker. A suspect that kills it is
+run again first in the next fresh worker (an earlier suspect may have left the worker unfit, e.g.
+leaked memory), and one that kills the fresh worker it ran first in gets the result `convict` makes
+of how it died. Batches sent ahead to a dead worker go back to the queue. Everything else is decoded
+as usual.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ Work = Callable[[list[T], TimeBound], list[R]]  # runs in the worker: one result
 IN_FLIGHT = 2  # batches queued per worker: keeps it busy, bounds what its death makes suspect
 GRACE_S = 10.0  # parent-side slack over a batch's time bounds before it kills a worker that did not end
 MAX_OUTPUT = 400  # characters kept of what an item printed
-EXIT_UNFIT = 70  # a worker's exit code when it ran out of memory outside any one item
+EXIT_UNFIT = 70  # a worker's exit code when it ran out of memory (its batch is then retried file by file)
 _CAPTURE_READ = 65536  # bytes read back of what an item printed
 _MAIN_SWAP = threading.Lock()
 
@@ -103,6 +106,7 @@ class _Worker(Generic[T]):
     solo: bool  # runs suspects, one per batch, then retires
     batches: deque[list[T]] = field(default_factory=deque)  # sent, not answered; the first is running
     started: float = 0.0  # when the running batch started (monotonic)
+    answered: int = 0  # batches it has answered
     overdue: bool = False  # killed by the parent for outliving every time bound
 
 
@@ -208,14 +212,15 @@ class _Pool(Generic[T, R]):
         kind, payload = reply
         batch = worker.batches.popleft()
         worker.started = time.monotonic()
+        worker.answered += 1
         if kind == "error":  # not an item's fault (e.g. no space left for the image store)
             raise RadflowError(f"decoding stopped: {payload}")
         for item, (result, printed) in zip(batch, payload, strict=True):
             self.on_done(item, result, printed)
 
     def _died(self, worker: _Worker[T]) -> None:
-        """Re-queue what it had not started; its running batch becomes suspects, or a solo item is
-        convicted with how the worker died."""
+        """Re-queue what it had not started; its running batch becomes suspects; a suspect that killed
+        the fresh worker it ran first in is convicted with how the worker died."""
         self._retire(worker)
         if not worker.batches:
             return
@@ -225,6 +230,9 @@ class _Pool(Generic[T, R]):
             self.suspects.extend(running)
             return
         (item,) = running
+        if worker.answered:  # earlier suspects ran in it (one may have leaked): first in a fresh one
+            self.suspects.appendleft(item)
+            return
         death = _death(worker.process.exitcode, worker.overdue, self.limits)
         self.on_done(item, self.convict(item, death), _printed(worker.capture))
 
@@ -287,9 +295,8 @@ def _death(exitcode: int | None, overdue: bool, limits: Limits) -> Death:
         name = signal.Signals(-exitcode).name
         return Death(f"decoder crashed: the worker process died of {name}", name)
     if exitcode == EXIT_UNFIT:
-        return Death(
-            "out of memory: the worker exceeded ingest.worker_memory_mb outside the decoders", "MemoryError"
-        )
+        limit = f"ingest.worker_memory_mb={limits.memory_mb}" if limits.memory_mb else "the memory left"
+        return Death(f"out of memory: decoding needs more than {limit}", "MemoryError")
     return Death(f"decoder crashed: the worker process exited with code {exitcode}", "WorkerExit")
 
 
@@ -327,7 +334,7 @@ def _serve(
         try:
             results = work(batch, _time_bound(limits.timeout_s, printed, outputs))
             conn.send(("done", list(zip(results, outputs, strict=True))))
-        except MemoryError as error:  # outside any one item (or pickling the results): unfit to go on
+        except MemoryError as error:  # a decoder may keep what it held: unfit for the next item
             _give_up(error)
         except Exception as error:  # outside any one item's handling: the run's problem, not a file's
             conn.send(("error", f"{type(error).__name__}: {error}"))

@@ -79,14 +79,7 @@ def _process_file(job: Job, shard: ShardWriter) -> Reported:
     if not decoded.images:
         return state, SourceKeys()
     first = decoded.images[0]  # every image of a file shares its header's attributes and keys
-    try:
-        images = [_store(image, decoded.source_hash, shard) for image in decoded.images]
-    except MemoryError:  # its images' float32 copies would exceed the worker's limit
-        limit = f"ingest.worker_memory_mb={job.settings.worker_memory_mb}"
-        reason = f"out of memory: storing the decoded images needs more than {limit}"
-        return replace(
-            state, disposition="quarantined", reason=reason, exception_type="MemoryError"
-        ), SourceKeys()
+    images = [_store(image, decoded.source_hash, shard) for image in decoded.images]
     return replace(state, meta=first.meta, images=images), first.keys
 
 

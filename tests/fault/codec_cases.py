@@ -52,6 +52,7 @@ def template(codec: str, sop: str) -> Dataset:
     ds = pydicom.dcmread(SAMPLES / TEMPLATES[codec])
     ds.PatientName, ds.PatientID = PLANTED.patient_name, PLANTED.patient_id
     ds.PatientBirthDate, ds.AccessionNumber = PLANTED.birth_date, PLANTED.accession
+    ds.InstitutionName, ds.ReferringPhysicianName = PLANTED.institution, PLANTED.referring_physician
     ds.StudyInstanceUID, ds.SeriesInstanceUID = PLANTED.study_uid, f"{sop}.1"  # a series each: CT/MR/NM
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = sop  # instances of one series are slices
     return ds

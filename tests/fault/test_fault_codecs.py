@@ -30,7 +30,17 @@ pytestmark = [pytest.mark.fault, pytest.mark.slow, pytest.mark.timeout(1500)]
 
 INGEST_TIMEOUT_S = 900  # the whole run: more is a hang (each file has ingest.timeout_s inside)
 NOISE = ("panicked at", "RUST_BACKTRACE", "stack backtrace", "Traceback", "Fatal Python error", "libjpeg")
-DEATHS = ("TimeoutError", "SIGSEGV", "SIGBUS", "SIGABRT", "SIGKILL", "SIGILL", "SIGFPE", "WorkerExit")
+DEATHS = (
+    "TimeoutError",
+    "MemoryError",
+    "SIGSEGV",
+    "SIGBUS",
+    "SIGABRT",
+    "SIGKILL",
+    "SIGILL",
+    "SIGFPE",
+    "WorkerExit",
+)
 
 
 @dataclass(frozen=True)
@@ -113,6 +123,7 @@ def test_every_damaged_file_is_ingested_or_named_with_a_specific_reason(codec_ru
     every = [path for paths in codec_run.cases.values() for path in paths]
     assert [path for path in every if path not in ingested and path not in reasons] == []
     assert reasons.str.len().ge(8).all()
+    assert not reasons.str.contains(str(codec_run.source), regex=False).any()  # paths: source_path only
     assert len(set(reasons.str.split(":").str[0])) >= 10  # categories, not one catch-all
 
 
