@@ -131,7 +131,7 @@ def _is_dicom_candidate(name: str) -> bool:
     return not name.lower().endswith(known)
 
 
-def read_source(path: Path, settings: IngestSettings, known_hash: str = "") -> tuple[str, bytes | None]:
+def _read_source(path: Path, settings: IngestSettings, known_hash: str = "") -> tuple[str, bytes | None]:
     """The file's content hash (`known_hash` when given), and its bytes when it will be parsed as DICOM:
     read once, for both. Pass them on as `decode_path(path, settings, data)`.
 
@@ -150,7 +150,7 @@ def decode_file(path: Path, settings: IngestSettings, known_hash: str = "") -> D
     the MemoryError goes up to the worker, which gives up, and `tasks.ingest.isolation` retries."""
     sha, read = known_hash, False
     try:
-        sha, data = read_source(path, settings, known_hash)
+        sha, data = _read_source(path, settings, known_hash)
         read = True
         images = decode_path(path, settings, data)
     except UnusableFile as unusable:
