@@ -1,8 +1,9 @@
 """Classify new DICOM/NIfTI/image files with a registered model, through the training-time code paths.
 
-Files are decoded by ingest's `decode_path` and transformed by preprocess's `image_to_tensor`, so a
-prediction sees exactly what training saw. The model comes from the registry, verified by checksum, or
-from a model folder fetched with `dvc artifacts get` (models.registry.source).
+Files are decoded by ingest's decoders, in isolated workers (`tasks.ingest.runner.decode_files`: a
+file that crashes a decoder costs that file only), and transformed by preprocess's `image_to_tensor`,
+so a prediction sees exactly what training saw. The model comes from the registry, verified by checksum,
+or from a model folder fetched with `dvc artifacts get` (models.registry.source).
 An input unlike the training data (header attributes or image statistics against the profile the
 train stage stored in config.json) is reported `out_of_distribution` with the reason, not classified.
 The output is the user's own file: it names the source paths they passed (and Grad-CAM files are
@@ -30,9 +31,10 @@ from tasks.common.params import check_values, parse_section
 from tasks.common.paths import project_paths
 from tasks.common.scoring import predict_probabilities
 from tasks.evaluate.gradcam import gradcam_map, save_overlay
-from tasks.ingest.decode import decode_path, image_id, read_source
+from tasks.ingest.decode import image_id
 from tasks.ingest.pseudonym import load_salt, pseudonym
 from tasks.ingest.records import ImageMeta
+from tasks.ingest.runner import decode_files
 from tasks.ingest.settings import IngestSettings, load_settings
 from tasks.preprocess.stage import PreprocessParams
 from tasks.preprocess.transform import TransformSettings, image_to_tensor
@@ -79,14 +81,14 @@ def decode_all(
     """
     records: list[dict[str, Any]] = []
     tensors: list[np.ndarray] = []
-    for file in files:
-        try:
-            content, data = read_source(file, ingest)
-            decoded = decode_path(file, ingest, data)
-        except RadflowError as error:
-            records.append({"source_path": str(file), "status": "skipped", "reason": str(error)})
+    for file, decoded in zip(files, decode_files(files, ingest), strict=True):
+        if decoded.disposition != "ok":  # skipped (holds no image) or quarantined (damaged, refused)
+            records.append(
+                {"source_path": str(file), "status": decoded.disposition, "reason": decoded.reason}
+            )
             continue
-        for image in decoded:
+        content = decoded.source_hash
+        for image in decoded.images:
             tensor = image_to_tensor(image.pixels, transform)  # (1, S, S) float16
             reason = screen(image.meta, tensor)
             records.append(
@@ -193,8 +195,10 @@ def predict_files(
     counts = Counter(frame["status"])
     print(
         f"predict: {counts['ok']} image(s) classified, {counts[OUT_OF_DISTRIBUTION]} out of distribution "
-        f"(not classified), {counts['skipped']} file(s) skipped -> {out}"
+        f"(not classified), {counts['skipped']} file(s) skipped, {counts['quarantined']} quarantined -> {out}"
     )
-    if not counts["ok"]:
-        raise RadflowError(f"no input could be classified; the reason for each is in {out}")
+    if not counts["ok"]:  # nothing to show for the run: a failure, with the reasons
+        shown = "; ".join(f"{row['source_path']}: {row['status']} ({row['reason']})" for row in records[:3])
+        more = f"; and {len(records) - 3} more" if len(records) > 3 else ""
+        raise RadflowError(f"no input could be classified: {shown}{more} (every reason is in {out})")
     return frame

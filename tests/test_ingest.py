@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +13,11 @@ import pytest
 
 from tasks.common.errors import RadflowError
 from tasks.demo_data import BROKEN_FILES, REPORT_FILE, write_demo_archive
+from tasks.ingest import settings as ingest_settings
 from tasks.ingest.assemble import MANIFEST_COLUMNS
 from tasks.ingest.stage import main, run_ingest
-from tests.dicom_factory import write_dicom
+from tasks.ingest.state import STATE_FILE
+from tests.dicom_factory import identity, write_dicom
 from tests.ingest_helpers import ingest_params, settings_for, stored_images
 from tests.leakscan import planted_identifiers, scan_for_identifiers
 
@@ -213,3 +216,29 @@ def test_symlinks_out_of_the_source_are_not_followed(tmp_path: Path, monkeypatch
     assert "outside ingest.source" in quarantine.loc["escape.dcm", "reason"]
     linked = set(pd.read_csv(tmp_path / "private/linkage.csv")["source_path"])
     assert "inside.dcm" in linked and "escape.dcm" not in linked
+
+
+def test_the_state_header_alone_answers_an_unchanged_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unchanged run reads only the state's first line; any change reads the rest, and a decoder
+    upgrade (another fingerprint) decodes everything again."""
+    monkeypatch.setenv("RADFLOW_SALT", SALT)
+    for index in range(2):
+        write_dicom(
+            tmp_path / "raw" / f"{index}.dcm", who=identity(sop_uid=f"1.2.826.0.1.3680043.8.498.4{index}")
+        )
+    settings = settings_for(tmp_path, labels="folders")
+    ingested, private = tmp_path / "ingested", tmp_path / "private"
+    assert run_ingest(settings, ingested, private).decoded == 2
+    state = private / STATE_FILE
+    header, body = state.read_text().splitlines()
+    state.write_text(f"{header}\n{body[: len(body) // 2]}\n")  # the files' part cut in half
+    unchanged = run_ingest(settings, ingested, private)
+    assert (unchanged.decoded, unchanged.reused, unchanged.images) == (0, 2, 2)
+
+    os.utime(tmp_path / "raw" / "0.dcm")  # a change: the cut state is unreadable, so all decode again
+    assert run_ingest(settings, ingested, private).decoded == 2
+    assert run_ingest(settings, ingested, private).decoded == 0
+    monkeypatch.setattr(ingest_settings, "DECODER_VERSION", ingest_settings.DECODER_VERSION + 1)
+    assert run_ingest(settings, ingested, private).decoded == 2

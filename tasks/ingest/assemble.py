@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from tasks.ingest.labels import LabelIndex
 from tasks.ingest.patients import FOLDER
 from tasks.ingest.pseudonym import pseudonym
-from tasks.ingest.state import FileState
+from tasks.ingest.records import FileState
 
 MANIFEST_COLUMNS = (
     "image_id", "patient_id", "patient_source", "study_id", "series_id", "label", "modality", "view",
@@ -25,7 +25,7 @@ MANIFEST_COLUMNS = (
 )  # fmt: skip
 META_COLUMNS = ("modality", "view", "body_part", "photometric", "sex", "age_band", "manufacturer")
 LINKAGE_COLUMNS = ("source_path", "frame", "image_id", "source_hash")
-QUARANTINE_COLUMNS = ("source_path", "disposition", "reason", "exception_type")
+QUARANTINE_COLUMNS = ("source_path", "disposition", "reason", "exception_type", "detail")
 
 
 @dataclass
@@ -46,15 +46,14 @@ def assemble(files: dict[str, FileState], labels: LabelIndex, salt: bytes) -> Ta
         state = files[relative]
         if state.disposition != "ok":
             tables.quarantine.append(
-                _problem(relative, state.disposition, state.reason, state.exception_type)
+                _problem(relative, state.disposition, state.reason, state.exception_type, state.detail)
             )
             continue
         duplicate = _duplicate_instance(state, instances)
         if duplicate:
             tables.quarantine.append(_problem(relative, *duplicate))
             continue
-        first = state.images[0] if state.images else None
-        given = labels.lookup(relative, first.study_id if first else "", first.accession_id if first else "")
+        given = labels.lookup(relative, state.study_id, state.accession_id)
         for image in state.images:
             tables.linkage.append(
                 {
@@ -67,22 +66,22 @@ def assemble(files: dict[str, FileState], labels: LabelIndex, salt: bytes) -> Ta
             if image.image_id in rows:  # the same content at another path: one image, one row
                 continue
             # A CSV's patient column wins, then the DICOM header, then the path's naming convention.
-            if given.patient_source == "csv" or (given.patient and not image.patient_id):
+            if given.patient_source == "csv" or (given.patient and not state.patient_id):
                 patient, source = pseudonym("P", given.patient, salt), given.patient_source
             else:
-                patient, source = image.patient_id, "header" if image.patient_id else ""
+                patient, source = state.patient_id, "header" if state.patient_id else ""
             rows[image.image_id] = {
                 "image_id": image.image_id,
                 "patient_id": patient or _one_image_patient(state.source_hash, salt),
                 "patient_source": source,
-                "study_id": image.study_id or pseudonym("S", f"file:{state.source_hash}", salt),
-                "series_id": image.series_id or pseudonym("R", f"file:{state.source_hash}", salt),
+                "study_id": state.study_id or pseudonym("S", f"file:{state.source_hash}", salt),
+                "series_id": state.series_id or pseudonym("R", f"file:{state.source_hash}", salt),
                 "label": given.label,
-                **{key: getattr(image.meta, key) for key in META_COLUMNS},
+                **{key: getattr(state.meta, key) for key in META_COLUMNS},
                 "height": image.height,
                 "width": image.width,
-                "spacing_row": "" if image.meta.spacing_row is None else image.meta.spacing_row,
-                "spacing_col": "" if image.meta.spacing_col is None else image.meta.spacing_col,
+                "spacing_row": "" if state.meta.spacing_row is None else state.meta.spacing_row,
+                "spacing_col": "" if state.meta.spacing_col is None else state.meta.spacing_col,
                 "frame": image.frame,
                 "source_hash": state.source_hash,
                 "pixel_hash": image.pixel_hash,
@@ -120,10 +119,10 @@ def _duplicate_instance(
     state: FileState, instances: dict[str, tuple[str, str]]
 ) -> tuple[str, str, str] | None:
     """Quarantine/skip a file whose SOP Instance UID was already seen in another file."""
+    if not state.instance_id:
+        return None
     for image in state.images:
-        key = f"{image.instance_id}:{image.frame}"
-        if not image.instance_id:
-            continue
+        key = f"{state.instance_id}:{image.frame}"
         seen = instances.get(key)
         if seen is None:
             instances[key] = (image.pixel_hash, image.image_id)
@@ -142,10 +141,13 @@ def _duplicate_instance(
     return None
 
 
-def _problem(relative: str, disposition: str, reason: str, exception_type: str) -> dict[str, object]:
+def _problem(
+    relative: str, disposition: str, reason: str, exception_type: str, detail: str = ""
+) -> dict[str, object]:
     return {
         "source_path": relative,
         "disposition": disposition,
         "reason": reason,
         "exception_type": exception_type,
+        "detail": detail,
     }

@@ -1,29 +1,30 @@
-"""One file in, 2D images out: type dispatch, bounds, and the worker entry point that stores pixels.
+"""One file in, 2D images out: type dispatch, bounds, and failures of every kind turned into reasons.
 
-`decode_path` is the reusable entry point (predict uses it); `process_batch` is what worker processes
-run for the stage: decode a few files, pack their images into one shard of the image store
-(`tasks.common.shards`), and report back without pixels.
+`decode_path` decodes (raising `UnusableFile` for a file ingest cannot use); `decode_file` is what a
+worker process runs per file (`tasks.ingest.worker` for the stage, `tasks.ingest.runner.decode_files`
+for predict): it hashes and decodes, and returns a `Decoded`, plain data, whatever the decoder did.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import signal
+import time
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from pydicom import config as pydicom_config
 
 from tasks.common.hashing import content_hash, file_content_hash
-from tasks.common.shards import ShardWriter
 from tasks.ingest.dicom import decode_dicom
 from tasks.ingest.nifti import decode_nifti
 from tasks.ingest.plain import decode_plain
-from tasks.ingest.records import DecodedImage, FileOutcome, StoredImage, UnusableFile
+from tasks.ingest.records import DecodedImage, Disposition, UnusableFile, failure_reason
 from tasks.ingest.settings import IngestSettings
 
 PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -45,18 +46,20 @@ NON_IMAGE_SUFFIXES = (
     ".icc",
 )
 ARCHIVE_SUFFIXES = (".gz", ".zip", ".bz2", ".xz", ".7z", ".tar")
-MAX_REASON = 300  # characters of an exception message kept in the (operator-only) quarantine report
+# Test hook: "decode-<action>:<file name>[,...]" makes the decoder fail that way on files of that name
+# (see _FAULTS). The registry's hooks use the same variable with "registry-..." values.
+FAULT_ENV = "RADFLOW_FAULT"
 
 
 @dataclass(frozen=True)
-class Job:
-    """One file to decode: absolute path, its content hash ("" = the worker computes it), output folder."""
+class Decoded:
+    """One file after a decode attempt: its content hash and images, or why it cannot be used."""
 
-    path: Path
-    relative: str  # POSIX path relative to ingest.source: the file's key in the stage's tables
-    source_hash: str
-    images_dir: Path
-    settings: IngestSettings
+    source_hash: str  # "" when the file could not be read
+    images: list[DecodedImage]
+    disposition: Disposition = "ok"
+    reason: str = ""
+    exception_type: str = ""
 
 
 @contextlib.contextmanager
@@ -94,6 +97,7 @@ def decode_path(path: Path, settings: IngestSettings, data: bytes | None = None)
     `data`: the file's bytes when the caller already read them (DICOM is then parsed from memory).
     """
     with quiet_decoders():
+        _fault_hook(path, settings)
         return _dispatch(path, settings, data)
 
 
@@ -127,7 +131,7 @@ def _is_dicom_candidate(name: str) -> bool:
     return not name.lower().endswith(known)
 
 
-def read_source(path: Path, settings: IngestSettings, known_hash: str = "") -> tuple[str, bytes | None]:
+def _read_source(path: Path, settings: IngestSettings, known_hash: str = "") -> tuple[str, bytes | None]:
     """The file's content hash (`known_hash` when given), and its bytes when it will be parsed as DICOM:
     read once, for both. Pass them on as `decode_path(path, settings, data)`.
 
@@ -139,57 +143,73 @@ def read_source(path: Path, settings: IngestSettings, known_hash: str = "") -> t
     return known_hash or file_content_hash(path), None
 
 
-def process_batch(
-    jobs: list[Job], time_bound: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext
-) -> list[FileOutcome]:
-    """Decode `jobs` (same images folder) into one new shard; outcomes in job order.
-
-    `time_bound()` wraps each file's work (the local runner arms an alarm there). The shard is
-    published only when every file is done, so an outcome never names a shard that is not in place.
-    """
-    with ShardWriter(jobs[0].images_dir) as shard:
-        outcomes = []
-        for job in jobs:
-            with time_bound():
-                outcomes.append(process_file(job, shard))
-        name = shard.finish()
-    return [replace(outcome, images=[replace(i, shard=name) for i in outcome.images]) for outcome in outcomes]
-
-
-def process_file(job: Job, shard: ShardWriter) -> FileOutcome:
-    """Hash, decode and store one file; every failure becomes a FileOutcome, never an exception.
-
-    Hashing here rather than in the stage spreads it over the workers on a first run.
-    """
-    # A symlink out of the archive would let a file in it make ingest read anything the process can.
-    # Only a symlinked file can lead out (the stage does not descend into symlinked folders).
-    if job.path.is_symlink() and not job.path.resolve().is_relative_to(job.settings.source.resolve()):
-        return FileOutcome("skipped", "symlink to a file outside ingest.source: not followed", "")
+def decode_file(path: Path, settings: IngestSettings, known_hash: str = "") -> Decoded:
+    """Hash and decode one file (`known_hash`: its content hash when already known). A failure of any
+    kind (a decoder's panic included) becomes a Decoded with a reason, never an exception; except
+    running out of memory, which leaves the process unfit to go on (a decoder may keep what it held):
+    the MemoryError goes up to the worker, which gives up, and `tasks.ingest.isolation` retries."""
+    sha, read = known_hash, False
     try:
-        sha, data = read_source(job.path, job.settings, job.source_hash)
-    except OSError as error:
-        return FileOutcome("quarantined", f"unreadable: {error.strerror}", type(error).__name__)
-    try:
-        decoded = decode_path(job.path, job.settings, data)
+        sha, data = _read_source(path, settings, known_hash)
+        read = True
+        images = decode_path(path, settings, data)
     except UnusableFile as unusable:
-        return FileOutcome(unusable.disposition, unusable.reason, unusable.exception_type, source_hash=sha)
-    except Exception as error:  # a decoder failure of any kind is this file's problem, not the run's
-        detail = " ".join(str(error).split())[:MAX_REASON]
-        reason = f"decode failed: {detail or type(error).__name__}"
-        return FileOutcome("quarantined", reason, type(error).__name__, source_hash=sha)
-    if not decoded:
-        return FileOutcome("quarantined", "no images: the file decoded to zero images", "", source_hash=sha)
-    return FileOutcome("ok", images=[_store(image, sha, shard) for image in decoded], source_hash=sha)
+        return Decoded(sha, [], unusable.disposition, unusable.reason, unusable.exception_type)
+    except (KeyboardInterrupt, MemoryError):  # Ctrl-C; a worker out of memory gives up (isolation)
+        raise
+    except BaseException as error:  # a decoder failure of any kind is this file's problem, not the run's
+        if isinstance(error, OSError) and not read:
+            reason = f"unreadable: {error.strerror}"
+        else:  # readers quote the path they were given (Pillow, nibabel): the reason names no path
+            reason = failure_reason(f"{_kind(path)} decoder", error).replace(str(path), "the file")
+        return Decoded(sha, [], "quarantined", reason, type(error).__name__)
+    if not images:
+        return Decoded(sha, [], "quarantined", "no images: the file decoded to zero images")
+    return Decoded(sha, images)
 
 
-def _store(image: DecodedImage, source_hash: str, shard: ShardWriter) -> StoredImage:
-    """Append one image to the shard (native integers or float32) and describe it."""
-    pixels = np.ascontiguousarray(image.pixels)  # (H, W) or (H, W, 3)
-    if pixels.dtype.kind not in "iu":
-        pixels = pixels.astype(np.float32, copy=False)
-    identifier = image_id(source_hash, image.frame)
-    offset, nbytes = shard.add(identifier, pixels)
-    # The buffer itself is hashed: no 0.5 MB copy for a 512x512 image.
-    digest = content_hash(f"{pixels.shape}{pixels.dtype.str}".encode(), pixels.data)
-    height, width = pixels.shape[:2]
-    return StoredImage(identifier, image.frame, height, width, digest, offset, nbytes, image.meta, image.keys)
+def _kind(path: Path) -> str:
+    """The file's format by its name, for reasons; DICOM for names no other reader claims."""
+    name = path.name.lower()
+    if name.endswith(NIFTI_SUFFIXES):
+        return "NIfTI"
+    if name.endswith(PLAIN_SUFFIXES):
+        return {".jpg": "JPEG", ".tif": "TIFF"}.get(path.suffix.lower(), path.suffix[1:].upper())
+    return "DICOM"
+
+
+def _fault_hook(path: Path, settings: IngestSettings) -> None:
+    """Test-only: fail as a broken native decoder would, on a file `RADFLOW_FAULT` names."""
+    spec = os.environ.get(FAULT_ENV, "")
+    if not spec.startswith("decode-"):
+        return
+    for entry in spec.split(","):
+        action, _, name = entry.partition(":")
+        if name == path.name:
+            _FAULTS[action](settings)
+
+
+def _panic(settings: IngestSettings) -> None:
+    class PanicException(BaseException):  # as pyo3's: outside Exception, unpicklable (a local class)
+        pass
+
+    raise PanicException("index out of bounds: the len is 3 but the index is 7")
+
+
+def _segfault(settings: IngestSettings) -> None:
+    os.write(2, b"fault hook: native decoder chatter before a segfault\n")
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def _exhaust_memory(settings: IngestSettings) -> None:
+    np.ones(((settings.worker_memory_mb or 2**20) + 64) * 2**20, dtype=np.uint8)  # past the limit
+
+
+_FAULTS: dict[str, Callable[[IngestSettings], None]] = {
+    "decode-panic": _panic,
+    "decode-segfault": _segfault,
+    "decode-abort": lambda settings: os.abort(),
+    "decode-kill": lambda settings: os.kill(os.getpid(), signal.SIGKILL),
+    "decode-memory": _exhaust_memory,
+    "decode-hang": lambda settings: time.sleep(10**6),
+}

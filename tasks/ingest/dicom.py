@@ -11,12 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
+import zlib
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pydicom
+from pydicom import uid
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
@@ -24,7 +26,7 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, p
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from tasks.ingest.records import DecodedImage, ImageMeta, SourceKeys, UnusableFile
+from tasks.ingest.records import DecodedImage, ImageMeta, SourceKeys, UnusableFile, failure_reason
 from tasks.ingest.settings import IngestSettings
 from tasks.ingest.slices import select_slices
 
@@ -33,6 +35,20 @@ PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 UNDEFINED_LENGTH = 0xFFFFFFFF  # encapsulated (compressed) Pixel Data has no fixed length
 DICOM_DATE = re.compile(r"\d{8}")
 CODE_STRING = re.compile(r"^[A-Z0-9 _]{1,16}$")  # DICOM CS values: safe to keep (no free text)
+CODECS = {  # transfer syntax -> the codec a failure reason names
+    uid.RLELossless: "RLE",
+    uid.JPEGBaseline8Bit: "JPEG baseline",
+    uid.JPEGExtended12Bit: "JPEG extended",
+    uid.JPEGLossless: "JPEG lossless",
+    uid.JPEGLosslessSV1: "JPEG lossless",
+    uid.JPEGLSLossless: "JPEG-LS",
+    uid.JPEGLSNearLossless: "JPEG-LS",
+    uid.JPEG2000Lossless: "JPEG 2000",
+    uid.JPEG2000: "JPEG 2000",
+    uid.HTJ2KLossless: "HTJ2K",
+    uid.HTJ2KLosslessRPCL: "HTJ2K",
+    uid.HTJ2K: "HTJ2K",
+}
 
 
 def decode_dicom(source: Path | bytes, settings: IngestSettings) -> list[DecodedImage]:
@@ -71,6 +87,8 @@ def _read(source: Path | bytes) -> Dataset:
 
     try:
         ds = read(force=False)
+    except zlib.error as error:  # Deflated Explicit VR Little Endian with a damaged deflate stream
+        raise UnusableFile("quarantined", failure_reason("deflate decoder", error), "zlib.error") from None
     except InvalidDicomError:
         try:
             ds = read(force=True)
@@ -145,10 +163,15 @@ def _pixels(ds: Dataset, voi_lut: bool) -> np.ndarray:
     try:
         # The same array as ds.pixel_array, minus that property's cache check (two scans of 12 elements).
         array = pixel_array(ds)
-    except ValueError as error:
-        if "bytes of pixel data" not in str(error):
-            raise
-        raise UnusableFile("quarantined", f"pixel data length mismatch: {error}", "ValueError") from None
+    except (KeyboardInterrupt, MemoryError):  # Ctrl-C; the worker's memory limit (reported as such)
+        raise
+    except BaseException as error:  # a decoder's failure of any kind, a Rust panic included
+        if isinstance(error, ValueError) and "bytes of pixel data" in str(error):
+            raise UnusableFile("quarantined", f"pixel data length mismatch: {error}", "ValueError") from None
+        codec = CODECS.get(ds.file_meta.TransferSyntaxUID, "DICOM")
+        raise UnusableFile(
+            "quarantined", failure_reason(f"{codec} decoder", error), type(error).__name__
+        ) from None
     photometric = str(_get(ds, "PhotometricInterpretation", "MONOCHROME2")).upper()
     frames = int(_get(ds, "NumberOfFrames", 1) or 1)
     if photometric == "PALETTE COLOR":

@@ -1,7 +1,10 @@
-"""What decoding produces and what a worker hands back: plain, picklable, non-identifying records.
+"""What decoding produces and what ingest keeps per file: plain, picklable records.
 
-`SourceKeys` is the one exception: the raw patient/study/series/instance identifiers, held in memory
-only long enough for the stage to turn them into salted pseudonyms. They are never written or logged.
+`DecodedImage` holds pixels (decoder output, in memory only). `FileState` is one source file as a
+worker reports it and as the stage keeps it between runs; its `ImageRecord`s say where each image is
+in the store. `SourceKeys` are the raw patient/study/series/instance identifiers, held in memory only
+long enough for the stage to turn them into the salted pseudonyms of a `FileState`; never written or
+logged.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ from typing import Literal
 import numpy as np
 
 from tasks.common.errors import RadflowError
+from tasks.common.shards import Record
 
 Disposition = Literal["ok", "skipped", "quarantined"]
+MAX_REASON = 300  # characters of an exception message kept in the (operator-only) quarantine report
 
 
 class UnusableFile(RadflowError):
@@ -28,6 +33,13 @@ class UnusableFile(RadflowError):
         self.disposition = disposition
         self.reason = reason
         self.exception_type = exception_type or type(self).__name__
+
+
+def failure_reason(what: str, error: BaseException) -> str:
+    """`<what> failed: <message>`, or `<what> panicked: ...` for a failure outside `Exception` (a Rust
+    panic reaches Python as pyo3's PanicException, a BaseException)."""
+    detail = " ".join(str(error).split())[:MAX_REASON] or type(error).__name__
+    return f"{what} {'failed' if isinstance(error, Exception) else 'panicked'}: {detail}"
 
 
 @dataclass(frozen=True)
@@ -68,7 +80,10 @@ class SourceKeys:
 
 @dataclass
 class DecodedImage:
-    """One 2D image: (H, W) or (H, W, 3), native integers or float32, modality units, bright = dense."""
+    """One 2D image: (H, W) or (H, W, 3), native integers or float32, modality units, bright = dense.
+
+    Every image of one file carries the same `meta` and `keys` (they come from the file's header).
+    """
 
     pixels: np.ndarray
     frame: int  # index within the source object; -1 for a maximum-intensity projection
@@ -77,27 +92,42 @@ class DecodedImage:
 
 
 @dataclass(frozen=True)
-class StoredImage:
-    """A decoded image after the worker saved it: everything but the pixels."""
+class ImageRecord:
+    """One decoded image in the store: where its pixels are and what they are (no identifier)."""
 
     image_id: str
     frame: int
     height: int
     width: int
     pixel_hash: str
-    offset: int  # where its record starts in the shard (tasks.common.shards)
+    shard: str  # the shard's file name (tasks.common.shards)
+    offset: int  # where its record starts in the shard
     nbytes: int  # record length, header included
-    meta: ImageMeta
-    keys: SourceKeys
-    shard: str = ""  # the shard's file name, known once the whole batch is stored
+
+    def record(self) -> Record:
+        """Its place in the image store."""
+        return Record(self.image_id, self.shard, self.offset, self.nbytes)
 
 
 @dataclass(frozen=True)
-class FileOutcome:
-    """What happened to one source file."""
+class FileState:
+    """One source file: as listed (size, mtime), what it decoded to, and its pseudonymised identifiers.
 
+    A worker reports it with the identifiers empty (the raw ones travel beside it as `SourceKeys`,
+    for the stage to pseudonymise); the stage keeps it between runs (`tasks.ingest.state`).
+    """
+
+    size: int
+    mtime_ns: int
+    source_hash: str  # tasks.common.hashing.content_hash of the file's bytes ("" if never read whole)
     disposition: Disposition
-    reason: str = ""
+    reason: str = ""  # why it is not "ok": specific, one line, no path or header value
     exception_type: str = ""
-    images: list[StoredImage] = field(default_factory=list)
-    source_hash: str = ""  # content hash of the source file ("" when it could not be read)
+    detail: str = ""  # what the decoder printed when it failed (operator-only quarantine report)
+    meta: ImageMeta = ImageMeta()  # shared by all its images
+    images: list[ImageRecord] = field(default_factory=list)
+    patient_id: str = ""  # salted pseudonyms ("" when the header carries none)
+    study_id: str = ""
+    series_id: str = ""
+    instance_id: str = ""  # of the SOP Instance UID, for the duplicate guard
+    accession_id: str = ""  # of the Accession Number, for labels keyed by accession

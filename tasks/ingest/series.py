@@ -11,9 +11,9 @@ from dataclasses import replace
 
 import numpy as np
 
+from tasks.ingest.records import FileState
 from tasks.ingest.settings import SliceStrategy
 from tasks.ingest.slices import select_slices
-from tasks.ingest.state import FileState
 
 VOLUME_MODALITIES = ("CT", "MR", "PT", "NM")
 
@@ -26,10 +26,9 @@ def select_series_slices(
         return files
     series: dict[str, list[str]] = {}
     for relative, state in files.items():
-        if state.disposition == "ok" and len(state.images) == 1:
-            image = state.images[0]
-            if image.series_id and image.meta.modality in VOLUME_MODALITIES:
-                series.setdefault(image.series_id, []).append(relative)
+        single = state.disposition == "ok" and len(state.images) == 1
+        if single and state.series_id and state.meta.modality in VOLUME_MODALITIES:
+            series.setdefault(state.series_id, []).append(relative)
     selected = dict(files)
     for members in series.values():
         if len(members) < 2:
@@ -50,4 +49,4 @@ def select_series_slices(
 
 
 def _position(state: FileState) -> float | None:
-    return state.images[0].meta.slice_position
+    return state.meta.slice_position

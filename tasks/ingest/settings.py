@@ -12,7 +12,7 @@ from tasks.common.params import Check, check_values, parse_section
 from tasks.ingest.patients import AUTO, compile_pattern
 
 SliceStrategy = Literal["middle", "n", "mip", "all"]
-DECODER_VERSION = 5  # bump when decoding changes, so incremental runs re-decode everything
+DECODER_VERSION = 6  # bump when decoding changes, so incremental runs re-decode everything
 CHECKS: dict[str, Check] = {  # what parse_section's types and choices do not catch
     "labels": (lambda v: v == "folders" or v.lower().endswith(".csv"), "folders, or a .csv in the source"),
     "slices": (lambda v: v >= 1, "an integer >= 1"),
@@ -23,6 +23,7 @@ CHECKS: dict[str, Check] = {  # what parse_section's types and choices do not ca
     "timeout_s": (lambda v: v > 0, "a number of seconds > 0"),
     "max_file_mb": (lambda v: v > 0, "a number of MB > 0"),
     "max_pixels": (lambda v: v > 0, "an integer > 0"),
+    "worker_memory_mb": (lambda v: v > 0, "a number of MB > 0"),
     "max_failed_fraction": (lambda v: 0 <= v <= 1, "a fraction from 0 to 1"),
     "dask_address": (lambda v: v is None or "://" in v, "null or an address such as tcp://10.0.0.5:8786"),
 }
@@ -43,6 +44,7 @@ class IngestSettings:
     predefined_split: bool
     workers: int
     timeout_s: float
+    worker_memory_mb: int
     max_file_mb: float
     max_pixels: int
     max_failed_fraction: float

@@ -1,17 +1,19 @@
 """The ingest stage: find source files, decode only what is new, and write the pseudonymised store.
 
-Flow: list files -> stop there if nothing changed since the last run (`lastrun`) -> reuse unchanged
-files (same size+mtime, or same content hash) -> decode the rest in isolated workers, into image
-shards -> pseudonymise -> drop stored images no file refers to -> assemble tables -> write outputs ->
-summary. Exits cleanly unless more than `ingest.max_failed_fraction` of the files were quarantined.
+Flow: list files -> stop there if nothing changed since the last run (the state's signature) -> reuse
+unchanged files (same size+mtime, or same content hash) -> decode the rest in isolated workers, into
+image shards -> pseudonymise -> drop stored images no file refers to -> assemble tables -> write
+outputs and state -> summary. Exits cleanly unless more than `ingest.max_failed_fraction` of the
+files were quarantined.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +22,17 @@ from tasks.common.hashing import file_content_hash
 from tasks.common.paths import project_paths
 from tasks.common.shards import Record, compact, holds, shard_sizes
 from tasks.ingest.assemble import assemble
-from tasks.ingest.decode import Job
 from tasks.ingest.labels import FOLDERS, LabelIndex
-from tasks.ingest.lastrun import record_run, run_signature, unchanged_since_last_run
-from tasks.ingest.overview import overview
+from tasks.ingest.overview import Overview, overview
 from tasks.ingest.progress import DecodeProgress, Summary, reason_category
 from tasks.ingest.pseudonym import load_salt, pseudonym, salt_check
-from tasks.ingest.records import FileOutcome
+from tasks.ingest.records import FileState, ImageRecord, SourceKeys
 from tasks.ingest.runner import run_jobs
 from tasks.ingest.series import select_series_slices
 from tasks.ingest.settings import IngestSettings, load_settings
-from tasks.ingest.state import STATE_FILE, FileState, ImageRecord, load_state, save_state
+from tasks.ingest.state import last_counts, load_state, run_signature, save_state
 from tasks.ingest.store import IMAGES_DIR, PRIVATE_TABLES, write_tables
+from tasks.ingest.worker import Job, Reported
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +53,18 @@ def run_ingest(settings: IngestSettings, ingested: Path, private: Path) -> Summa
     images_dir = ingested / IMAGES_DIR
     images_dir.mkdir(parents=True, exist_ok=True)
     sources = _list_sources(settings)
-    watched = [ingested / "manifest.csv", *(private / name for name in PRIVATE_TABLES), private / STATE_FILE]
+    watched = [ingested / "manifest.csv", *(private / name for name in PRIVATE_TABLES)]
     if settings.labels != FOLDERS:
         watched.append(settings.source / settings.labels)
-    settings_key = f"{settings!r}|{salt_check(salt)}"
-    summary = unchanged_since_last_run(private, run_signature(settings_key, sources, images_dir, watched))
-    if summary is None:
-        summary = _update(settings, sources, labels, salt, fingerprint, ingested, private)
-        record_run(private, run_signature(settings_key, sources, images_dir, watched), summary)
+    settings_key = f"{fingerprint}|{settings!r}"  # the decoder version too: an upgrade re-decodes
+    counts = last_counts(private, run_signature(settings_key, sources, images_dir, watched))
+    if counts is None:
+        current, summary = _update(settings, sources, labels, salt, fingerprint, ingested, private)
+        signature = run_signature(settings_key, sources, images_dir, watched)  # as this run leaves it
+        save_state(private, fingerprint, current, signature, _counts(summary))
     else:
         log.info("ingest: nothing changed since the last run")
+        summary = _unchanged(counts)
     summary.render()
     failed = sum(summary.quarantined.values())
     if sources and failed / len(sources) > settings.max_failed_fraction:
@@ -80,17 +83,16 @@ def _update(
     fingerprint: str,
     ingested: Path,
     private: Path,
-) -> Summary:
-    """Decode what is new or changed, then rewrite the store, state and tables to match the sources."""
+) -> tuple[dict[str, FileState], Summary]:
+    """Decode what is new or changed, then rewrite the store and tables to match the sources; returns
+    the state to save and the counts."""
     images_dir = ingested / IMAGES_DIR
     previous = load_state(private, fingerprint)
     current, jobs = _plan(settings, sources, previous, images_dir)
     summary = Summary(files=len(sources), reused=len(current))
-    _decode(settings, jobs, sources, current, salt, summary)
+    _decode(settings, jobs, current, salt, summary)
     current = _compact_store(images_dir, current)
     summary.pruned = len(_image_ids(previous) - _image_ids(current))
-    if current != previous:  # a run that decoded and dropped nothing skips re-serialising the state
-        save_state(private, fingerprint, current)
     tables = assemble(select_series_slices(current, settings.slice_strategy, settings.slices), labels, salt)
     write_tables(tables, ingested, private)
     summary.images = len(tables.manifest)
@@ -99,7 +101,26 @@ def _update(
     for row in tables.quarantine:
         counter = summary.quarantined if row["disposition"] == "quarantined" else summary.skipped
         counter[reason_category(str(row["reason"]))] += 1
-    return summary
+    return current, summary
+
+
+def _counts(summary: Summary) -> dict[str, Any]:
+    """The summary as JSON for the state's header (Counters become dicts, the overview a dict)."""
+    counts = {
+        key: dict(value) if isinstance(value, Counter) else value for key, value in vars(summary).items()
+    }
+    return {**counts, "overview": asdict(summary.overview)}
+
+
+def _unchanged(counts: dict[str, Any]) -> Summary:
+    """The summary of a run with nothing to do: the last run's counts, every file reused."""
+    fields: dict[str, Any] = {
+        key: Counter(value) if isinstance(value, dict) else value
+        for key, value in counts.items()
+        if key in Summary.__dataclass_fields__ and key != "overview"  # and not what an older version kept
+    }
+    summary = Summary(**fields, overview=Overview(**counts.get("overview", {})))
+    return replace(summary, decoded=0, reused=summary.files, pruned=0)
 
 
 def _list_sources(settings: IngestSettings) -> dict[str, os.stat_result]:
@@ -176,7 +197,15 @@ def _plan(
             current[relative] = replace(known, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
         else:  # identical new files decode once when their hash is known, else each on its own
             jobs.setdefault(digest or relative, []).append(
-                Job(settings.source / relative, relative, digest, images_dir, settings)
+                Job(
+                    settings.source / relative,
+                    relative,
+                    digest,
+                    stat.st_size,
+                    stat.st_mtime_ns,
+                    images_dir,
+                    settings,
+                )
             )
     return current, jobs
 
@@ -214,52 +243,44 @@ def _relocated(image: ImageRecord, record: Record | None) -> ImageRecord:
 def _decode(
     settings: IngestSettings,
     jobs: dict[str, list[Job]],
-    sources: dict[str, os.stat_result],
     current: dict[str, FileState],
     salt: bytes,
     summary: Summary,
 ) -> None:
-    """Decode one job per distinct content; every path holding that content gets the outcome.
-
-    Each file's size and mtime are recorded as listed, before it was read: a file that changes while
-    it decodes then looks changed to the next run, which hashes it again.
-    """
+    """Decode one job per distinct content; every path holding that content gets the outcome, with
+    its own size and mtime as listed."""
     unique = [group[0] for group in jobs.values()]
     with DecodeProgress(total=len(unique)) as bar:
 
-        def on_done(job: Job, outcome: FileOutcome) -> None:
+        def on_done(job: Job, report: Reported, printed: str) -> None:
+            state = _kept(*report, printed, salt)
             for same in jobs[job.source_hash or job.relative]:
-                stat = sources[same.relative]
-                digest = outcome.source_hash or job.source_hash
-                current[same.relative] = _to_state(stat.st_size, stat.st_mtime_ns, digest, outcome, salt)
+                current[same.relative] = (
+                    state if same is job else replace(state, size=same.size, mtime_ns=same.mtime_ns)
+                )
             summary.decoded += 1
             bar.advance()
 
-        run_jobs(unique, settings.workers, settings.timeout_s, settings.dask_address, on_done)
+        run_jobs(unique, settings, on_done)
     log.info("ingest decoded %d distinct files", len(unique))
 
 
-def _to_state(size: int, mtime_ns: int, source_hash: str, outcome: FileOutcome, salt: bytes) -> FileState:
-    """Pseudonymise a worker's outcome; the raw keys end here."""
-    images = [
-        ImageRecord(
-            image_id=image.image_id,
-            frame=image.frame,
-            height=image.height,
-            width=image.width,
-            pixel_hash=image.pixel_hash,
-            shard=image.shard,
-            offset=image.offset,
-            nbytes=image.nbytes,
-            meta=image.meta,
-            patient_id=pseudonym("P", image.keys.patient, salt) if image.keys.patient else "",
-            study_id=pseudonym("S", image.keys.study, salt) if image.keys.study else "",
-            series_id=pseudonym("R", image.keys.series, salt) if image.keys.series else "",
-            instance_id=pseudonym("I", image.keys.instance, salt) if image.keys.instance else "",
-            accession_id=pseudonym("A", image.keys.accession, salt) if image.keys.accession else "",
-        )
-        for image in outcome.images
-    ]
-    return FileState(
-        size, mtime_ns, source_hash, outcome.disposition, outcome.reason, outcome.exception_type, images
+def _kept(state: FileState, keys: SourceKeys, printed: str, salt: bytes) -> FileState:
+    """A worker's report as the stage keeps it: its raw identifiers turned into salted pseudonyms (the
+    raw keys end here), and what the decoder printed if the file failed (the operator's detail)."""
+    detail = printed if state.disposition != "ok" else ""
+    if keys == SourceKeys() and not detail:
+        return state
+
+    def alias(prefix: str, value: str) -> str:
+        return pseudonym(prefix, value, salt) if value else ""
+
+    return replace(
+        state,
+        detail=detail,
+        patient_id=alias("P", keys.patient),
+        study_id=alias("S", keys.study),
+        series_id=alias("R", keys.series),
+        instance_id=alias("I", keys.instance),
+        accession_id=alias("A", keys.accession),
     )

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks.ingest.lastrun import LAST_RUN_FILE
+from tasks.ingest.state import STATE_FILE
 from tests.dicom_factory import identity, write_dicom, write_nifti
 from tests.fault.harness import write_params
 from tests.project import run, tool_env
@@ -42,15 +42,18 @@ def _project(root: Path, source: Path) -> Path:
 
 
 def _outputs(project: Path) -> dict[str, bytes]:
-    """Every file ingest produced (tables, images, private reports), by relative path; not the salt
-    (generated per project) nor the last-run record (it signs this project's paths and mtimes)."""
+    """Every file ingest produced (tables, images, private reports, state), by relative path; not the
+    salt (generated per project) nor the state's header line (it signs this project's paths and mtimes)."""
     folders = [project / "data/ingested", project / "private"]
-    return {
+    outputs = {
         str(path.relative_to(project)): path.read_bytes()
         for folder in folders
         for path in sorted(folder.rglob("*"))
-        if path.is_file() and path.name not in ("salt", LAST_RUN_FILE)
+        if path.is_file() and path.name != "salt"
     }
+    state = f"private/{STATE_FILE}"
+    outputs[state] = outputs[state].split(b"\n", 1)[1]
+    return outputs
 
 
 def test_ingest_killed_mid_run_then_rerun_equals_an_uninterrupted_run(tmp_path: Path) -> None:
