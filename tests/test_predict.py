@@ -69,7 +69,7 @@ def test_predict_writes_probabilities_keyed_by_pseudonyms(setup: tuple[dict, Pat
     predict_files([inputs], params=params, model="champion", out=out, gradcam_dir=inputs.parent / "cams")
     rows = pd.read_csv(out) if suffix == ".csv" else pd.DataFrame(json.loads(out.read_text()))
     ok = rows[rows["status"] == "ok"]
-    assert len(ok) == 1 and list(rows["status"]) == ["ok", "skipped"]
+    assert len(ok) == 1 and list(rows["status"]) == ["ok", "quarantined"]
     assert "not DICOM" in rows["reason"].iloc[1]
     assert ok["patient_id"].iloc[0].startswith("P-") and "SECRET" not in out.read_text()
     assert np.allclose(ok[[f"prob_{c}" for c in CLASSES]].to_numpy(), 1 / 3, atol=1e-5)
@@ -143,11 +143,11 @@ def test_predict_exits_non_zero_when_nothing_could_be_classified(
     failed = runner.invoke(app, ["predict", "inputs", "--out", "p.csv"])
     assert failed.exit_code == 1 and "Traceback" not in failed.output
     assert "no input could be classified" in failed.output
-    assert list(pd.read_csv(tmp_path / "p.csv")["status"]) == ["skipped", "out_of_distribution"]
+    assert list(pd.read_csv(tmp_path / "p.csv")["status"]) == ["quarantined", "out_of_distribution"]
     chest_dicom(inputs / "chest.dcm", np.random.default_rng(4))
     passed = runner.invoke(app, ["predict", "inputs", "--out", "p.csv"])
     assert passed.exit_code == 0, passed.output
-    assert "1 image(s) classified, 1 out of distribution (not classified), 1 file(s) skipped" in passed.output
+    assert "1 image(s) classified, 1 out of distribution (not classified), 0 file(s) skipped, 1 quarantined" in passed.output
 
 
 def test_gradcam_files_are_named_after_the_inputs() -> None:

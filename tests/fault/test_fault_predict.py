@@ -49,10 +49,11 @@ def test_damaged_files_get_their_reason_and_the_rest_is_classified(
     monkeypatch.setenv(FAULT_ENV, "decode-segfault:victim.dcm")
     out = inputs.parent / "predictions.csv"
     predict_files([inputs], params=params, model="champion", out=out, gradcam_dir=None)
-    status = pd.read_csv(out).set_index("source_path")["status"]
-    assert status[str(inputs / "good.dcm")] == "ok"
-    assert status[str(inputs / "victim.dcm")].startswith("quarantined: decoder crashed:")
-    assert status[str(inputs / "rle.dcm")].startswith("quarantined: RLE decoder panicked:")
+    rows = pd.read_csv(out, keep_default_na=False).set_index("source_path")
+    assert rows.loc[str(inputs / "good.dcm"), "status"] == "ok"
+    for name, reason in (("victim.dcm", "decoder crashed:"), ("rle.dcm", "RLE decoder panicked:")):
+        assert rows.loc[str(inputs / name), "status"] == "quarantined"
+        assert rows.loc[str(inputs / name), "reason"].startswith(reason)
     output = "".join(capfd.readouterr())
     assert [noise for noise in NOISE if noise in output] == [], output
 
@@ -65,5 +66,5 @@ def test_a_lone_damaged_file_fails_predict_with_its_reason(project: tuple[dict, 
     )
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
-    assert "no image could be classified" in output and "RLE decoder panicked" in output
+    assert "no input could be classified" in output and "RLE decoder panicked" in output
     assert [noise for noise in NOISE if noise in output] == [], output
