@@ -1,7 +1,9 @@
 """Classify new DICOM/NIfTI/image files with a registered model, through the training-time code paths.
 
 Files are decoded by ingest's `decode_path` and transformed by preprocess's `image_to_tensor`, so a
-prediction sees exactly what training saw. The model comes from the registry, verified by checksum.
+prediction sees exactly what training saw. The model comes from the registry, verified by checksum,
+and so does its operating point: the abnormal-vs-negative decision is made exactly as evaluate made
+it (tasks.common.operating), at the threshold registered with the model's metrics.
 The output is the user's own file: it names the source paths they passed, next to pseudonymised ids.
 """
 
@@ -18,9 +20,10 @@ import models
 from models.registry import Registry
 from tasks.common.atomic import atomic_path, write_json
 from tasks.common.errors import RadflowError
+from tasks.common.operating import OperatingPoint, from_record, log_probabilities
 from tasks.common.params import parse_section
 from tasks.common.paths import project_paths
-from tasks.common.scoring import predict_probabilities
+from tasks.common.scoring import predict_logits
 from tasks.evaluate.gradcam import gradcam_map, save_overlay
 from tasks.ingest.decode import decode_path, image_id, read_source
 from tasks.ingest.pseudonym import load_salt, pseudonym
@@ -101,24 +104,60 @@ def predict_files(
     frame = pd.DataFrame(records, columns=["source_path", "frame", "image_id", "patient_id", "status"])
     frame["frame"] = frame["frame"].astype("Int64")  # integer frames; empty for skipped files
     ok = (frame["status"] == "ok").to_numpy()
-    probs = np.full((len(frame), len(classes)), np.nan)
+    logits = np.full((len(frame), len(classes)), np.nan)
     if tensors:
         images = np.stack(tensors)  # (N, 1, S, S)
-        probs[ok] = predict_probabilities(network, config, images, np.arange(len(images)), batch_size)
+        logits[ok] = predict_logits(network, config, images, np.arange(len(images)), batch_size)
         if gradcam_dir is not None:
             for position, image in enumerate(images):
-                predicted = int(probs[ok][position].argmax())
+                predicted = int(logits[ok][position].argmax())
                 heat = gradcam_map(network, config, image, predicted)
                 image_id = frame.loc[ok, "image_id"].iloc[position]
                 save_overlay(gradcam_dir / f"{image_id}.png", image, heat, f"predicted {classes[predicted]}")
-    for k, name in enumerate(classes):
-        frame[f"prob_{name}"] = probs[:, k]
-    frame["predicted_label"] = [classes[int(np.argmax(p))] if ok[i] else "" for i, p in enumerate(probs)]
+    operating = from_record(registered.metrics, classes, params["evaluate"]["negative_class"])
+    frame = frame.join(decision_columns(logits, ok, classes, operating))
     frame["model_version"] = registered.version
     if out.suffix.lower() == ".json":
         write_json(out, json.loads(frame.to_json(orient="records")))
     else:
         with atomic_path(out) as tmp:
             frame.to_csv(tmp, index=False)
-    print(f"predict: {int(ok.sum())} image(s) classified, {int((~ok).sum())} file(s) skipped -> {out}")
+    rule = (
+        f"abnormal vs {operating.negative_class} at log-odds >= {operating.threshold:.6g}"
+        if operating is not None
+        else "no registered operating threshold: most probable class only"
+    )
+    print(
+        f"predict: model v{registered.version} ({rule}): {int(ok.sum())} image(s) classified, "
+        f"{int((~ok).sum())} file(s) skipped -> {out}"
+    )
     return frame
+
+
+def decision_columns(
+    logits: np.ndarray, ok: np.ndarray, classes: list[str], operating: OperatingPoint | None
+) -> pd.DataFrame:
+    """Per-class probabilities, the abnormal log-odds, the thresholded decision and the label it gives.
+
+    `predicted_label` is the operating point's decision (the negative class, or the most probable
+    abnormal class when flagged), as evaluate scored it; without a registered threshold it is the most
+    probable class and `abnormal` stays empty. Rows of skipped files stay empty.
+    """
+    columns = pd.DataFrame(index=range(len(logits)))
+    probs = np.full(logits.shape, np.nan)
+    probs[ok] = np.exp(log_probabilities(logits[ok]))
+    for k, name in enumerate(classes):
+        columns[f"prob_{name}"] = probs[:, k]
+    labels = np.full(len(logits), "", dtype=object)
+    columns["abnormal_log_odds"] = np.nan
+    columns["abnormal"] = pd.array([pd.NA] * len(logits), dtype="boolean")
+    if operating is None:
+        labels[ok] = np.asarray(classes, dtype=object)[logits[ok].argmax(axis=1)]
+    elif ok.any():
+        score, flagged, decided = operating.decide(logits[ok])
+        columns.loc[ok, "abnormal_log_odds"] = score
+        columns.loc[ok, "abnormal"] = flagged
+        labels[ok] = np.asarray(classes, dtype=object)[decided]
+    columns["predicted_label"] = labels
+    columns["threshold"] = np.nan if operating is None else operating.threshold
+    return columns
