@@ -15,6 +15,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 import tasks.evaluate.evaluation as evaluation
 import tasks.evaluate.stage as evaluate
 from tasks.common.metrics import (
+    binary_auc,
     choose_threshold,
     confusion,
     expected_calibration_error,
@@ -90,6 +91,13 @@ def test_multiclass_auc_is_one_vs_rest_macro() -> None:
     # 1 - p0 for abnormal rows (.8 .9 .5 .8) >= .6: 3 of 4; normal rows (.4 .7): one below -> spec 1/2.
     assert m["sensitivity"] == pytest.approx(0.75)
     assert m["specificity"] == pytest.approx(0.5)
+
+
+def test_rank_auc_equals_scikit_learn_with_ties() -> None:
+    rng = np.random.default_rng(0)
+    positive = rng.integers(0, 2, 200).astype(bool)
+    score = np.round(rng.normal(size=200) + positive, 1)  # many ties
+    assert binary_auc(positive, score) == pytest.approx(roc_auc_score(positive, score), abs=1e-12)
 
 
 def test_threshold_rules() -> None:

@@ -14,13 +14,13 @@ from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn.metrics import (
     accuracy_score,
     average_precision_score,
     balanced_accuracy_score,
     confusion_matrix,
     precision_recall_fscore_support,
-    roc_auc_score,
     roc_curve,
 )
 
@@ -71,6 +71,17 @@ def class_log_odds(logits: np.ndarray, k: int) -> np.ndarray:
     return -abnormal_log_odds(logits, k)
 
 
+def binary_auc(positive: np.ndarray, score: np.ndarray) -> float:
+    """ROC-AUC of (N,) scores for (N,) booleans by the Mann-Whitney rank identity: the value sklearn's
+    roc_auc_score gives (ties count half), ~30x faster, which the 1000-resample bootstraps need."""
+    n_positive = int(positive.sum())
+    n_negative = len(positive) - n_positive
+    if n_positive == 0 or n_negative == 0:
+        return math.nan
+    ranks = rankdata(score)  # average ranks for ties
+    return float((ranks[positive].sum() - n_positive * (n_positive + 1) / 2) / (n_positive * n_negative))
+
+
 def roc_auc(labels: np.ndarray, logits: np.ndarray) -> float:
     """ROC-AUC; one-vs-rest macro average over the classes present when there are more than two.
 
@@ -79,7 +90,7 @@ def roc_auc(labels: np.ndarray, logits: np.ndarray) -> float:
     present = np.unique(labels)
     if len(present) < 2:
         return math.nan
-    return _safe(lambda: np.mean([roc_auc_score(labels == k, class_log_odds(logits, k)) for k in present]))
+    return float(np.mean([binary_auc(labels == k, class_log_odds(logits, k)) for k in present]))
 
 
 def pr_auc(labels: np.ndarray, logits: np.ndarray) -> float:

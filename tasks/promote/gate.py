@@ -73,7 +73,9 @@ def check_baseline(metrics: dict[str, Any], settings: PromoteParams) -> dict[str
     }
 
 
-def refusals(floors: dict[str, dict[str, Any]], baseline: dict[str, Any], metrics: dict[str, Any]) -> list:
+def refusals(
+    floors: dict[str, dict[str, Any]], baseline: dict[str, Any], metrics: dict[str, Any]
+) -> list[str]:
     """Why the candidate cannot be promoted whatever the champion is (empty: nothing against it)."""
     reasons = []
     if not all(floor["met"] for floor in floors.values()):
