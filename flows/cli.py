@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 if TYPE_CHECKING:
     from models.registry import Registry
@@ -45,8 +46,8 @@ def user_errors() -> Iterator[None]:
     """Turn the one domain error into a readable message and exit code 1: no traceback for a user mistake."""
     try:
         yield
-    except RadflowError as error:
-        console.print(f"[bold red]error:[/] {error}")
+    except RadflowError as error:  # one line however long (no wrapping), brackets in it printed as is
+        console.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True)
         raise typer.Exit(code=1) from None
 
 
@@ -82,9 +83,11 @@ def demo_data(
 @app.command("retrain")
 def retrain(overrides: SetOption = None) -> None:
     """Run the DVC pipeline as a Prefect flow (one task per stage)."""
+    from flows.preflight import check_params
     from flows.retrain import retrain_flow
 
     with user_errors():
+        check_params(load_params(overrides=overrides))  # before a Prefect server or stage starts
         retrain_flow(overrides=overrides or [])
 
 

@@ -60,8 +60,8 @@ def training_reasons(training: TrainingRecord, loss_fraction: float) -> list[str
     loss = training.final_loss
     if loss is not None and loss > loss_fraction * training.chance_loss:
         return [
-            f"training loss stayed near chance: final {loss:.3f} vs {training.chance_loss:.3f} for a "
-            "model that learned nothing, so the network did not fit its training split"
+            f"training loss did not fall below chance: final {loss:.3f} vs {training.chance_loss:.3f} for "
+            "a model that learned nothing, so the network did not fit its training split"
         ]
     return []
 

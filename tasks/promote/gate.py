@@ -33,6 +33,7 @@ class PromoteParams:
     min_sensitivity: float
     min_specificity: float
     min_margin_over_baseline: float
+    require_learned: bool
     bootstrap_samples: int
     batch_size: int
     lock_timeout_s: float
@@ -73,20 +74,28 @@ def check_baseline(metrics: dict[str, Any], settings: PromoteParams) -> dict[str
     }
 
 
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def refusals(
-    floors: dict[str, dict[str, Any]], baseline: dict[str, Any], metrics: dict[str, Any]
+    floors: dict[str, dict[str, Any]],
+    baseline: dict[str, Any],
+    metrics: dict[str, Any],
+    require_learned: bool,
 ) -> list[str]:
     """Why the candidate cannot be promoted whatever the champion is (empty: nothing against it)."""
     reasons = []
     if not all(floor["met"] for floor in floors.values()):
         reasons.append("floors not met: " + ", ".join(name for name, f in floors.items() if not f["met"]))
-    if metrics.get("learned") is not True:
+    if require_learned and metrics.get("learned") is not True:
         why = "; ".join(metrics.get("learning_warnings") or ["the evaluation records no learning check"])
         reasons.append(f"the model did not learn: {why}")
     if not baseline["met"]:
         reasons.append(
-            f"test ROC-AUC {baseline['value']} does not beat the simple baseline's {baseline['baseline']} "
-            f"by promote.min_margin_over_baseline {baseline['margin']} (needs {baseline['required']})"
+            f"test ROC-AUC {_fmt(baseline['value'])} does not beat the simple baseline's "
+            f"{_fmt(baseline['baseline'])} by promote.min_margin_over_baseline {baseline['margin']} "
+            f"(needs {_fmt(baseline['required'])})"
         )
     return reasons
 
@@ -148,7 +157,7 @@ def decide(
     """The gate's decision and every number behind it (nothing is written here)."""
     floors = check_floors(metrics, settings)
     baseline = check_baseline(metrics, settings)
-    against = refusals(floors, baseline, metrics)
+    against = refusals(floors, baseline, metrics, settings.require_learned)
     champion = registry.aliases()["champion"]
     decision: dict[str, Any] = {
         "champion_before": champion, "floors": floors, "baseline": baseline, "comparison": None
