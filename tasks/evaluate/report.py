@@ -72,7 +72,7 @@ def warning_section(warnings: list[str], learned: bool) -> list[Section]:
     if not warnings:
         return []
     title = "WARNING: the model did not learn" if not learned else "WARNING: read these numbers with care"
-    return [Section(title, [f"- {text}" for text in warnings], alarm=True)]
+    return [Section(title, list(warnings), alarm=True)]
 
 
 def card_sections(
@@ -138,7 +138,10 @@ def card_sections(
         ),
         Section(
             "Data summary",
-            ["Images per class and split (splits made by patient, so no patient is in two splits)."],
+            [
+                "Images per class and split (splits are made by patient where patient ids are known, so "
+                "no patient is in two splits; see the warnings above when they are not)."
+            ],
             ["class", "train", "val", "test"],
             [[str(label), *map(str, row)] for label, row in counts.iterrows()],
         ),
@@ -196,7 +199,9 @@ def model_card(sections: list[Section]) -> str:
     """Markdown rendering of the sections."""
     lines = ["# Model card: radflow candidate", ""]
     for section in sections:
-        paragraphs = [f"> **{text}**" for text in section.paragraphs] if section.alarm else section.paragraphs
+        paragraphs = (
+            [f"> - **{text}**" for text in section.paragraphs] if section.alarm else section.paragraphs
+        )
         lines += [f"## {section.title}", "", *paragraphs, ""]
         if section.header:
             lines.append("| " + " | ".join(section.header) + " |")
@@ -214,7 +219,7 @@ def _embed(path: Path) -> str:
 
 def _html_section(section: Section) -> str:
     if section.alarm:
-        items = "".join(f"<li>{html.escape(text.removeprefix('- '))}</li>" for text in section.paragraphs)
+        items = "".join(f"<li>{html.escape(text)}</li>" for text in section.paragraphs)
         return f'<div class="alarm"><h2>{html.escape(section.title)}</h2><ul>{items}</ul></div>'
     parts = [f"<h2>{html.escape(section.title)}</h2>"]
     parts += [f"<p>{html.escape(text)}</p>" for text in section.paragraphs]
