@@ -28,7 +28,8 @@ from tasks.common.operating import abnormal_log_odds
 from tasks.common.params import parse_section
 from tasks.common.record import HEADLINE_KEYS
 from tasks.common.scoring import TensorStore
-from tasks.evaluate.training import TrainingRecord
+from tasks.evaluate.checks import training_reasons
+from tasks.evaluate.training import TrainingRecord, read_training_record
 from tests.tiny_pipeline import make_store, project_params, save_candidate, train_tiny
 
 # Binary example: labels 0,0,1,1 with p(class 1) = 0.1, 0.4, 0.35, 0.8. Log-probabilities are logits.
@@ -272,3 +273,22 @@ def test_stage_writes_every_output(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "Model against the simple baseline" in card and "simple baseline ROC-AUC" in html
     # The tiny store's validation split holds 4 normal images: the card says the threshold is shaky.
     assert "WARNING" in card and "cannot be trusted" in card and 'class="alarm"' in html
+
+
+def test_training_record_prefers_the_train_sides_summary(tmp_path: Path) -> None:
+    live = tmp_path / "live"
+    live.mkdir()
+    (live / "metrics.json").write_text(json.dumps({"train_loss": 0.69, "step": 29}))
+    labels = np.array([0] * 90 + [1] * 10)
+    # No summary: DVCLive's final loss against chance, ln 2 for a class-balanced loss ...
+    record = read_training_record({"train": {"class_balance": "weighted_loss"}}, live, labels, 2)
+    assert record.chance_loss == pytest.approx(np.log(2)) and record.final_loss == pytest.approx(0.69)
+    assert "did not fall below chance: final 0.690 vs 0.693" in training_reasons(record, 0.9)[0]
+    # ... and the entropy of the class frequencies for an unweighted one (0.325 at 10% prevalence).
+    unweighted = read_training_record({"train": {"class_balance": "none"}}, live, labels, 2)
+    assert unweighted.chance_loss == pytest.approx(0.325, abs=1e-3)
+    # The train side's own verdict wins when the model carries one.
+    summary = {"learned": False, "reason": "final loss 0.69 = ln 2 after 30 epochs"}
+    judged = read_training_record({"training_summary": summary}, live, labels, 2)
+    assert training_reasons(judged, 0.9) == ["training did not learn: final loss 0.69 = ln 2 after 30 epochs"]
+    assert training_reasons(read_training_record({}, tmp_path / "none", labels, 2), 0.9) == []
