@@ -1,5 +1,6 @@
 """Prefect artifacts that mirror the run's files: metrics next to the champion's, the promotion
-decision, the HTML report link and the commit-ready summary.
+decision, the HTML report link, the commit-ready summary, and the evaluation's warnings (a model that
+did not learn, data too thin for its numbers) with a flow state a person notices.
 
 Keys are stable so the Prefect UI shows each artifact's history across weekly runs. Files are the
 truth (STYLE.md §9): everything here is read from what the stages wrote, defensively, because a run
@@ -9,31 +10,29 @@ published: no image, patient or source identifiers.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.client.schemas.objects import State
+from prefect.states import Completed
 
 from flows.summary import RunSummary, flatten_numbers
 from tasks.common.errors import RadflowError
+from tasks.common.metrics import HEADLINE_METRICS
 from tasks.common.paths import ProjectPaths
+from tasks.common.record import read_object, read_record
 
 METRICS_KEY = "retrain-metrics"
 PROMOTION_KEY = "retrain-promotion"
 REPORT_KEY = "retrain-report"
 SUMMARY_KEY = "retrain-summary"
-# Headline metrics shown in the table (evaluate's top-level keys, CONTRACTS.md).
-HEADLINE = ("roc_auc", "pr_auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "ece")
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """A JSON object from `path`, or {} when it is missing or unreadable (the run may have stopped early)."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+WARNINGS_KEY = "retrain-warnings"
+NOT_LEARNED = "NotLearned"  # flow state name when the evaluation says the model did not learn
+WARNING = "Warning"  # flow state name when it only warns (e.g. a validation split too small)
+# Rows of the metrics table: evaluate's headline metrics and the simple baseline beside them.
+HEADLINE = (*HEADLINE_METRICS, "baseline_roc_auc", "threshold")
+read_json = read_object  # a JSON object from a path, or {} when missing or unreadable
 
 
 def champion_metrics(registry_root: Path, promotion: dict[str, Any]) -> dict[str, float]:
@@ -81,9 +80,31 @@ def is_promoted(promotion: dict[str, Any]) -> bool:
     return bool(promotion.get("promoted", promotion.get("decision") == "promoted"))
 
 
+def warnings_markdown(record: dict[str, Any]) -> str:
+    """The evaluation's warnings as markdown (empty when it had none)."""
+    learning, data = record.get("learning_warnings") or [], record.get("data_warnings") or []
+    if not learning and not data:
+        return ""
+    title = "The model did not learn" if record.get("learned") is False else "Read these numbers with care"
+    return "\n".join([f"## {title}", "", *[f"- {text}" for text in [*learning, *data]]]) + "\n"
+
+
+def warning_state(project: Path, paths: ProjectPaths, data: Any) -> State[Any] | None:
+    """Publish the evaluation's warnings and return the Completed state the flow should end in:
+    named NotLearned or Warning, with the reasons as its message. None when there is nothing to say."""
+    record = read_record(project / paths.evaluation)
+    markdown = warnings_markdown(record)
+    if not markdown:
+        return None
+    create_markdown_artifact(key=WARNINGS_KEY, markdown=markdown, description="Evaluation warnings")
+    name = NOT_LEARNED if record.get("learned") is False else WARNING
+    reasons = [*(record.get("learning_warnings") or []), *(record.get("data_warnings") or [])]
+    return Completed(name=name, message="; ".join(reasons), data=data)
+
+
 def publish_artifacts(project: Path, paths: ProjectPaths, summary: RunSummary) -> dict[str, Any]:
     """Create the four artifacts; returns the promotion decision for the notification hook."""
-    metrics = flatten_numbers(read_json(project / paths.evaluation / "metrics.json"))
+    metrics = flatten_numbers(read_record(project / paths.evaluation))
     promotion = read_json(project / paths.promotion / "promotion.json")
     create_table_artifact(
         key=METRICS_KEY,

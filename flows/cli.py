@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 if TYPE_CHECKING:
     from models.registry import Registry
@@ -56,7 +57,8 @@ def user_errors() -> Iterator[None]:
 
 
 def _fail(error: RadflowError) -> NoReturn:
-    console.print(f"[bold red]error:[/] {error}", soft_wrap=True)  # one line, however narrow the terminal
+    # One line however long (no wrapping); brackets in the message are printed as they are.
+    console.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True)
     raise typer.Exit(code=record_failure(error)) from None
 
 
@@ -92,9 +94,11 @@ def demo_data(
 @app.command("retrain")
 def retrain(overrides: SetOption = None) -> None:
     """Run the DVC pipeline as a Prefect flow (one task per stage)."""
+    from flows.preflight import check_params
     from flows.retrain import retrain_flow
 
     with user_errors():
+        check_params(load_params(overrides=overrides))  # before a Prefect server or stage starts
         retrain_flow(overrides=overrides or [])
 
 

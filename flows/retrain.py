@@ -21,7 +21,7 @@ from prefect.client.schemas.objects import FlowRun, State, TaskRun
 from prefect.states import Completed
 from prefect.tasks import Task, exponential_backoff
 
-from flows.artifacts import PROMOTION_KEY, is_promoted, publish_artifacts, read_json
+from flows.artifacts import PROMOTION_KEY, is_promoted, publish_artifacts, read_json, warning_state
 from flows.dvc_stages import TransientStageFailure, run_stage, stage_order
 from flows.lock import project_lock
 from flows.notify import notify
@@ -164,4 +164,8 @@ def retrain_flow(overrides: list[str]) -> State[Any] | dict[str, Any]:
                 f"registry version {promotion.get('version')} is the new champion (see {PROMOTION_KEY})",
                 logger.warning,
             )
-        return {"ran": summary.ran, "skipped": summary.skipped, "dvc_lock_changed": summary.lock_changed}
+        result = {"ran": summary.ran, "skipped": summary.skipped, "dvc_lock_changed": summary.lock_changed}
+        warned = warning_state(project, paths, result)  # a model that did not learn is never silent
+        if warned is not None:
+            logger.warning("evaluation warnings: %s", warned.message)
+        return warned or result

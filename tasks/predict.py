@@ -3,7 +3,9 @@
 Files are decoded by ingest's decoders, in isolated workers (`tasks.ingest.runner.decode_files`: a
 file that crashes a decoder costs that file only), and transformed by preprocess's `image_to_tensor`,
 so a prediction sees exactly what training saw. The model comes from the registry, verified by checksum,
-or from a model folder fetched with `dvc artifacts get` (models.registry.source).
+or from a model folder fetched with `dvc artifacts get` (models.registry.source); so does its operating
+point: the abnormal-vs-negative decision is made exactly as evaluate made it (tasks.common.operating),
+at the threshold registered with the model's metrics.
 An input unlike the training data (header attributes or image statistics against the profile the
 train stage stored in config.json) is reported `out_of_distribution` with the reason, not classified.
 The output is the user's own file: it names the source paths they passed (and Grad-CAM files are
@@ -23,13 +25,15 @@ import numpy as np
 import pandas as pd
 
 import models
-from models.registry.source import resolve_model
+from models.registry import Registry
+from models.registry.source import ModelSource, resolve_model
 from tasks.common.atomic import atomic_path, write_json
 from tasks.common.data_profile import HEADER, image_statistics, unlike_training
 from tasks.common.errors import RadflowError
+from tasks.common.operating import OperatingPoint, from_record, log_probabilities
 from tasks.common.params import check_values, parse_section
 from tasks.common.paths import project_paths
-from tasks.common.scoring import predict_probabilities
+from tasks.common.scoring import predict_logits
 from tasks.evaluate.gradcam import gradcam_map, save_overlay
 from tasks.ingest.decode import image_id
 from tasks.ingest.pseudonym import load_salt, pseudonym
@@ -171,34 +175,77 @@ def predict_files(
     frame["frame"] = frame["frame"].astype("Int64")  # integer frames; empty for skipped files
     frame["reason"] = frame["reason"].fillna("")
     ok = (frame["status"] == "ok").to_numpy()
-    probs = np.full((len(frame), len(classes)), np.nan)
+    logits = np.full((len(frame), len(classes)), np.nan)
     frame["gradcam"] = ""
     if tensors:
         images = np.stack(tensors)  # (N, 1, S, S)
-        probs[ok] = predict_probabilities(network, config, images, np.arange(len(images)), batch_size)
+        logits[ok] = predict_logits(network, config, images, np.arange(len(images)), batch_size)
         if gradcam_dir is not None:
             names = gradcam_names(frame[ok])
             for position, image in enumerate(images):
-                predicted = int(probs[ok][position].argmax())
+                predicted = int(logits[ok][position].argmax())
                 heat = gradcam_map(network, config, image, predicted)
                 save_overlay(gradcam_dir / names[position], image, heat, f"predicted {classes[predicted]}")
             frame.loc[ok, "gradcam"] = names
-    for k, name in enumerate(classes):
-        frame[f"prob_{name}"] = probs[:, k]
-    frame["predicted_label"] = [classes[int(np.argmax(p))] if ok[i] else "" for i, p in enumerate(probs)]
+    negative_class = params["evaluate"]["negative_class"]
+    operating = from_record(registered_metrics(source, project.registry), classes, negative_class)
+    frame = frame.join(decision_columns(logits, ok, classes, operating))
     frame["model_version"] = source.label
     if out.suffix.lower() == ".json":
         write_json(out, json.loads(frame.to_json(orient="records")))
     else:
         with atomic_path(out) as tmp:
             frame.to_csv(tmp, index=False)
+    rule = (
+        f"abnormal vs {operating.negative_class} at log-odds >= {operating.threshold:.6g}"
+        if operating is not None
+        else "no registered operating threshold: most probable class only"
+    )
     counts = Counter(frame["status"])
     print(
-        f"predict: {counts['ok']} image(s) classified, {counts[OUT_OF_DISTRIBUTION]} out of distribution "
-        f"(not classified), {counts['skipped']} file(s) skipped, {counts['quarantined']} quarantined -> {out}"
+        f"predict: model {source.label} ({rule}): {counts['ok']} image(s) classified, "
+        f"{counts[OUT_OF_DISTRIBUTION]} out of distribution (not classified), {counts['skipped']} file(s) "
+        f"skipped, {counts['quarantined']} quarantined -> {out}"
     )
     if not counts["ok"]:  # nothing to show for the run: a failure, with the reasons
         shown = "; ".join(f"{row['source_path']}: {row['status']} ({row['reason']})" for row in records[:3])
         more = f"; and {len(records) - 3} more" if len(records) > 3 else ""
         raise RadflowError(f"no input could be classified: {shown}{more} (every reason is in {out})")
     return frame
+
+
+def registered_metrics(source: ModelSource, registry_root: Path) -> dict[str, Any]:
+    """The evaluation record registered with the model (it holds the operating point); {} for a model
+    folder no local registry version matches."""
+    if source.version is None:
+        return {}
+    return dict(Registry(registry_root).load(source.version).metrics)
+
+
+def decision_columns(
+    logits: np.ndarray, ok: np.ndarray, classes: list[str], operating: OperatingPoint | None
+) -> pd.DataFrame:
+    """Per-class probabilities, the abnormal log-odds, the thresholded decision and the label it gives.
+
+    `predicted_label` is the operating point's decision (the negative class, or the most probable
+    abnormal class when flagged), as evaluate scored it; without a registered threshold it is the most
+    probable class and `abnormal` stays empty. Rows of skipped files stay empty.
+    """
+    columns = pd.DataFrame(index=range(len(logits)))
+    probs = np.full(logits.shape, np.nan)
+    probs[ok] = np.exp(log_probabilities(logits[ok]))
+    for k, name in enumerate(classes):
+        columns[f"prob_{name}"] = probs[:, k]
+    labels = np.full(len(logits), "", dtype=object)
+    columns["abnormal_log_odds"] = np.nan
+    columns["abnormal"] = pd.array([pd.NA] * len(logits), dtype="boolean")
+    if operating is None:
+        labels[ok] = np.asarray(classes, dtype=object)[logits[ok].argmax(axis=1)]
+    elif ok.any():
+        score, flagged, decided = operating.decide(logits[ok])
+        columns.loc[ok, "abnormal_log_odds"] = score
+        columns.loc[ok, "abnormal"] = flagged
+        labels[ok] = np.asarray(classes, dtype=object)[decided]
+    columns["predicted_label"] = labels
+    columns["threshold"] = np.nan if operating is None else operating.threshold
+    return columns

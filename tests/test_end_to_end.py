@@ -27,11 +27,16 @@ def reproduced(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 def test_repro_writes_metrics_champion_and_quarantine(reproduced: tuple[Path, str]) -> None:
     project, _ = reproduced
     metrics = json.loads((project / "data/evaluation/metrics.json").read_text())
-    assert 0.0 <= metrics["roc_auc"] <= 1.0
-    assert 0.0 <= metrics["accuracy"] <= 1.0
+    assert 0.0 <= metrics["roc_auc"] <= 1.0 and 0.0 <= metrics["baseline_roc_auc"] <= 1.0
+    detail = json.loads((project / "data/evaluation/metrics_detail.json").read_text())
+    assert 0.0 <= detail["accuracy"] <= 1.0
 
     shown = run(["dvc", "metrics", "show", "--json"], project)
     assert shown.returncode == 0 and "roc_auc" in shown.stdout
+    table = run(["dvc", "metrics", "show"], project)  # evaluation's headline: one row, no per-class/subgroups
+    rows = [line for line in table.stdout.splitlines() if line.startswith("data/evaluation/metrics.json")]
+    assert table.returncode == 0 and len(rows) == 1 and "baseline_roc_auc" in table.stdout
+    assert "subgroups" not in table.stdout and "per_class" not in table.stdout
 
     champion = run(["radflow", "registry", "show", "champion"], project)
     assert champion.returncode == 0, champion.stdout + champion.stderr

@@ -1,5 +1,6 @@
-"""predict: real DICOM/PNG files through ingest + preprocess code and a verified registry model; the
-out-of-distribution screen, Grad-CAM names and the exit code."""
+"""predict: real DICOM/PNG files through ingest + preprocess code and a verified registry model, decided
+at the operating threshold registered with the model; the out-of-distribution screen, Grad-CAM names
+and the exit code."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from flows.cli import app
 from models.registry import Registry
 from tasks.common.data_profile import describe
 from tasks.common.errors import RadflowError
+from tasks.common.operating import OperatingPoint
 from tasks.common.params import from_dict
 from tasks.demo_data.synth import chest_image
 from tasks.predict import PredictParams, gradcam_names, predict_files
@@ -27,6 +29,9 @@ from tests.dicom_factory import write_dicom as write_factory_dicom
 from tests.dicom_factory import write_plain
 from tests.ingest_helpers import write_params
 from tests.tiny_pipeline import CLASSES, SIZE, constant_model, project_params, save_candidate, tiny_config
+
+# constant_model's logits are all 0: p = 1/3 each, abnormal log-odds log(2/3 / 1/3) = ln 2 ~ 0.693.
+LN2 = float(np.log(2))
 
 
 def write_dicom(path: Path, patient: str) -> None:
@@ -75,6 +80,62 @@ def test_predict_writes_probabilities_keyed_by_pseudonyms(setup: tuple[dict, Pat
     assert np.allclose(ok[[f"prob_{c}" for c in CLASSES]].to_numpy(), 1 / 3, atol=1e-5)
     assert ok["predicted_label"].iloc[0] in CLASSES
     assert [p.name for p in (inputs.parent / "cams").glob("*.png")] == ["a.png"] == list(ok["gradcam"])
+
+
+def register(params: dict, root: Path, metrics: dict) -> int:
+    """A registered constant model with the given evaluation record."""
+    save_candidate(constant_model(), root / "candidate")
+    registry = Registry(Path(params["paths"]["registry"]))
+    return registry.register_champion(
+        root / "candidate", metrics=metrics, model_card="", lineage={}, decision={}
+    )
+
+
+@pytest.mark.parametrize(
+    ("record", "threshold", "abnormal", "label"),
+    [
+        # Registered log-odds threshold below ln 2: abnormal, labelled with the likeliest abnormal class.
+        ({"operating_point": OperatingPoint(CLASSES, "normal", 0.5).to_dict()}, 0.5, True, "effusion"),
+        # Above ln 2: the negative class, although argmax would say "effusion".
+        ({"operating_point": OperatingPoint(CLASSES, "normal", 0.8).to_dict()}, 0.8, False, "normal"),
+        # Versions evaluated before the log-odds score: a threshold on 1 - p(normal) (here 2/3).
+        ({"threshold": 0.7}, np.log(0.7 / 0.3), False, "normal"),
+        ({"threshold": 0.6}, np.log(0.6 / 0.4), True, "effusion"),
+    ],
+)
+def test_predict_applies_the_registered_threshold(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    record: dict,
+    threshold: float,
+    abnormal: bool,
+    label: str,
+) -> None:
+    monkeypatch.setenv("RADFLOW_SALT", "test-salt-not-secret")
+    params = project_params(tmp_path)
+    version = register(params, tmp_path, record)
+    write_dicom(tmp_path / "a.dcm", "SECRET-ID-1")
+    predict_files(
+        [tmp_path / "a.dcm"], params=params, model="champion", out=tmp_path / "p.csv", gradcam_dir=None
+    )
+    row = pd.read_csv(tmp_path / "p.csv").iloc[0]
+    assert bool(row["abnormal"]) is abnormal and row["predicted_label"] == label
+    assert row["abnormal_log_odds"] == pytest.approx(LN2) and row["threshold"] == pytest.approx(threshold)
+    assert row["model_version"] == f"v{version}" == "v1"
+
+
+def test_predict_without_a_registered_threshold_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("RADFLOW_SALT", "test-salt-not-secret")
+    params = project_params(tmp_path)
+    register(params, tmp_path, {})
+    write_dicom(tmp_path / "a.dcm", "SECRET-ID-1")
+    rows = predict_files(
+        [tmp_path / "a.dcm"], params=params, model="1", out=tmp_path / "p.csv", gradcam_dir=None
+    )
+    assert rows["abnormal"].isna().all() and rows["predicted_label"].iloc[0] == "effusion"  # argmax
+    assert "model v1 (no registered operating threshold" in capsys.readouterr().out
 
 
 def test_predict_refuses_tampered_model(setup: tuple[dict, Path]) -> None:
@@ -147,7 +208,10 @@ def test_predict_exits_non_zero_when_nothing_could_be_classified(
     chest_dicom(inputs / "chest.dcm", np.random.default_rng(4))
     passed = runner.invoke(app, ["predict", "inputs", "--out", "p.csv"])
     assert passed.exit_code == 0, passed.output
-    assert "1 image(s) classified, 1 out of distribution (not classified), 0 file(s) skipped, 1 quarantined" in passed.output
+    assert (
+        "1 image(s) classified, 1 out of distribution (not classified), 0 file(s) skipped, 1 quarantined"
+        in passed.output
+    )
 
 
 def test_gradcam_files_are_named_after_the_inputs() -> None:

@@ -81,7 +81,11 @@ def test_two_runs_at_once_one_runs_registry_intact_then_all_skipped(project: Pat
     assert "holds the project lock" in other or "Running stage" not in other, other[-3000:]
     runs = [run for run_id, run in flow_runs(server).items() if run_id not in seen]
     assert len(runs) == 2
-    assert sorted(str(flow_run.state_name) for flow_run in runs) == ["Completed", "Skipped"]
+    # The run that trained ends Completed, named for the evaluation's warnings when it has some (two
+    # epochs on 24 patients: a validation split too small, likely a model that did not learn).
+    names = sorted(str(flow_run.state_name) for flow_run in runs)
+    assert names[1] == "Skipped" and names[0] in ("Completed", "Warning", "NotLearned"), names
+    assert all(flow_run.state is not None and flow_run.state.is_completed() for flow_run in runs)
 
     # The registry survived: one version, the champion, every file matching its checksum.
     listed = run(["radflow", "registry", "list"], project, timeout=120)

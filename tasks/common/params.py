@@ -30,6 +30,9 @@ def load_params(path: Path = PARAMS_FILE, overrides: list[str] | None = None) ->
     params = yaml.load(path.read_text(), Loader=FastSafeLoader) or {}
     for override in overrides or []:
         apply_override(params, override)
+    seed = params.get("seed")  # the one top-level setting: every stage reads it as int(params["seed"])
+    if "seed" in params and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise RadflowError(f"seed: expected an integer, got {seed!r}")
     return params
 
 

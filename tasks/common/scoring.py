@@ -70,17 +70,21 @@ def fit_size(batch: torch.Tensor, size: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict_probabilities(
+def predict_logits(
     model: torch.nn.Module, config: dict, images: np.ndarray, rows: np.ndarray, batch_size: int
 ) -> np.ndarray:
-    """Softmax probabilities (len(rows), K) float64 for images[rows]; images is (N, 1, S, S) in [0, 1]."""
+    """Logits (len(rows), K) float64 for images[rows]; images is (N, 1, S, S) in [0, 1].
+
+    Logits, not probabilities, leave the network: every score downstream (tasks.common.operating) is
+    computed from them at full precision.
+    """
     model.eval()
     outputs = []
     for start in range(0, len(rows), batch_size):
         chunk = np.asarray(images[rows[start : start + batch_size]], dtype=np.float32)  # (B, 1, S, S)
         batch = fit_size(torch.from_numpy(chunk), int(config["image_size"]))
         logits = model(models.to_model_input(batch, config))  # (B, K)
-        outputs.append(torch.softmax(logits.float(), dim=1).double().numpy())
+        outputs.append(logits.double().numpy())
     if not outputs:
         return np.zeros((0, len(config["classes"])))
     return np.concatenate(outputs)

@@ -1,4 +1,5 @@
-"""Evaluation logic over arrays: the operating threshold chosen on validation, every test metric."""
+"""Evaluation logic over arrays: the operating threshold chosen on validation, every test metric, the
+simple baseline beside the model, and the warnings a reader must not miss."""
 
 from __future__ import annotations
 
@@ -8,22 +9,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasks.common.errors import RadflowError
+from tasks.common.classes import SUBGROUPS
 from tasks.common.jsonsafe import finite_or_none
 from tasks.common.metrics import (
     HEADLINE_METRICS,
     ThresholdMethod,
-    abnormal_score,
     choose_threshold,
     confusion,
     headline_metrics,
     patient_bootstrap,
     per_class_metrics,
     reliability_bins,
+    roc_auc,
 )
+from tasks.common.operating import OperatingPoint, abnormal_log_odds
 from tasks.common.scoring import TensorStore
-
-SUBGROUP_COLUMNS = ("modality", "view", "manufacturer", "sex", "age_band")
+from tasks.evaluate.checks import Findings, data_caveats, learning_check
+from tasks.evaluate.training import TrainingRecord
 
 
 @dataclass(frozen=True)
@@ -38,47 +40,62 @@ class EvaluateParams:
     subgroup_min_images: int
     gradcam_per_kind: int
     batch_size: int
+    baseline_grid: int
+    baseline_max_train_images: int
+    baseline_folds: int
+    chance_auc_margin: float
+    chance_loss_fraction: float
+    min_images_per_side: int
+
+
+@dataclass(frozen=True)
+class Scores:
+    """(N, K) float64 logits of one model on the val and test splits (store order)."""
+
+    val: np.ndarray
+    test: np.ndarray
 
 
 @dataclass
 class Evaluation:
-    """Everything the writers need: test rows with their probabilities, and the computed metrics."""
+    """Everything the writers need: test rows with their logits, the metrics and the findings."""
 
     classes: list[str]
     test: pd.DataFrame  # index.csv rows of the test split, store order
-    probs: np.ndarray  # (N_test, K) softmax probabilities
+    logits: np.ndarray  # (N_test, K) float64
     labels: np.ndarray  # (N_test,) label_index
-    negative_index: int
-    threshold: float
-    metrics: dict[str, Any]
+    operating: OperatingPoint
+    metrics: dict[str, Any]  # the whole record: metrics.json's headline plus metrics_detail.json
+    findings: Findings
     reliability: list[dict[str, float]]
     confusion: np.ndarray  # (K, K) rows = true, columns = predicted
 
-
-def negative_index(classes: list[str], negative_class: str) -> int:
-    """Position of the configured negative ("normal") class; its absence is a configuration error."""
-    if negative_class not in classes:
-        raise RadflowError(
-            f"evaluate.negative_class {negative_class!r} is not a class; valid choices: {classes}"
-        )
-    return classes.index(negative_class)
+    @property
+    def negative_index(self) -> int:
+        return self.operating.negative_index
 
 
-def evaluate_probabilities(
+def evaluate_scores(
     store: TensorStore,
-    val_probs: np.ndarray,
-    test_probs: np.ndarray,
+    model: Scores,
+    baseline: Scores,
+    *,
+    negative_class: str,
+    training: TrainingRecord,
     settings: EvaluateParams,
     seed: int,
 ) -> Evaluation:
-    """All metrics from validation and test probabilities; the threshold never sees a test label."""
-    neg = negative_index(store.classes, settings.negative_class)
-    val = store.split("val")
-    test = store.split("test")
+    """All metrics from validation and test logits; the threshold never sees a test label.
+
+    The baseline's test ROC-AUC is computed inside the same patient resamples as the model's, so both
+    intervals come from the same draws.
+    """
+    neg = store.classes.index(negative_class)
+    val, test = store.split("val"), store.split("test")
     val_labels = val["label_index"].to_numpy(dtype=int)
     threshold = choose_threshold(
         val_labels != neg,
-        abnormal_score(val_probs, neg),
+        abnormal_log_odds(model.val, neg),
         settings.threshold_method,
         settings.target_sensitivity,
     )
@@ -86,39 +103,62 @@ def evaluate_probabilities(
 
     def headline(rows: np.ndarray) -> dict[str, float]:
         return headline_metrics(
-            labels[rows],
-            test_probs[rows],
-            negative_index=neg,
-            threshold=threshold,
+            labels[rows], model.test[rows], negative_index=neg, threshold=threshold,
             n_bins=settings.calibration_bins,
-        )
+        )  # fmt: skip
 
-    everything = np.arange(len(labels))
-    metrics: dict[str, Any] = {**headline(everything), "threshold": threshold}
-    metrics["n_test_images"] = len(labels)
-    metrics["n_test_patients"] = int(test["patient_id"].nunique())
-    metrics["ci"] = patient_bootstrap(
-        test["patient_id"].to_numpy(), headline, samples=settings.bootstrap_samples, seed=seed
+    def with_baseline(rows: np.ndarray) -> dict[str, float]:
+        return {**headline(rows), "baseline_roc_auc": roc_auc(labels[rows], baseline.test[rows])}
+
+    operating = OperatingPoint(list(store.classes), negative_class, threshold)
+    metrics: dict[str, Any] = with_baseline(np.arange(len(labels)))
+    ci = patient_bootstrap(
+        test["patient_id"].to_numpy(), with_baseline, samples=settings.bootstrap_samples, seed=seed
     )
-    metrics["per_class"] = per_class_metrics(labels, test_probs, store.classes)
-    metrics["subgroups"] = subgroup_metrics(test, settings.subgroup_min_images, headline)
+    validation = {
+        "roc_auc": roc_auc(val_labels, model.val),
+        "baseline_roc_auc": roc_auc(val_labels, baseline.val),
+        "n_images": len(val),
+        "n_patients": int(val["patient_id"].nunique()),
+    }
+    findings = Findings(
+        learning=learning_check(metrics, validation, training, settings),
+        data=data_caveats(store, neg, settings.min_images_per_side),
+    )
+    metrics |= {
+        "roc_auc_ci_low": ci["roc_auc"][0],
+        "roc_auc_ci_high": ci["roc_auc"][1],
+        "threshold": threshold,
+        "learned": findings.learning.learned,
+        "beats_baseline": findings.learning.beats_baseline,
+        "n_test_images": len(labels),
+        "n_test_patients": int(test["patient_id"].nunique()),
+        "ci": ci,
+        "operating_point": operating.to_dict() | {"method": settings.threshold_method},
+        "validation": validation,
+        "training": training.to_dict(),
+        "learning_warnings": findings.learning.reasons,
+        "data_warnings": findings.data,
+        "per_class": per_class_metrics(labels, model.test, store.classes),
+        "subgroups": subgroup_metrics(test, settings.subgroup_min_images, headline),
+    }
     return Evaluation(
         classes=store.classes,
         test=test,
-        probs=test_probs,
+        logits=model.test,
         labels=labels,
-        negative_index=neg,
-        threshold=threshold,
+        operating=operating,
         metrics=finite_or_none(metrics),
-        reliability=reliability_bins(labels, test_probs, settings.calibration_bins),
-        confusion=confusion(labels, test_probs, len(store.classes)),
+        findings=findings,
+        reliability=reliability_bins(labels, model.test, settings.calibration_bins),
+        confusion=confusion(labels, model.test, len(store.classes)),
     )
 
 
 def subgroup_metrics(test: pd.DataFrame, min_images: int, headline: Any) -> dict[str, dict[str, dict]]:
     """Headline metrics per value of each subgroup column present; small groups get their count only."""
     result: dict[str, dict[str, dict]] = {}
-    for column in SUBGROUP_COLUMNS:
+    for column in SUBGROUPS:
         if column not in test.columns:
             continue
         values = test[column].astype(str).to_numpy()

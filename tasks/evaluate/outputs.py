@@ -10,11 +10,13 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 import torch
 
 from tasks.common.atomic import atomic_path, write_json, write_text
-from tasks.common.metrics import abnormal_score
+from tasks.common.operating import log_probabilities
+from tasks.common.record import DETAIL_FILE, METRICS_FILE, split_record
 from tasks.common.scoring import TensorStore
 from tasks.evaluate import plots
 from tasks.evaluate.gradcam import gradcam_map, pick_cases, save_overlay
@@ -25,11 +27,19 @@ if TYPE_CHECKING:
 
 
 def test_predictions(evaluation: Evaluation) -> pd.DataFrame:
-    """One row per test image: store row, pseudonymised ids, true label index, per-class probabilities."""
+    """One row per test image: store row, pseudonymised ids, true label index, per-class logits (float64,
+    what promote re-reads) and probabilities, the abnormal log-odds with the threshold's decision, and
+    the argmax class."""
     frame = evaluation.test[["row", "image_id", "patient_id", "label_index"]].reset_index(drop=True)
+    probs = np.exp(log_probabilities(evaluation.logits))
     for k, name in enumerate(evaluation.classes):
-        frame[f"prob_{name}"] = evaluation.probs[:, k]
-    frame["predicted_index"] = evaluation.probs.argmax(axis=1)
+        frame[f"logit_{name}"] = evaluation.logits[:, k]
+    for k, name in enumerate(evaluation.classes):
+        frame[f"prob_{name}"] = probs[:, k]
+    score, flagged, _ = evaluation.operating.decide(evaluation.logits)
+    frame["abnormal_log_odds"] = score
+    frame["abnormal"] = flagged.astype(int)
+    frame["predicted_index"] = evaluation.logits.argmax(axis=1)
     return frame
 
 
@@ -43,7 +53,8 @@ def write_gradcams(
     seed: int,
 ) -> list[dict[str, str]]:
     """Overlays for correct and wrong test cases per true class; returns their captions for the report."""
-    predicted = evaluation.probs.argmax(axis=1)
+    predicted = evaluation.logits.argmax(axis=1)
+    confidence = np.exp(log_probabilities(evaluation.logits).max(axis=1))
     rows = evaluation.test["row"].to_numpy()
     image_ids = evaluation.test["image_id"].to_numpy()
     shown = []
@@ -53,7 +64,7 @@ def write_gradcams(
         predicted_name = evaluation.classes[predicted[position]]
         heat = gradcam_map(model, config, image, int(predicted[position]))
         name = f"{true_name}_{kind}_{image_ids[position]}.png"
-        title = f"true {true_name} / predicted {predicted_name}\n(p={evaluation.probs[position].max():.2f})"
+        title = f"true {true_name} / predicted {predicted_name}\n(p={confidence[position]:.2f})"
         save_overlay(folder / name, image, heat, title)
         shown.append({"file": name, "caption": title.replace("\n", " "), "kind": kind, "true": true_name})
     return shown
@@ -71,15 +82,17 @@ def write_outputs(
 ) -> None:
     """Every evaluate output under `folder` (= paths.evaluation), each file written atomically."""
     report = folder / "report"
-    classes, labels, probs = evaluation.classes, evaluation.labels, evaluation.probs
-    score = abnormal_score(probs, evaluation.negative_index)
+    classes, labels, logits = evaluation.classes, evaluation.labels, evaluation.logits
+    score, _, _ = evaluation.operating.decide(logits)
     is_abnormal = labels != evaluation.negative_index
-    write_json(folder / "metrics.json", evaluation.metrics)
+    headline, detail = split_record(evaluation.metrics)
+    write_json(folder / METRICS_FILE, headline)
+    write_json(folder / DETAIL_FILE, detail)
     plots.write_dvc_plots(
         folder / "plots",
         classes=classes,
         labels=labels,
-        probs=probs,
+        logits=logits,
         score=score,
         is_abnormal=is_abnormal,
         reliability=evaluation.reliability,
@@ -90,8 +103,8 @@ def write_outputs(
         "sensitivity": evaluation.metrics["sensitivity"] or 0.0,
         "specificity": evaluation.metrics["specificity"] or 0.0,
     }
-    plots.plot_roc(report / "roc.png", classes, labels, probs, operating)
-    plots.plot_pr(report / "pr.png", classes, labels, probs)
+    plots.plot_roc(report / "roc.png", classes, labels, logits, operating)
+    plots.plot_pr(report / "pr.png", classes, labels, logits)
     plots.plot_confusion(report / "confusion.png", classes, evaluation.confusion)
     plots.plot_calibration(report / "calibration.png", evaluation.reliability)
     with atomic_path(report / "test_predictions.csv") as tmp:

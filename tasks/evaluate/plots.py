@@ -13,6 +13,7 @@ import pandas as pd
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from tasks.common.atomic import atomic_path
+from tasks.common.metrics import class_log_odds
 
 
 def _write_csv(frame: pd.DataFrame, target: Path) -> None:
@@ -25,18 +26,22 @@ def write_dvc_plots(
     *,
     classes: list[str],
     labels: np.ndarray,
-    probs: np.ndarray,
+    logits: np.ndarray,
     score: np.ndarray,
     is_abnormal: np.ndarray,
     reliability: list[dict[str, float]],
 ) -> None:
-    """roc.csv / pr.csv (abnormal vs negative), confusion.csv (one row per test image), calibration.csv."""
-    fpr, tpr, _ = roc_curve(is_abnormal, score)
+    """roc.csv / pr.csv (abnormal vs negative), confusion.csv (one row per test image), calibration.csv.
+
+    roc.csv keeps every threshold's point (no collinear points dropped), so the reported operating
+    point (1 - specificity, sensitivity) is one of its rows.
+    """
+    fpr, tpr, _ = roc_curve(is_abnormal, score, drop_intermediate=False)
     _write_csv(pd.DataFrame({"fpr": fpr, "tpr": tpr}), folder / "roc.csv")
     precision, recall, _ = precision_recall_curve(is_abnormal, score)
     _write_csv(pd.DataFrame({"recall": recall, "precision": precision}), folder / "pr.csv")
     names = np.asarray(classes)
-    confusion = pd.DataFrame({"actual": names[labels], "predicted": names[probs.argmax(axis=1)]})
+    confusion = pd.DataFrame({"actual": names[labels], "predicted": names[logits.argmax(axis=1)]})
     _write_csv(confusion, folder / "confusion.csv")
     calibration = pd.DataFrame(reliability, columns=["confidence", "accuracy", "count"])
     _write_csv(calibration, folder / "calibration.csv")
@@ -49,13 +54,13 @@ def _save(figure: plt.Figure, target: Path) -> None:
 
 
 def plot_roc(
-    target: Path, classes: list[str], labels: np.ndarray, probs: np.ndarray, operating: dict
+    target: Path, classes: list[str], labels: np.ndarray, logits: np.ndarray, operating: dict
 ) -> None:
     """One-vs-rest ROC per class plus the abnormal-vs-negative curve with its operating point."""
     figure, axes = plt.subplots(figsize=(5.5, 5))
     for k, name in enumerate(classes):
         if 0 < (labels == k).sum() < len(labels):
-            fpr, tpr, _ = roc_curve(labels == k, probs[:, k])
+            fpr, tpr, _ = roc_curve(labels == k, class_log_odds(logits, k))
             axes.plot(fpr, tpr, lw=1.2, label=f"{name} vs rest")
     fpr, tpr, _ = roc_curve(operating["is_abnormal"], operating["score"])
     axes.plot(fpr, tpr, "k", lw=2, label="abnormal vs negative")
@@ -66,12 +71,12 @@ def plot_roc(
     _save(figure, target)
 
 
-def plot_pr(target: Path, classes: list[str], labels: np.ndarray, probs: np.ndarray) -> None:
+def plot_pr(target: Path, classes: list[str], labels: np.ndarray, logits: np.ndarray) -> None:
     """One-vs-rest precision-recall curve per class."""
     figure, axes = plt.subplots(figsize=(5.5, 5))
     for k, name in enumerate(classes):
         if (labels == k).any():
-            precision, recall, _ = precision_recall_curve(labels == k, probs[:, k])
+            precision, recall, _ = precision_recall_curve(labels == k, class_log_odds(logits, k))
             axes.plot(recall, precision, lw=1.2, label=name)
     axes.set(xlabel="recall", ylabel="precision", title="Precision-recall (test)", ylim=(0, 1.02))
     axes.legend(loc="lower left", fontsize=8)

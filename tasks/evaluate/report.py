@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from tasks.common.metrics import HEADLINE_METRICS
+from tasks.common.operating import probability_of
 from tasks.common.scoring import TensorStore
 
 if TYPE_CHECKING:
@@ -34,12 +35,14 @@ WARNING = "Warning: patients not recognised"  # the report shows this section ab
 
 @dataclass
 class Section:
-    """A titled block: paragraphs, then an optional table (header + rows of cells)."""
+    """A titled block: paragraphs, then an optional table (header + rows of cells); `alarm` sections are
+    rendered first and loudly."""
 
     title: str
     paragraphs: list[str] = field(default_factory=list)
     header: list[str] = field(default_factory=list)
     rows: list[list[str]] = field(default_factory=list)
+    alarm: bool = False
 
 
 def _fmt(value: Any) -> str:
@@ -48,6 +51,29 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3f}"
     return str(value)
+
+
+def _interval(metrics: dict[str, Any], name: str) -> str:
+    low, high = metrics.get("ci", {}).get(name, [None, None])
+    return f"{_fmt(low)}-{_fmt(high)}"
+
+
+def headline_text(metrics: dict[str, Any]) -> str:
+    """One line a person reads first: ROC-AUC with its interval, the operating point, the baseline."""
+    return (
+        f"test ROC-AUC {_fmt(metrics['roc_auc'])} (95% CI {_interval(metrics, 'roc_auc')}); "
+        f"sensitivity {_fmt(metrics['sensitivity'])}, specificity {_fmt(metrics['specificity'])} at "
+        f"threshold {_fmt(metrics['threshold'])} (abnormal log-odds); simple baseline ROC-AUC "
+        f"{_fmt(metrics['baseline_roc_auc'])} (95% CI {_interval(metrics, 'baseline_roc_auc')})"
+    )
+
+
+def warning_section(warnings: list[str], learned: bool) -> list[Section]:
+    """The findings nobody may miss, as the first section (none when there is nothing to say)."""
+    if not warnings:
+        return []
+    title = "WARNING: the model did not learn" if not learned else "WARNING: read these numbers with care"
+    return [Section(title, list(warnings), alarm=True)]
 
 
 def card_sections(
@@ -63,13 +89,10 @@ def card_sections(
         if settings.threshold_method == "youden"
         else f"the highest threshold reaching sensitivity {settings.target_sensitivity:.2f}"
     )
-    unrecognised = store.splits.get("images_without_patient", 0)
-    warning = (
-        f"{unrecognised} images had no patient id, so each was its own patient: for them the split is per "
-        "image, a patient's other images may sit in train, and these test metrics may be optimistic."
-    )
+    training = metrics.get("training", {})
+    validation = metrics["validation"]
     sections = [
-        *([Section(WARNING, [warning])] if unrecognised else []),
+        *warning_section(evaluation.findings.warnings, evaluation.findings.learning.learned),
         Section(
             "Intended use",
             [
@@ -81,15 +104,45 @@ def card_sections(
             "Operating point",
             [
                 f"Sensitivity and specificity treat any class other than '{negative}' as abnormal, scored "
-                f"by 1 - p({negative}). The threshold {evaluation.threshold:.3f} was chosen on the "
-                f"validation split ({threshold_rule}) and applied unchanged to the test split.",
+                f"by the abnormal log-odds log(p(abnormal) / p({negative})), computed from the logits at "
+                f"full precision. An image is abnormal when its score is at least the threshold "
+                f"{evaluation.operating.threshold:.6g} (p(abnormal) >= "
+                f"{probability_of(evaluation.operating.threshold):.6g}), chosen on the validation split "
+                f"({threshold_rule}) and applied unchanged to the test split and by `radflow predict`. "
+                "The operating point is a point of the ROC curve drawn from the same scores.",
             ],
+        ),
+        Section(
+            "Model against the simple baseline",
+            [
+                "The baseline is a logistic regression on intensity and texture features of the same "
+                "preprocessed images, fitted on the train split; a network that does not beat it has "
+                "not learned more than simple image statistics.",
+            ],
+            ["split", "model ROC-AUC", "95% CI", "baseline ROC-AUC", "95% CI"],
+            [
+                [
+                    "test",
+                    _fmt(metrics["roc_auc"]),
+                    _interval(metrics, "roc_auc"),
+                    _fmt(metrics["baseline_roc_auc"]),
+                    _interval(metrics, "baseline_roc_auc"),
+                ],
+                ["validation", _fmt(validation["roc_auc"]), "", _fmt(validation["baseline_roc_auc"]), ""],
+            ],
+        ),
+        Section(
+            "Training record",
+            ["What the train stage recorded, used to judge whether the network fitted its training split."],
+            ["item", "value"],
+            [[key, _fmt(value)] for key, value in training.items()],
         ),
         Section(
             "Data summary",
             [
-                "Images per class and split (splits made by patient, so no patient is in two splits; "
-                f"from {store.splits.get('split_source', 'radflow, by patient')}).",
+                "Images per class and split (splits are made by patient where patient ids are known, so "
+                "no patient is in two splits; see the warnings above when they are not; split from "
+                f"{store.splits.get('split_source', 'radflow, by patient')}).",
                 *(f"Note: {note}." for note in store.splits.get("split_notes", [])),
             ],
             ["class", "train", "val", "test"],
@@ -111,14 +164,7 @@ def card_sections(
                 f"95% intervals from {settings.bootstrap_samples} bootstrap resamples of patients."
             ],
             ["metric", "value", "95% CI"],
-            [
-                [
-                    name,
-                    _fmt(metrics[name]),
-                    " - ".join(_fmt(v) for v in metrics["ci"].get(name, [None, None])),
-                ]
-                for name in HEADLINE_METRICS
-            ],
+            [[name, _fmt(metrics[name]), _interval(metrics, name)] for name in HEADLINE_METRICS],
         ),
         Section(
             "Per-class metrics",
@@ -156,7 +202,10 @@ def model_card(sections: list[Section]) -> str:
     """Markdown rendering of the sections."""
     lines = ["# Model card: radflow candidate", ""]
     for section in sections:
-        lines += [f"## {section.title}", "", *section.paragraphs, ""]
+        paragraphs = (
+            [f"> - **{text}**" for text in section.paragraphs] if section.alarm else section.paragraphs
+        )
+        lines += [f"## {section.title}", "", *paragraphs, ""]
         if section.header:
             lines.append("| " + " | ".join(section.header) + " |")
             lines.append("|" + "---|" * len(section.header))
@@ -172,6 +221,9 @@ def _embed(path: Path) -> str:
 
 
 def _html_section(section: Section) -> str:
+    if section.alarm:
+        items = "".join(f"<li>{html.escape(text)}</li>" for text in section.paragraphs)
+        return f'<div class="alarm"><h2>{html.escape(section.title)}</h2><ul>{items}</ul></div>'
     parts = [f"<h2>{html.escape(section.title)}</h2>"]
     parts += [f"<p>{html.escape(text)}</p>" for text in section.paragraphs]
     if section.header:
@@ -191,6 +243,8 @@ th { background: #f0f3f7; } .plots img { width: 48%; margin: 0.5%; }
 .cams figure { display: inline-block; width: 23%; margin: 0.5%; vertical-align: top; }
 .cams img { width: 100%; } figcaption { font-size: 0.8em; text-align: center; }
 .headline { font-size: 1.3em; }
+.alarm { border: 3px solid #c00; background: #fff0f0; padding: 0.2em 1em; margin: 1em 0; }
+.alarm h2 { color: #c00; }
 """
 
 
@@ -198,11 +252,6 @@ def report_html(
     sections: list[Section], *, evaluation: Evaluation, folder: Path, gradcams: list[dict[str, str]]
 ) -> str:
     """One HTML file: headline numbers, plots, Grad-CAM overlays and the model card's sections."""
-    metrics = evaluation.metrics
-    headline = " &nbsp; ".join(
-        f"{name} <b>{_fmt(metrics[name])}</b>"
-        for name in ("roc_auc", "sensitivity", "specificity", "accuracy")
-    )
     plots_html = "".join(_embed(folder / f"{name}.png") for name in ("roc", "confusion", "pr", "calibration"))
     cams = (
         "".join(
@@ -212,14 +261,14 @@ def report_html(
         )
         or "<p>No test cases to show.</p>"
     )
-    body = "\n".join(_html_section(section) for section in sections if section.title != WARNING)
-    warning = "\n".join(_html_section(section) for section in sections if section.title == WARNING)
+    alarms = "\n".join(_html_section(section) for section in sections if section.alarm)
+    body = "\n".join(_html_section(section) for section in sections if not section.alarm)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>radflow evaluation report</title>
 <style>{STYLE}</style></head><body>
 <h1>radflow evaluation report</h1>
-<p class="headline">Test set: {headline}</p>
-{warning}
+<p class="headline">{html.escape(headline_text(evaluation.metrics))}</p>
+{alarms}
 <h2>Plots</h2><div class="plots">{plots_html}</div>
 <h2>Grad-CAM: correct and wrong test cases per class</h2><div class="cams">{cams}</div>
 {body}

@@ -17,19 +17,16 @@ import pandas as pd
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from scipy.special import expit
 
 from models.registry import Registry
 from models.registry.source import resolve_model
 from tasks.common.errors import RadflowError
-from tasks.common.params import parse_section
 from tasks.common.paths import project_paths
-from tasks.evaluate.evaluation import EvaluateParams, negative_index
 from tasks.pacs.part10 import ensure_part10
 from tasks.pacs.pull import connect, console
 from tasks.pacs.report import StudyResult, build_report
 from tasks.pacs.settings import endpoint, load_pacs_settings
-
-DEFAULT_THRESHOLD = 0.5  # a registry version without a validated threshold (none recorded)
 
 
 @dataclass(frozen=True)
@@ -48,34 +45,30 @@ class PushSummary:
 
 def push_predictions(predictions: pd.DataFrame, params: dict[str, Any], model: str) -> PushSummary:
     """Send one SR per study among `predictions` (the frame `tasks.predict.predict_files` returns for
-    the model reference `model`)."""
+    the model reference `model`): the SR states the decision predict made, at the threshold it used."""
     settings = load_pacs_settings(params)
     where = endpoint(settings)
     classified = predictions[predictions["status"] == "ok"]
     if classified.empty:
         raise RadflowError("no image was classified, so there is no result to push")
-    registry = project_paths(params).registry
-    source = resolve_model(model, registry)
-    if source.version is None:
+    source = resolve_model(model, project_paths(params).registry)
+    if source.version is None or classified["abnormal"].isna().any():
         raise RadflowError(
-            f"--push needs a model registered here (its validated threshold goes into the report); "
-            f"{source.label} is not"
+            "--push needs a model registered here with its validated operating threshold (the report "
+            f"states the decision at it); {source.label} has none"
         )
-    registered = Registry(registry).load(source.version)
-    classes = list(registered.config["classes"])
-    negative = negative_index(classes, parse_section(params, "evaluate", EvaluateParams).negative_class)
-    threshold = float(registered.metrics.get("threshold") or DEFAULT_THRESHOLD)
+    registered = Registry(project_paths(params).registry).load(source.version)
     model_name = f"radflow {registered.config['architecture'].get('name', 'model')}"
     studies, skipped = _by_study(classified, predictions)
     transport = connect(where, settings)
     try:
         for evidence, rows in studies.values():
-            abnormal = 1.0 - rows[f"prob_{classes[negative]}"].to_numpy(dtype=float)  # (images,)
-            worst = int(abnormal.argmax())
+            worst = rows.iloc[int(rows["abnormal_log_odds"].to_numpy(dtype=float).argmax())]
             result = StudyResult(
-                finding=str(rows["predicted_label"].iloc[worst]),
-                probability=float(abnormal[worst]),
-                threshold=threshold,
+                finding=str(worst["predicted_label"]),
+                probability=float(expit(worst["abnormal_log_odds"])),
+                threshold=float(expit(worst["threshold"])),
+                abnormal=bool(worst["abnormal"]),
                 model_name=model_name,
                 model_version=registered.version,
                 images=len(rows),

@@ -38,14 +38,11 @@ class StudyResult:
 
     finding: str  # class name predicted for the study's most suspicious image
     probability: float  # highest probability of "not the negative class" over the study's images
-    threshold: float  # operating threshold chosen on validation (registry metrics)
+    threshold: float  # operating threshold chosen on validation (registry metrics), as a probability
+    abnormal: bool  # predict's decision for that image at the threshold (made on log-odds, exactly)
     model_name: str  # e.g. "radflow alexnet"
     model_version: int  # registry version
     images: int  # images of the study that were classified
-
-    @property
-    def abnormal(self) -> bool:
-        return self.probability >= self.threshold
 
 
 # Type 2 study and patient attributes the SR copies from its evidence: present, if empty, in any SR.

@@ -16,6 +16,7 @@ import torch
 from rich.console import Console
 
 from tasks.common.atomic import atomic_open, atomic_path, write_json
+from tasks.common.classes import SUBGROUPS, check_negative_class
 from tasks.common.errors import RadflowError
 from tasks.common.params import Check, check_values, parse_section
 from tasks.common.paths import project_paths
@@ -25,7 +26,6 @@ from tasks.preprocess.transform import TransformSettings, build_transform, image
 
 __all__ = ["PreprocessParams", "TransformSettings", "image_to_tensor", "main", "preprocess"]
 
-SUBGROUPS = ("modality", "view", "manufacturer", "sex", "age_band")
 PROFILED = ("body_part", "photometric")  # header attributes predict compares with the training data's
 INDEX_COLUMNS = (
     "row", "image_id", "patient_id", "study_id", "label", "label_index", "split", "pixel_hash", *SUBGROUPS,
@@ -175,4 +175,5 @@ def main(params: dict[str, Any]) -> None:
     paths = project_paths(params)
     # Per-image ops on ~65k pixels: thread start-up costs more than it saves (10x slower on a busy CPU).
     torch.set_num_threads(1)
+    check_negative_class(params, paths.ingested)  # a bad evaluate.negative_class fails before training
     preprocess(paths.ingested, paths.preprocessed, settings, int(params["seed"]))

@@ -2,7 +2,8 @@
 
 The champion is re-scored on the candidate's own test split, so both are judged on the same images.
 The candidate passes when the paired, patient-level bootstrap interval of (candidate - champion) on the
-primary metric lies above -margin (non-inferiority) and its test metrics meet the absolute floors.
+primary metric lies above -margin (non-inferiority), its test metrics meet the absolute floors, the
+evaluation found that it learned, and its test ROC-AUC beats the simple baseline's by a margin.
 Passing registers it as a new version and moves `champion`; failing only appends an audit entry.
 """
 
@@ -19,7 +20,7 @@ import models
 from models.registry import Registry
 from tasks.common.errors import RadflowError
 from tasks.common.metrics import metric_by_name, patient_bootstrap
-from tasks.common.scoring import predict_probabilities, read_store
+from tasks.common.scoring import predict_logits, read_store
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ class PromoteParams:
     min_roc_auc: float
     min_sensitivity: float
     min_specificity: float
+    min_margin_over_baseline: float
+    require_learned: bool
     bootstrap_samples: int
     batch_size: int
     lock_timeout_s: float
@@ -51,6 +54,50 @@ def check_floors(metrics: dict[str, Any], settings: PromoteParams) -> dict[str, 
         }
         for name, floor in floors.items()
     }
+
+
+def check_baseline(metrics: dict[str, Any], settings: PromoteParams) -> dict[str, Any]:
+    """Does the candidate's test ROC-AUC beat the simple baseline's by `min_margin_over_baseline`?
+
+    The requirement is capped at 1 - margin: when the baseline itself is near perfect (the demo's
+    classes differ in shape), no network could beat it by the full margin. A missing value fails.
+    """
+    value, baseline = metrics.get("roc_auc"), metrics.get("baseline_roc_auc")
+    margin = settings.min_margin_over_baseline
+    required = None if baseline is None else min(baseline + margin, 1.0 - margin)
+    return {
+        "value": value,
+        "baseline": baseline,
+        "margin": margin,
+        "required": required,
+        "met": value is not None and required is not None and value >= required,
+    }
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def refusals(
+    floors: dict[str, dict[str, Any]],
+    baseline: dict[str, Any],
+    metrics: dict[str, Any],
+    require_learned: bool,
+) -> list[str]:
+    """Why the candidate cannot be promoted whatever the champion is (empty: nothing against it)."""
+    reasons = []
+    if not all(floor["met"] for floor in floors.values()):
+        reasons.append("floors not met: " + ", ".join(name for name, f in floors.items() if not f["met"]))
+    if require_learned and metrics.get("learned") is not True:
+        why = "; ".join(metrics.get("learning_warnings") or ["the evaluation records no learning check"])
+        reasons.append(f"the model did not learn: {why}")
+    if not baseline["met"]:
+        reasons.append(
+            f"test ROC-AUC {_fmt(baseline['value'])} does not beat the simple baseline's "
+            f"{_fmt(baseline['baseline'])} by promote.min_margin_over_baseline {baseline['margin']} "
+            f"(needs {_fmt(baseline['required'])})"
+        )
+    return reasons
 
 
 def compare(
@@ -84,9 +131,7 @@ def compare(
     }
 
 
-def champion_probabilities(
-    registry: Registry, store_dir: Path, rows: np.ndarray, batch_size: int
-) -> np.ndarray:
+def champion_logits(registry: Registry, store_dir: Path, rows: np.ndarray, batch_size: int) -> np.ndarray:
     """Re-score the verified champion on the given store rows (the candidate's test split)."""
     champion = registry.load("champion")
     model, config = models.load_model(champion.path)
@@ -97,7 +142,7 @@ def champion_probabilities(
             "it cannot be compared automatically — after review, register it on purpose with "
             "`radflow registry register MODEL_DIR --reason TEXT [--champion]` (MODEL_DIR: paths.model)"
         )
-    return predict_probabilities(model, config, store.images, rows, batch_size)
+    return predict_logits(model, config, store.images, rows, batch_size)
 
 
 def decide(
@@ -112,28 +157,32 @@ def decide(
 ) -> dict[str, Any]:
     """The gate's decision and every number behind it (nothing is written here)."""
     floors = check_floors(metrics, settings)
-    floors_met = all(floor["met"] for floor in floors.values())
+    baseline = check_baseline(metrics, settings)
+    against = refusals(floors, baseline, metrics, settings.require_learned)
     champion = registry.aliases()["champion"]
-    decision: dict[str, Any] = {"champion_before": champion, "floors": floors, "comparison": None}
+    decision: dict[str, Any] = {
+        "champion_before": champion, "floors": floors, "baseline": baseline, "comparison": None
+    }  # fmt: skip
     if champion is None:
-        reasons = [] if floors_met else ["floors not met"]
-        return {**decision, "promoted": floors_met, "reasons": reasons or ["first model, floors met"]}
+        return {
+            **decision,
+            "promoted": not against,
+            "reasons": against or ["first model: floors met, learned, beats the simple baseline"],
+        }
     entry = next(row for row in registry.versions() if row["version"] == champion)
     if entry["weights_sha256"] == weights_sha256:
         return {**decision, "promoted": False, "reasons": [f"candidate is already champion v{champion}"]}
-    probability_columns = [column for column in predictions.columns if column.startswith("prob_")]
+    logit_columns = [column for column in predictions.columns if column.startswith("logit_")]
+    if not logit_columns:
+        raise RadflowError("test_predictions.csv has no logit_ columns; rerun `radflow stage evaluate`")
     labels = predictions["label_index"].to_numpy(dtype=int)
-    candidate = predictions[probability_columns].to_numpy(dtype=float)
+    candidate = predictions[logit_columns].to_numpy(dtype=np.float64)
     try:
-        champ = champion_probabilities(
-            registry, store_dir, predictions["row"].to_numpy(), settings.batch_size
-        )
+        champ = champion_logits(registry, store_dir, predictions["row"].to_numpy(), settings.batch_size)
     except RadflowError as error:
-        return {**decision, "promoted": False, "reasons": [str(error)]}
+        return {**decision, "promoted": False, "reasons": [*against, str(error)]}
     comparison = compare(labels, predictions["patient_id"].to_numpy(), candidate, champ, settings, seed)
-    reasons = []
-    if not floors_met:
-        reasons.append("floors not met: " + ", ".join(name for name, f in floors.items() if not f["met"]))
+    reasons = list(against)
     if not comparison["non_inferior"]:
         reasons.append(
             f"inferior to champion v{champion}: {comparison['metric']} difference CI lower bound "
@@ -144,5 +193,6 @@ def decide(
         **decision,
         "comparison": comparison,
         "promoted": promoted,
-        "reasons": reasons or [f"non-inferior to champion v{champion} and floors met"],
+        "reasons": reasons
+        or [f"non-inferior to champion v{champion}; floors met, learned, beats the simple baseline"],
     }

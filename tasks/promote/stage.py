@@ -5,7 +5,6 @@ Either way the stage succeeds and writes `paths.promotion/promotion.json`.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from tasks.common.hashing import file_sha256
 from tasks.common.jsonsafe import finite_or_none
 from tasks.common.params import parse_section
 from tasks.common.paths import project_paths
+from tasks.common.record import METRICS_FILE, read_record
 from tasks.promote.gate import PromoteParams, decide
 
 
@@ -28,12 +28,12 @@ def main(params: dict[str, Any]) -> None:
     settings = parse_section(params, "promote", PromoteParams)
     paths = project_paths(params)
     report = paths.evaluation / "report"
-    inputs = [paths.evaluation / "metrics.json", report / "test_predictions.csv", report / "model_card.md"]
+    inputs = [paths.evaluation / METRICS_FILE, report / "test_predictions.csv", report / "model_card.md"]
     missing = [str(path) for path in inputs if not path.is_file()]
     if missing:
         raise RadflowError(f"evaluation outputs missing: {missing}; run `radflow stage evaluate` first")
     models.read_config(paths.model)  # a clear error when the candidate model is absent
-    metrics = json.loads(inputs[0].read_text())
+    metrics = read_record(paths.evaluation)  # headline + detail: the registry keeps the whole record
     predictions = pd.read_csv(inputs[1], dtype={"patient_id": str, "image_id": str})
     registry = Registry(paths.registry, settings.lock_timeout_s)
     decision = decide(

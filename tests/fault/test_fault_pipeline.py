@@ -68,14 +68,22 @@ def test_no_planted_identifier_leaves_the_archive(planted_project: tuple[Path, s
 
 def _artifact_texts(project: Path) -> list[str]:
     """The Prefect artifacts `radflow retrain` would publish for this run, rendered by flows.artifacts."""
-    from flows.artifacts import champion_metrics, metrics_rows, promotion_markdown, read_json
+    from flows.artifacts import (
+        champion_metrics,
+        metrics_rows,
+        promotion_markdown,
+        read_json,
+        warnings_markdown,
+    )
     from flows.summary import flatten_numbers
+    from tasks.common.record import read_record
 
-    metrics = flatten_numbers(read_json(project / "data/evaluation/metrics.json"))
+    record = read_record(project / "data/evaluation")
+    metrics = flatten_numbers(record)
     promotion = read_json(project / "data/promotion/promotion.json")
     assert metrics and promotion
     rows = metrics_rows(metrics, champion_metrics(project / "registry", promotion))
-    return [json.dumps(rows), promotion_markdown(promotion)]
+    return [json.dumps(rows), promotion_markdown(promotion), warnings_markdown(record)]
 
 
 def test_source_paths_stay_in_the_private_folder(planted_project: tuple[Path, str]) -> None:

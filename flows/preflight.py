@@ -1,0 +1,37 @@
+"""Every params.yaml section checked before a retrain run starts anything (a Prefect server, DVC, a
+stage): a bad value anywhere is one line naming the valid choices and exit code 1, not a failed flow
+run with a traceback, and not a failure at the evaluate stage after hours of training.
+
+Each stage still parses its own section when it runs; this only runs the same strict parsers early.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flows.settings import RetrainParams
+from tasks.common.params import parse_section
+from tasks.common.paths import ProjectPaths
+from tasks.demo_data import DemoParams
+from tasks.evaluate.evaluation import EvaluateParams
+from tasks.ingest.settings import IngestSettings
+from tasks.preprocess.stage import PreprocessParams
+from tasks.promote.gate import PromoteParams
+from tasks.train.params import TrainParams
+
+SECTIONS: dict[str, type] = {
+    "paths": ProjectPaths,
+    "demo": DemoParams,
+    "ingest": IngestSettings,
+    "preprocess": PreprocessParams,
+    "train": TrainParams,
+    "evaluate": EvaluateParams,
+    "promote": PromoteParams,
+    "retrain": RetrainParams,
+}
+
+
+def check_params(params: dict[str, Any]) -> None:
+    """Parse every pipeline section strictly; the first bad value raises RadflowError."""
+    for name, cls in SECTIONS.items():
+        parse_section(params, name, cls)
