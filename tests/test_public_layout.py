@@ -30,8 +30,6 @@ OVERRIDES = (
     "promote.min_roc_auc=0",
     "promote.min_sensitivity=0",
     "promote.min_specificity=0",
-    # Until evaluate.negative_class: auto (issue #12, evaluate side) resolves NORMAL by itself:
-    "evaluate.negative_class=NORMAL",
 )
 
 
