@@ -76,7 +76,8 @@ def test_no_patient_in_two_splits_and_the_test_folder_is_the_test_split(
 def test_the_model_is_evaluated_registered_and_screens_predict_inputs(kaggle: tuple[Path, dict, str]) -> None:
     project, _, _ = kaggle
     metrics = json.loads((project / "data/evaluation/metrics.json").read_text())
-    print(f"Kaggle-layout test ROC-AUC: {metrics['roc_auc']:.3f} ({metrics['n_test_images']} images)")
+    detail = json.loads((project / "data/evaluation/metrics_detail.json").read_text())
+    print(f"Kaggle-layout test ROC-AUC: {metrics['roc_auc']:.3f} ({detail['n_test_images']} images)")
     assert metrics["roc_auc"] > 0.7
     assert json.loads((project / "data/promotion/promotion.json").read_text())["promoted"] is True
     config = json.loads((project / "data/model/config.json").read_text())

@@ -69,8 +69,9 @@ def make_project(root: Path, retrain: dict[str, object] | None = None, extra: tu
     (root / "raw" / "study1.txt").write_text("1")
     paths = {key: f"out/{key}" for key in ("ingested", "private", "preprocessed", "model", "checkpoints")}
     paths |= {"train_live": "out/train_live", "evaluation": "out/evaluation", "promotion": "out/promotion"}
-    defaults = repo_params()
+    defaults = repo_params()  # every section, so the flow's preflight check of params.yaml passes
     params = {
+        **defaults,
         "seed": 1,
         "paths": paths | {"registry": "registry"},
         "ingest": defaults["ingest"] | {"source": "raw", "labels": "folders", "workers": 1},
