@@ -26,12 +26,17 @@ class TrainParams:
     trainable_blocks: int
     pretrained_lr_factor: float
     feature_cache_keep: int
+    pretrain_epochs: int
+    pretrain_batch_size: int
+    pretrain_learning_rate: float
+    pretrain_temperature: float
     epochs: int
     batch_size: int
     learning_rate: float
     weight_decay: float
     optimizer: Literal["adamw", "sgd"]
     momentum: float
+    warmup_epochs: int
     schedule: Literal["cosine", "step"]
     step_epochs: int
     step_gamma: float
@@ -43,6 +48,8 @@ class TrainParams:
     zoom: float
     intensity_shift: float
     noise_std: float
+    learned_min_loss_drop: float
+    learned_min_val_auc: float
     device: Literal["auto", "cpu", "cuda"]
     compile: bool
     threads: int

@@ -23,6 +23,7 @@ from tasks.train.features import backbone_digest, cached_features
 from tasks.train.loop import Job, LoopSettings, Prepare, fit
 from tasks.train.network import Network, build_network, make_optimizer, make_scheduler, set_train_mode
 from tasks.train.params import TrainParams
+from tasks.train.summary import summarise
 
 __all__ = ["TrainParams", "main", "train"]
 console = Console(stderr=True)
@@ -134,6 +135,7 @@ def train(
     console.print(
         f"train: best val AUC {loop['best_auc']:.3f} at epoch {loop['best_epoch']} of {loop['epoch']}"
     )
+    config["training_summary"] = summarise(loop, data, params)
     return network.model.cpu().eval(), config
 
 
