@@ -64,8 +64,12 @@ def recipe_score(store: Path, params: TrainParams, seed: int, work: Path) -> Sco
     test = data.splits["test"].numpy()
     probs = predict_probabilities(model, config, data.images.numpy(), test, 64)
     auc = macro_auc(data.labels[test].numpy(), probs)
-    summary = config.get("training_summary", {})
-    note = "" if summary.get("learned", True) else "NOT LEARNED: " + str(summary.get("reason", ""))
+    summary = config["training_summary"]
+    note = (
+        f"loss {summary['first_train_loss']:.3f} -> {summary['lowest_train_loss']:.3f} "
+        f"(chance {summary['chance_loss']:.3f}), best val AUC {summary['best_val_auc']:.3f}"
+        + ("" if summary["learned"] else ", NOT LEARNED")
+    )
     return Score(auc, time.perf_counter() - started, note)
 
 

@@ -59,7 +59,8 @@ def initial_weights(
         registered = Registry(registry_root).load(params.weights.removeprefix(REGISTRY_PREFIX))
         return load_registry_weights(model, registered.path)
     raise RadflowError(
-        f"train.weights={params.weights!r}; valid: imagenet, none, self_supervised, registry:<version|champion>"
+        f"train.weights={params.weights!r}; "
+        "valid: imagenet, none, self_supervised, registry:<version|champion>"
     )
 
 
@@ -102,8 +103,9 @@ def make_optimizer(network: Network, params: TrainParams) -> torch.optim.Optimiz
     trainable = [p for p in network.model.parameters() if p.requires_grad]
     head = [p for p in trainable if id(p) in head_ids]
     body = [p for p in trainable if id(p) not in head_ids]
-    body_lr = params.learning_rate * (params.pretrained_lr_factor if network.pretrained else 1.0)
-    groups = [{"params": head, "lr": params.learning_rate}, {"params": body, "lr": body_lr}]
+    peak = params.peak_learning_rate()
+    body_lr = peak * (params.pretrained_lr_factor if network.pretrained else 1.0)
+    groups = [{"params": head, "lr": peak}, {"params": body, "lr": body_lr}]
     groups = [group for group in groups if group["params"]]
     if params.optimizer == "sgd":
         return torch.optim.SGD(
