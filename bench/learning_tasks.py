@@ -5,7 +5,7 @@ or not), split by patient (train/val/test), and carries nuisances that differ pe
 nothing about the label: exposure, position, scanner response, a burnt-in marker. Backgrounds are real
 anatomy or the project's own synthetic radiographs, so the finding must be told apart from structure:
 
-- `chest_nodule`: one small faint nodule (a few px at 128 px) in a lung of the project's synthetic
+- `chest_nodule`: one small faint nodule (3-5 px across at 128 px) in a lung of the project's synthetic
   radiographs (`tasks.demo_data.synth`); per-patient exposure, position and noise.
 - `brain_lesion`: a small lesion, darker or brighter than its surroundings, in the white matter of real
   brain MR anatomy (the MNI152 T1 template that nilearn ships inside its wheel); per-patient slice level,
@@ -92,7 +92,7 @@ def paint_chest_nodule(patient: int, finding: bool, count: int, rng: np.random.G
     anatomy = _chest_background(rng)
     side = int(rng.integers(0, 2))
     cy, cx = _lung_point(rng, side)
-    nodule = _gaussian_spot(cy, cx, rng.uniform(0.008, 0.014)) * rng.uniform(0.06, 0.1) * finding
+    nodule = _gaussian_spot(cy, cx, rng.uniform(0.014, 0.022)) * rng.uniform(0.1, 0.16) * finding
     exposure, offset = rng.uniform(0.75, 1.2), rng.uniform(-0.08, 0.08)
     images = []
     for _ in range(count):
@@ -124,7 +124,7 @@ def _square(image: np.ndarray) -> np.ndarray:
 
 
 def paint_brain_lesion(patient: int, finding: bool, count: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """One patient's axial slices near one level; a lesion 3-5 mm across in the white matter."""
+    """One patient's axial slices near one level; a lesion 5-8 mm across in the white matter."""
     t1, wm = _mni_slices()
     level = int(rng.integers(75, 105))  # around the lateral ventricles (MNI z index, 1 mm)
     bias_axis = rng.normal(0, 1, 2)
@@ -132,7 +132,7 @@ def paint_brain_lesion(patient: int, finding: bool, count: int, rng: np.random.G
     yy, xx = np.mgrid[0:RAW_SIZE, 0:RAW_SIZE].astype(np.float32) / RAW_SIZE - 0.5
     bias = 1 + 0.25 * (bias_axis[0] * yy + bias_axis[1] * xx)  # scanner coil inhomogeneity
     gain, noise = rng.uniform(0.7, 1.3), rng.uniform(0.01, 0.03)
-    contrast = rng.choice([-1.0, 1.0]) * rng.uniform(0.2, 0.35)  # share of the local intensity
+    contrast = rng.choice([-1.0, 1.0]) * rng.uniform(0.25, 0.4)  # share of the local intensity
     images = []
     for _ in range(count):
         z = level + int(rng.integers(-3, 4))  # a neighbouring slice each time
@@ -140,7 +140,7 @@ def paint_brain_lesion(patient: int, finding: bool, count: int, rng: np.random.G
         if finding:
             inside = np.argwhere(ndimage.binary_erosion(mask, iterations=4))
             cy, cx = (inside[rng.integers(len(inside))] if len(inside) else (RAW_SIZE // 2,) * 2) / RAW_SIZE
-            lesion = _gaussian_spot(cy, cx, rng.uniform(0.006, 0.01) * 256 / 197)
+            lesion = _gaussian_spot(cy, cx, rng.uniform(0.01, 0.016) * 256 / 197)
             image = image * (1 + contrast * lesion)
         moved = _move(image, *rng.normal(0, 3, 2), angle=angle, scale=scale)
         images.append(moved * bias * gain + rng.normal(0, noise, moved.shape))
@@ -159,7 +159,7 @@ def paint_chest_rare_marker(
     marker = rng.random() < 0.5
     side = int(rng.integers(0, 2))
     cy, cx = _lung_point(rng, side)
-    opacity = _gaussian_spot(cy, cx, rng.uniform(0.03, 0.045)) * rng.uniform(0.05, 0.08) * finding
+    opacity = _gaussian_spot(cy, cx, rng.uniform(0.03, 0.045)) * rng.uniform(0.08, 0.12) * finding
     images = []
     for _ in range(count):
         image = _move(anatomy + opacity, *rng.normal(0, 4, 2), angle=rng.normal(0, 2))
@@ -183,7 +183,7 @@ TASKS = {
         ),
         LearningTask(
             "brain_lesion",
-            "3-5 mm white-matter lesion on MNI152 T1 anatomy, per-patient level/rotation/bias field",
+            "5-8 mm white-matter lesion on MNI152 T1 anatomy, per-patient level/rotation/bias field",
             prevalence=0.5,
             target_auc=0.8,
             paint=paint_brain_lesion,
