@@ -21,6 +21,7 @@ from models import load_model
 from tasks.common.scoring import predict_probabilities
 from tasks.train.data import load_data
 from tasks.train.loop import macro_auc
+from tasks.train.lr_finder import pick_learning_rate
 from tasks.train.pretrain import nt_xent
 from tasks.train.stage import main
 from tasks.train.summary import chance_loss, training_summary
@@ -159,3 +160,13 @@ def test_self_supervised_pretraining_runs_is_cached_and_reused(tmp_path: Path, c
     err = capsys.readouterr().err
     assert "reusing" in err and "epoch 1/2" not in err
     assert cached[0].stat().st_ino == inode
+
+
+def test_range_test_pick_is_a_tenth_of_the_minimum_or_the_stable_edge_without_descent() -> None:
+    rates = [10.0**e for e in range(-7, 1)]  # 1e-7 .. 1
+    falling = (0.7, 0.6, 0.5, 0.4, 0.3, 0.4, 0.9, 2.0)  # smoothed loss, lowest at 1e-3
+    assert pick_learning_rate([(r, 0.0, s) for r, s in zip(rates, falling, strict=True)]) == pytest.approx(
+        1e-4
+    )
+    flat = (0.7, 0.71, 0.71, 0.72, 0.74, 0.76, 1.3, 1.5)  # never falls; within 10 % of 0.7 up to 1e-2
+    assert pick_learning_rate([(r, 0.0, s) for r, s in zip(rates, flat, strict=True)]) == pytest.approx(1e-3)

@@ -26,6 +26,7 @@ MIN_LR, MAX_LR = 1e-7, 1.0
 SMOOTHING = 0.9  # exponential moving average of the loss (bias-corrected), as fastai does
 DIVERGED = 4.0  # stop once the smoothed loss exceeds this multiple of its minimum
 PICK_DIVISOR = 10.0  # chosen rate = rate at the smoothed-loss minimum / this
+NO_DESCENT, STABLE_RISE = 0.02, 0.1  # no descent: minimum < 2 % below the start; stable: < 10 % above it
 CURVE_FILE = "lr_finder.csv"
 CURVE_COLUMNS = ("log10_learning_rate", "learning_rate", "loss", "smoothed_loss")
 
@@ -71,8 +72,16 @@ def range_test(job: Job, batch_size: int, steps: int, seed: int) -> list[tuple[f
 
 
 def pick_learning_rate(curve: list[tuple[float, float, float]]) -> float:
-    """A tenth of the rate where the smoothed loss was lowest (within [MIN_LR, MAX_LR])."""
-    rate_at_min = min(curve, key=lambda point: point[2])[0]
+    """A tenth of the rate where the smoothed loss was lowest (within [MIN_LR, MAX_LR]).
+
+    When the loss never fell (its minimum is within `NO_DESCENT` of the start, as on faint findings
+    with an unstable network), the minimum sits at a meaninglessly small rate; then the largest rate
+    whose loss stayed within `STABLE_RISE` of the start stands in for it.
+    """
+    start = curve[0][2]
+    rate_at_min, _, lowest = min(curve, key=lambda point: point[2])
+    if lowest > start * (1 - NO_DESCENT):
+        rate_at_min = max(rate for rate, _, smoothed in curve if smoothed <= start * (1 + STABLE_RISE))
     return min(max(rate_at_min / PICK_DIVISOR, MIN_LR), MAX_LR)
 
 
