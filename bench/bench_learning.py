@@ -83,7 +83,7 @@ def recipe_params(base: dict, changes: list[str]) -> TrainParams:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated, of {list(TASKS)}")
-    parser.add_argument("--patients", type=int, default=160, help="patients per task")
+    parser.add_argument("--patients", type=int, default=100, help="patients per task")
     parser.add_argument("--images-per-patient", type=int, default=3)
     parser.add_argument("--size", type=int, default=0, help="image side in px; 0 = preprocess.image_size")
     parser.add_argument("--seed", type=int, default=0, help="data seed (training uses params.yaml's seed)")
