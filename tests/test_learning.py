@@ -151,7 +151,7 @@ def test_self_supervised_pretraining_runs_is_cached_and_reused(tmp_path: Path, c
     cached = list((tmp_path / "checkpoints" / "pretrain").glob("pretrain-*.safetensors"))
     assert len(cached) == 1 and "epoch 2/2" in capsys.readouterr().err
     pretrained = load_file(str(cached[0]))
-    assert "classifier.6.weight" not in pretrained and "features.0.weight" in pretrained
+    assert "features.0.weight" in pretrained and not any(key.startswith("classifier") for key in pretrained)
     inode = cached[0].stat().st_ino
     # A retrain with other fine-tuning settings on the same images reuses the backbone, untouched.
     second = project(tmp_path / "second", tmp_path / "store", **tiny | {"learning_rate": 0.0005})

@@ -4,6 +4,7 @@ Offline there are no ImageNet weights, and a few hundred labelled studies are li
 from. Every image of the store (the label is not used) can still teach the backbone what varies in this
 archive: SimCLR (Chen et al. 2020) trains it to map two random views of one image close together and
 views of different images apart (NT-Xent loss through a small projection head, dropped afterwards).
+AlexNet's conv layers are pretrained (its dropout-laden fully connected layers start fresh).
 The views come from the train stage's batched MONAI augmentation (affine warp, intensity shift,
 Gaussian noise), widened to at least `VIEW_*` (contrastive learning needs views that differ more than
 training augmentation does) and given a random contrast.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from torch import nn
 from torch.nn import functional
 
 from models import build_model, input_spec, split_backbone_head, to_model_input
+from models.alexnet import AlexNet
 from tasks.common.atomic import atomic_path
 from tasks.train.augment import BatchAugment
 from tasks.train.features import keep_recent
@@ -49,6 +52,23 @@ def pretrain_key(images: torch.Tensor, params: TrainParams, seed: int) -> str:
     }
     digest.update(json.dumps(settings, sort_keys=True).encode())
     return digest.hexdigest()[:24]
+
+
+def encoder(model: nn.Module) -> tuple[nn.Module, Callable[[str], bool]]:
+    """(images -> (B, F) representation, which state-dict keys it covers).
+
+    AlexNet: its conv layers, globally average-pooled (B, 256). Its fully connected layers are left out:
+    their dropout makes two views of one image look no more alike than two different images (cosine
+    0.33 vs 0.31 at initialisation), so the contrastive loss cannot start. ResNet/DenseNet: their own
+    pooled backbone. The output layer is never pretrained.
+    """
+    if isinstance(model, AlexNet):
+        pooled = nn.Sequential(model.features, nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+        return pooled, lambda key: key.startswith("features.")
+    backbone, head = split_backbone_head(model)
+    head_ids = {id(p) for p in head.parameters()}
+    head_keys = {name for name, p in model.named_parameters() if id(p) in head_ids}
+    return backbone, lambda key: key not in head_keys
 
 
 def nt_xent(first: torch.Tensor, second: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -91,8 +111,8 @@ def pretrain_backbone(
 ) -> Path:
     """The cached self-supervised weights for `images` (N, 1, S, S); pretrains them first if absent.
 
-    Returns a safetensors file of the model's state dict without its output layer (which
-    `models.weights.load_matching` then leaves freshly initialised).
+    Returns a safetensors file of the encoder's part of the state dict (AlexNet: the conv layers);
+    `models.weights.load_matching` leaves the rest freshly initialised.
     """
     path = cache_dir / f"pretrain-{pretrain_key(images, params, seed)}.safetensors"
     if path.is_file():
@@ -102,14 +122,13 @@ def pretrain_backbone(
     with torch.random.fork_rng():  # the caller's random stream (its network init) stays as it was
         torch.manual_seed(seed)
         model = build_model(params.model_config(num_classes=2)).to(device)
-        backbone, head = split_backbone_head(model)
+        backbone, keep = encoder(model)
         width = backbone(torch.zeros(2, params.in_channels, *images.shape[-2:], device=device)).shape[1]
         projector = nn.Sequential(
             nn.Linear(width, width), nn.BatchNorm1d(width), nn.ReLU(), nn.Linear(width, PROJECTION)
         ).to(device)
         _train(images, params, seed, backbone, projector, device)
-    head_names = {name for name, p in model.named_parameters() if any(p is q for q in head.parameters())}
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k not in head_names}
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if keep(k)}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp))
     keep_recent(cache_dir, "pretrain-*.safetensors", max(params.feature_cache_keep, 1))
