@@ -9,7 +9,7 @@ from tasks.common.params import from_dict
 
 ModelName = Literal["alexnet", "resnet18", "densenet121"]
 Layout = Literal["torchvision", "original"]
-Norm = Literal["lrn", "batchnorm", "none"]
+Norm = Literal["lrn", "batchnorm", "batchnorm_fc", "none"]
 Activation = Literal["relu", "leaky_relu"]
 
 

@@ -35,7 +35,7 @@ HEAD = {"classifier.6.weight", "classifier.6.bias"}
 VARIANTS = [
     {"layout": layout, "norm": norm, "activation": activation}
     for layout in ("torchvision", "original")
-    for norm in ("lrn", "batchnorm", "none")
+    for norm in ("lrn", "batchnorm", "batchnorm_fc", "none")
     for activation in ("relu", "leaky_relu")
 ] + [{"name": "resnet18"}, {"name": "densenet121"}]
 
@@ -78,7 +78,7 @@ def imagenet_params(path: Path, digest: str, **extra: Any) -> TrainParams:
     )
 
 
-@pytest.mark.parametrize("norm", ["none", "batchnorm"])
+@pytest.mark.parametrize("norm", ["none", "batchnorm", "batchnorm_fc"])
 def test_imagenet_weights_arrive_and_only_the_new_head_is_fresh(
     imagenet_file: tuple[Path, dict[str, torch.Tensor], str], tmp_path: Path, norm: str
 ) -> None:
@@ -93,7 +93,9 @@ def test_imagenet_weights_arrive_and_only_the_new_head_is_fresh(
             assert torch.equal(loaded[key], tensor), key
     # Everything the checkpoint lacks is freshly initialised: the 3-class head, plus batch norm if asked for.
     fresh = {key for key in loaded if key not in state or key in HEAD}
-    assert fresh >= HEAD and all(key in HEAD or re.fullmatch(r"features\.\d+\.0\.\w+", key) for key in fresh)
+    assert fresh >= HEAD and all(
+        key in HEAD or re.fullmatch(r"(features|classifier)\.\d+\.0\.\w+", key) for key in fresh
+    )
     torch.manual_seed(1)
     scratch = build_model(network.config).state_dict()
     assert all(torch.equal(loaded[key], scratch[key]) for key in fresh)

@@ -151,7 +151,11 @@ def test_partial_mode_trains_the_last_blocks_and_the_classifier(tmp_path: Path) 
         for name, p in network.model.named_parameters()
         if p.requires_grad
     }
-    assert trainable == {"features.10", "features.11", "classifier.1", "classifier.4", "classifier.6"}
+    # classifier.2 and .5: the batch norm of the hidden FC layers (norm batchnorm_fc)
+    assert trainable == {
+        "features.10", "features.11", "classifier.1", "classifier.2", "classifier.4", "classifier.5",
+        "classifier.6",
+    }  # fmt: skip
 
 
 @pytest.mark.slow

@@ -53,9 +53,12 @@ def cached_features(
     features = torch.cat(chunks).float().cpu().contiguous()  # (N, F)
     with atomic_path(path) as tmp:
         save_file({"features": features}, str(tmp))
-    by_use = sorted(
-        cache_dir.glob("features-*.safetensors"), key=lambda p: p.stat().st_mtime_ns, reverse=True
-    )
+    keep_recent(cache_dir, "features-*.safetensors", keep)
+    return features
+
+
+def keep_recent(cache_dir: Path, pattern: str, keep: int) -> None:
+    """Delete all but the `keep` most recently used (modified) files matching `pattern`."""
+    by_use = sorted(cache_dir.glob(pattern), key=lambda p: p.stat().st_mtime_ns, reverse=True)
     for stale in by_use[keep:]:
         stale.unlink(missing_ok=True)
-    return features

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from rich.console import Console
+from safetensors.torch import load_file
 from torch import nn
 
 from models import build_model, conv_blocks, split_backbone_head, top_layers
 from models.config import ModelConfig
 from models.registry import Registry
-from models.weights import LoadReport, load_imagenet, load_registry_weights
+from models.weights import LoadReport, load_imagenet, load_matching, load_registry_weights
 from tasks.common.errors import RadflowError
 from tasks.train.params import TrainParams
 
@@ -31,10 +33,19 @@ class Network:
     pretrained: bool  # initial backbone weights came from ImageNet or the registry
 
 
-def initial_weights(model: nn.Module, params: TrainParams, registry_root: Path) -> LoadReport | None:
-    """Load the configured starting weights into `model`; None for `weights: none`."""
+def initial_weights(
+    model: nn.Module, params: TrainParams, registry_root: Path, self_supervised: Path | None = None
+) -> LoadReport | None:
+    """Load the configured starting weights into `model`; None for `weights: none`.
+
+    `self_supervised` is the pretrained backbone file `tasks.train.pretrain` made for this data set.
+    """
     if params.weights == "none":
         return None
+    if params.weights == "self_supervised":
+        if self_supervised is None:
+            raise RadflowError("train.weights=self_supervised needs the pretrained backbone file")
+        return load_matching(model, load_file(str(self_supervised)))
     if params.weights == "imagenet":
         if params.model != "alexnet" or params.in_channels != 3:
             raise RadflowError(
@@ -48,15 +59,18 @@ def initial_weights(model: nn.Module, params: TrainParams, registry_root: Path) 
         registered = Registry(registry_root).load(params.weights.removeprefix(REGISTRY_PREFIX))
         return load_registry_weights(model, registered.path)
     raise RadflowError(
-        f"train.weights={params.weights!r}; valid: imagenet, none, registry:<version|champion>"
+        f"train.weights={params.weights!r}; "
+        "valid: imagenet, none, self_supervised, registry:<version|champion>"
     )
 
 
-def build_network(params: TrainParams, num_classes: int, registry_root: Path) -> Network:
+def build_network(
+    params: TrainParams, num_classes: int, registry_root: Path, self_supervised: Path | None = None
+) -> Network:
     """Build, initialise and freeze according to `params.mode`."""
     config = params.model_config(num_classes)
     model = build_model(config)
-    report = initial_weights(model, params, registry_root)
+    report = initial_weights(model, params, registry_root, self_supervised)
     if report is not None:
         console.print(f"weights {params.weights}: {len(report.loaded)} tensors loaded, fresh: {report.fresh}")
     backbone, head = split_backbone_head(model)
@@ -89,8 +103,9 @@ def make_optimizer(network: Network, params: TrainParams) -> torch.optim.Optimiz
     trainable = [p for p in network.model.parameters() if p.requires_grad]
     head = [p for p in trainable if id(p) in head_ids]
     body = [p for p in trainable if id(p) not in head_ids]
-    body_lr = params.learning_rate * (params.pretrained_lr_factor if network.pretrained else 1.0)
-    groups = [{"params": head, "lr": params.learning_rate}, {"params": body, "lr": body_lr}]
+    peak = params.peak_learning_rate()
+    body_lr = peak * (params.pretrained_lr_factor if network.pretrained else 1.0)
+    groups = [{"params": head, "lr": peak}, {"params": body, "lr": body_lr}]
     groups = [group for group in groups if group["params"]]
     if params.optimizer == "sgd":
         return torch.optim.SGD(
@@ -99,12 +114,23 @@ def make_optimizer(network: Network, params: TrainParams) -> torch.optim.Optimiz
     return torch.optim.AdamW(groups, weight_decay=params.weight_decay)
 
 
+def lr_factor(epoch: int, params: TrainParams) -> float:
+    """Multiplier of the peak learning rate in `epoch` (0-based): linear warm-up, then cosine or step.
+
+    Warm-up: epochs 0..W-1 run at 1/(W+1)..W/(W+1) of the peak, so Adam's moment estimates settle
+    before full-size steps reach the wide fully connected layers (see README, small data sets).
+    """
+    warmup = params.warmup_epochs
+    if epoch < warmup:
+        return (epoch + 1) / (warmup + 1)
+    after = epoch - warmup
+    if params.schedule == "step":
+        return float(params.step_gamma ** (after // params.step_epochs))
+    return 0.5 * (1 + math.cos(math.pi * after / max(params.epochs - warmup, 1)))
+
+
 def make_scheduler(
     optimizer: torch.optim.Optimizer, params: TrainParams
 ) -> torch.optim.lr_scheduler.LRScheduler:
-    """Per-epoch schedule: cosine to zero over `epochs`, or step decay every `step_epochs`."""
-    if params.schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(
-            optimizer, step_size=params.step_epochs, gamma=params.step_gamma
-        )
-    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(params.epochs, 1))
+    """Per-epoch schedule: `warmup_epochs` of linear warm-up, then cosine to zero or step decay."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: lr_factor(epoch, params))

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from models.config import Activation, Layout, ModelConfig, ModelName, Norm
+from tasks.common.errors import RadflowError
 
 
 @dataclass(frozen=True)
@@ -26,12 +27,18 @@ class TrainParams:
     trainable_blocks: int
     pretrained_lr_factor: float
     feature_cache_keep: int
+    pretrain_epochs: int
+    pretrain_batch_size: int
+    pretrain_learning_rate: float
+    pretrain_temperature: float
     epochs: int
     batch_size: int
-    learning_rate: float
+    learning_rate: float | Literal["auto"]
+    lr_finder_steps: int
     weight_decay: float
     optimizer: Literal["adamw", "sgd"]
     momentum: float
+    warmup_epochs: int
     schedule: Literal["cosine", "step"]
     step_epochs: int
     step_gamma: float
@@ -43,6 +50,8 @@ class TrainParams:
     zoom: float
     intensity_shift: float
     noise_std: float
+    learned_min_loss_drop: float
+    learned_min_val_auc: float
     device: Literal["auto", "cpu", "cuda"]
     compile: bool
     threads: int
@@ -58,6 +67,12 @@ class TrainParams:
             in_channels=self.in_channels,
             num_classes=num_classes,
         )
+
+    def peak_learning_rate(self) -> float:
+        """The learning rate as a number; `auto` is replaced by the range test's pick before training."""
+        if isinstance(self.learning_rate, str):
+            raise RadflowError("train.learning_rate=auto must be resolved by the range test before training")
+        return self.learning_rate
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

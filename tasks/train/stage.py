@@ -7,6 +7,7 @@ Resumable from `paths.checkpoints`; per-epoch metrics in `paths.train_live` (DVC
 from __future__ import annotations
 
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,11 @@ from tasks.train.augment import BatchAugment
 from tasks.train.data import TrainData, class_weights, load_data
 from tasks.train.features import backbone_digest, cached_features
 from tasks.train.loop import Job, LoopSettings, Prepare, fit
+from tasks.train.lr_finder import pick_learning_rate, range_test, write_curve
 from tasks.train.network import Network, build_network, make_optimizer, make_scheduler, set_train_mode
 from tasks.train.params import TrainParams
+from tasks.train.pretrain import pretrain_backbone
+from tasks.train.summary import summarise
 
 __all__ = ["TrainParams", "main", "train"]
 console = Console(stderr=True)
@@ -118,8 +122,23 @@ def train(
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Build, train and return (best model on the CPU, its config.json content)."""
     torch.manual_seed(seed)
-    network = build_network(params, len(data.classes), registry)
+    self_supervised = (
+        pretrain_backbone(data.images, params, seed, checkpoints / "pretrain", pick_device(params))
+        if params.weights == "self_supervised"
+        else None
+    )
+    network = build_network(params, len(data.classes), registry, self_supervised)
     config = model_config(network, data, params, seed)
+    curve = []
+    if params.learning_rate == "auto":  # a range test with the real job, then the job at its pick
+        probe = make_job(network, data, replace(params, learning_rate=1.0), config, checkpoints / "features")
+        curve = range_test(probe, params.batch_size, params.lr_finder_steps, seed)
+        params = replace(params, learning_rate=pick_learning_rate(curve))
+        config["learning_rate_found"] = params.learning_rate
+        console.print(
+            f"train: learning_rate auto -> {params.learning_rate:.3g} (range test, {len(curve)} steps)"
+        )
+    write_curve(curve, live)
     job = make_job(network, data, params, config, checkpoints / "features")
     settings = LoopSettings(
         epochs=params.epochs,
@@ -135,6 +154,7 @@ def train(
     console.print(
         f"train: best val AUC {loop['best_auc']:.3f} at epoch {loop['best_epoch']} of {loop['epoch']}"
     )
+    config["training_summary"] = summarise(loop, data, params)
     return network.model.cpu().eval(), config
 
 

@@ -1,0 +1,279 @@
+"""The learning suite's tasks: generated data sets of graded difficulty that a good recipe must learn.
+
+Each task is a set of patients with several images each, labelled per patient (a patient has the finding
+or not), split by patient (train/val/test), and carries nuisances that differ per patient but say
+nothing about the label: exposure, position, scanner response, a burnt-in marker. Backgrounds are real
+anatomy or the project's own synthetic radiographs, so the finding must be told apart from structure:
+
+- `chest_nodule`: one small faint nodule (3-5 px across at 128 px) in a lung of the project's synthetic
+  radiographs (`tasks.demo_data.synth`); per-patient exposure, position and noise.
+- `brain_lesion`: a small lesion, darker or brighter than its surroundings, in the white matter of real
+  brain MR anatomy (the MNI152 T1 template that nilearn ships inside its wheel); per-patient slice level,
+  rotation, scale and scanner bias field.
+- `chest_rare_marker`: a rare (20 %) faint diffuse opacity in a lung; three scanners with their own
+  contrast curve and noise, and a bright side marker in half of the patients, unrelated to the label.
+
+Raw images are made at `RAW_SIZE` px and go through preprocess's own transform
+(`tasks.preprocess.transform.image_to_tensor`: percentile window, resize), so a store built here at
+image size S is what the pipeline would train on. Tests use the same generators at tiny sizes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+from tasks.common.atomic import atomic_open, atomic_path, write_json
+from tasks.demo_data.synth import MAX_STORED, chest_image
+from tasks.preprocess.transform import TransformSettings, build_transform, image_to_tensor
+
+RAW_SIZE = 256  # side of the generated images before preprocess's resize (px)
+CLASSES = ["finding", "normal"]  # sorted, as preprocess orders classes; "normal" is the negative class
+SPLIT_FRACTIONS = {"test": 0.25, "val": 0.15}  # share of patients per split (the rest: train)
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """One generated data set: (N, 1, S, S) float16 images in [0, 1] and per-image labels/patients/splits."""
+
+    images: np.ndarray
+    labels: np.ndarray  # (N,) int64 index into CLASSES
+    patients: np.ndarray  # (N,) str
+    splits: np.ndarray  # (N,) str: train | val | test, by patient
+
+
+Painter = Callable[[int, bool, int, np.random.Generator], list[np.ndarray]]
+
+
+@dataclass(frozen=True)
+class LearningTask:
+    """A suite entry: how to draw one patient's raw images, its prevalence and the recipe's target."""
+
+    name: str
+    summary: str
+    prevalence: float  # share of patients with the finding
+    target_auc: float  # test ROC-AUC the default recipe must reach (and beat the baseline)
+    paint: Painter  # (patient index, has finding, images, rng) -> raw (RAW, RAW) float images
+
+
+def _gaussian_spot(cy: float, cx: float, sigma: float) -> np.ndarray:
+    """(RAW, RAW) Gaussian bump of height 1 centred at normalised (cy, cx), width sigma (normalised)."""
+    yy, xx = np.mgrid[0:RAW_SIZE, 0:RAW_SIZE].astype(np.float32) / RAW_SIZE
+    return np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma**2))
+
+
+def _chest_background(rng: np.random.Generator) -> np.ndarray:
+    """A normal synthetic radiograph in [0, 1] (its own exposure, noise and anatomy), (RAW, RAW)."""
+    return chest_image(RAW_SIZE, "normal", rng).astype(np.float32) / MAX_STORED
+
+
+def _lung_point(rng: np.random.Generator, side: int) -> tuple[float, float]:
+    """A normalised point well inside lung `side` (0 right, 1 left) of synth's anatomy."""
+    return 0.45 + rng.uniform(-0.13, 0.13), 0.5 + (2 * side - 1) * 0.19 + rng.uniform(-0.05, 0.05)
+
+
+def _move(image: np.ndarray, dy: float, dx: float, angle: float = 0.0, scale: float = 1.0) -> np.ndarray:
+    """Rotate (degrees) and scale about the centre, then shift by (dy, dx) px; edges filled by nearest."""
+    centre = (np.array(image.shape) - 1) / 2
+    rad = np.deg2rad(angle)
+    matrix = np.array([[np.cos(rad), -np.sin(rad)], [np.sin(rad), np.cos(rad)]]) / scale
+    offset = centre - matrix @ (centre + np.array([dy, dx]))
+    return ndimage.affine_transform(image, matrix, offset, order=1, mode="nearest")
+
+
+def paint_chest_nodule(patient: int, finding: bool, count: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """One patient: same anatomy and nodule in every image, moved a little; per-patient exposure."""
+    anatomy = _chest_background(rng)
+    side = int(rng.integers(0, 2))
+    cy, cx = _lung_point(rng, side)
+    nodule = _gaussian_spot(cy, cx, rng.uniform(0.014, 0.022)) * rng.uniform(0.1, 0.16) * finding
+    exposure, offset = rng.uniform(0.75, 1.2), rng.uniform(-0.08, 0.08)
+    images = []
+    for _ in range(count):
+        moved = _move(anatomy + nodule, *rng.normal(0, 4, 2), angle=rng.normal(0, 2))
+        images.append(moved * exposure + offset + rng.normal(0, 0.015, moved.shape))
+    return images
+
+
+@cache
+def _mni_slices() -> tuple[np.ndarray, np.ndarray]:
+    """Axial slices of the MNI152 T1 template and its white-matter mask, (Z, Y, X) float32, 1 mm.
+
+    nilearn ships both files inside its wheel (nilearn/datasets/data): nothing is downloaded.
+    """
+    from nilearn.datasets import load_mni152_template, load_mni152_wm_mask
+
+    t1 = load_mni152_template(resolution=1).get_fdata(dtype=np.float32)  # (X, Y, Z) RAS
+    wm = load_mni152_wm_mask(resolution=1).get_fdata(dtype=np.float32)
+    # (X, Y, Z) -> (Z, Y, X), anterior up: an axial image as a radiologist looks at it.
+    return np.flip(t1.transpose(2, 1, 0), axis=1) / t1.max(), np.flip(wm.transpose(2, 1, 0), axis=1)
+
+
+def _square(image: np.ndarray) -> np.ndarray:
+    """Pad a (H, W) slice to a centred square and resize it to (RAW, RAW)."""
+    side = max(image.shape)
+    pad = [((side - n) // 2, side - n - (side - n) // 2) for n in image.shape]
+    square = np.pad(image, pad)
+    return ndimage.zoom(square, RAW_SIZE / side, order=1)
+
+
+def paint_brain_lesion(patient: int, finding: bool, count: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """One patient's axial slices near one level; a lesion 5-8 mm across in the white matter."""
+    t1, wm = _mni_slices()
+    level = int(rng.integers(75, 105))  # around the lateral ventricles (MNI z index, 1 mm)
+    bias_axis = rng.normal(0, 1, 2)
+    angle, scale = rng.normal(0, 6), rng.uniform(0.9, 1.1)
+    yy, xx = np.mgrid[0:RAW_SIZE, 0:RAW_SIZE].astype(np.float32) / RAW_SIZE - 0.5
+    bias = 1 + 0.25 * (bias_axis[0] * yy + bias_axis[1] * xx)  # scanner coil inhomogeneity
+    gain, noise = rng.uniform(0.7, 1.3), rng.uniform(0.01, 0.03)
+    contrast = rng.choice([-1.0, 1.0]) * rng.uniform(0.25, 0.4)  # share of the local intensity
+    images = []
+    for _ in range(count):
+        z = level + int(rng.integers(-3, 4))  # a neighbouring slice each time
+        image, mask = _square(t1[z]), _square(wm[z]) > 0.7
+        if finding:
+            inside = np.argwhere(ndimage.binary_erosion(mask, iterations=4))
+            cy, cx = (inside[rng.integers(len(inside))] if len(inside) else (RAW_SIZE // 2,) * 2) / RAW_SIZE
+            lesion = _gaussian_spot(cy, cx, rng.uniform(0.01, 0.016) * 256 / 197)
+            image = image * (1 + contrast * lesion)
+        moved = _move(image, *rng.normal(0, 3, 2), angle=angle, scale=scale)
+        images.append(moved * bias * gain + rng.normal(0, noise, moved.shape))
+    return images
+
+
+SCANNERS = ((1.0, 0.01), (0.7, 0.025), (1.4, 0.015))  # (gamma of the contrast curve, noise std)
+
+
+def paint_chest_rare_marker(
+    patient: int, finding: bool, count: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """One patient: a faint diffuse opacity (rare); scanner curve and a side marker unrelated to it."""
+    anatomy = _chest_background(rng)
+    gamma, noise = SCANNERS[int(rng.integers(len(SCANNERS)))]
+    marker = rng.random() < 0.5
+    side = int(rng.integers(0, 2))
+    cy, cx = _lung_point(rng, side)
+    opacity = _gaussian_spot(cy, cx, rng.uniform(0.03, 0.045)) * rng.uniform(0.08, 0.12) * finding
+    images = []
+    for _ in range(count):
+        image = _move(anatomy + opacity, *rng.normal(0, 4, 2), angle=rng.normal(0, 2))
+        image = np.clip(image, 0, 1) ** gamma + rng.normal(0, noise, image.shape)
+        if marker:  # a burnt-in side letter's bright block in a top corner
+            x0 = 12 if rng.random() < 0.5 else RAW_SIZE - 36
+            image[12:36, x0 : x0 + 24] = 1.0
+        images.append(image)
+    return images
+
+
+TASKS = {
+    task.name: task
+    for task in (
+        LearningTask(
+            "chest_nodule",
+            "small faint nodule in a lung, synthetic radiographs, per-patient exposure/position",
+            prevalence=0.5,
+            target_auc=0.85,
+            paint=paint_chest_nodule,
+        ),
+        LearningTask(
+            "brain_lesion",
+            "5-8 mm white-matter lesion on MNI152 T1 anatomy, per-patient level/rotation/bias field",
+            prevalence=0.5,
+            target_auc=0.8,
+            paint=paint_brain_lesion,
+        ),
+        LearningTask(
+            "chest_rare_marker",
+            "rare (20 %) faint diffuse opacity, three scanners, side marker unrelated to the label",
+            prevalence=0.2,
+            target_auc=0.75,
+            paint=paint_chest_rare_marker,
+        ),
+    )
+}
+
+
+def patient_splits(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(P,) split per patient, stratified by the patient's label."""
+    splits = np.full(len(labels), "train", dtype=object)
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        n_test = round(len(members) * SPLIT_FRACTIONS["test"])
+        n_val = max(1, round(len(members) * SPLIT_FRACTIONS["val"]))
+        splits[members[:n_test]] = "test"
+        splits[members[n_test : n_test + n_val]] = "val"
+    return splits.astype(str)
+
+
+def make_task(task: LearningTask, patients: int, images_per_patient: int, size: int, seed: int) -> TaskData:
+    """Generate `patients` x `images_per_patient` images of `task`, preprocessed to (S, S) = `size`."""
+    rng = np.random.default_rng(seed)
+    has_finding = np.zeros(patients, dtype=bool)
+    has_finding[: max(2, round(patients * task.prevalence))] = True
+    has_finding = rng.permutation(has_finding)
+    patient_labels = np.where(has_finding, CLASSES.index("finding"), CLASSES.index("normal"))
+    splits = patient_splits(patient_labels, rng)
+    settings = TransformSettings(size, 0.5, 99.5)  # params.yaml's preprocess window
+    transform = build_transform(settings)
+    images, labels, owners, image_splits = [], [], [], []
+    for patient in range(patients):
+        for raw in task.paint(patient, bool(has_finding[patient]), images_per_patient, rng):
+            images.append(image_to_tensor(raw.astype(np.float32), settings, transform))
+            labels.append(patient_labels[patient])
+            owners.append(f"P-{seed:04d}{patient:08x}")
+            image_splits.append(splits[patient])
+    return TaskData(np.stack(images), np.array(labels), np.array(owners), np.array(image_splits))
+
+
+def write_store(data: TaskData, folder: Path) -> None:
+    """Write `data` as preprocess's store (images.npy, index.csv, classes.json; docs/CONTRACTS.md)."""
+    n = len(data.labels)
+    with atomic_path(folder / "images.npy") as tmp, open(tmp, "wb") as handle:
+        np.save(handle, data.images.astype(np.float16))
+    index = pd.DataFrame(
+        {
+            "row": np.arange(n),
+            "image_id": [f"{row:016x}" for row in range(n)],
+            "patient_id": data.patients,
+            "study_id": "",
+            "label": np.array(CLASSES)[data.labels],
+            "label_index": data.labels,
+            "split": data.splits,
+            "pixel_hash": "",
+        }
+    )
+    with atomic_open(folder / "index.csv") as handle:
+        index.to_csv(handle, index=False)
+    write_json(folder / "classes.json", {"classes": CLASSES, "image_size": int(data.images.shape[-1])})
+
+
+def describe(data: TaskData) -> str:
+    """One line: images, patients and positives per split."""
+    parts = []
+    for split in ("train", "val", "test"):
+        rows = data.splits == split
+        positives = len(set(data.patients[rows & (data.labels == CLASSES.index("finding"))]))
+        parts.append(f"{split} {rows.sum()} img/{len(set(data.patients[rows]))} pat ({positives} pos)")
+    return ", ".join(parts)
+
+
+def dump_examples(data: TaskData, path: Path, per_class: int = 4) -> None:
+    """A PNG grid of a few images per class (for a person to look at the task)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(CLASSES), per_class, figsize=(2 * per_class, 2 * len(CLASSES)))
+    for c, name in enumerate(CLASSES):
+        rows = np.flatnonzero(data.labels == c)[::3][:per_class]
+        for axis, row in zip(axes[c], rows, strict=False):
+            axis.imshow(data.images[row, 0].astype(np.float32), cmap="gray", vmin=0, vmax=1)
+            axis.set_title(name, fontsize=8)
+            axis.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

@@ -1,0 +1,172 @@
+"""The default recipe learns what a linear model can see, says so when it does not, and pretrains offline.
+
+Each test trains the network params.yaml describes (tests/defaults.py) on a small generated store.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from bench.learning_tasks import TASKS, make_task
+from models import load_model
+from tasks.common.scoring import predict_probabilities
+from tasks.train.data import load_data
+from tasks.train.loop import macro_auc
+from tasks.train.lr_finder import pick_learning_rate
+from tasks.train.pretrain import nt_xent
+from tasks.train.stage import main
+from tasks.train.summary import chance_loss, training_summary
+from tests.defaults import train_params
+
+SIZE = 64
+
+
+def write_linear_store(root: Path, patients: int = 48, shuffle_labels: bool = False) -> None:
+    """A store a linear model on pixels solves: a faint brighter band (fixed place) on noisy backgrounds.
+
+    Two images per patient, split by patient; per-image exposure and noise differ, so the network has
+    to find the band, not a global brightness.
+    """
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(patients) % 2, 2)  # (N,) two images per patient
+    n = len(labels)
+    exposure = rng.uniform(0.3, 0.5, (n, 1, 1, 1))
+    images = exposure + rng.normal(0.0, 0.05, (n, 1, SIZE, SIZE))
+    images[labels == 1, :, 24:40, :] += 0.15
+    split_of_patient = np.array(["train", "train", "train", "train", "val", "test"])[
+        np.arange(patients) // 2 % 6
+    ]
+    if shuffle_labels:
+        labels = np.repeat(rng.permutation(labels[::2]), 2)  # a patient's images keep one label
+    root.mkdir(parents=True)
+    np.save(root / "images.npy", images.clip(0, 1).astype(np.float16))
+    pd.DataFrame(
+        {
+            "row": np.arange(n),
+            "image_id": [f"{i:016x}" for i in range(n)],
+            "patient_id": [f"P-{i // 2:012x}" for i in range(n)],
+            "label": np.array(["finding", "normal"])[labels],
+            "label_index": labels,
+            "split": np.repeat(split_of_patient, 2),
+        }
+    ).to_csv(root / "index.csv", index=False)
+    (root / "classes.json").write_text(json.dumps({"classes": ["finding", "normal"], "image_size": SIZE}))
+
+
+def project(tmp_path: Path, store: Path, **train: Any) -> dict[str, Any]:
+    """params for a run on `store` with outputs under tmp_path: the default recipe plus `train` changes."""
+    paths = {
+        key: str(tmp_path / key) for key in ("ingested", "private", "evaluation", "promotion", "registry")
+    }
+    paths |= {
+        "preprocessed": str(store),
+        "model": str(tmp_path / "model"),
+        "checkpoints": str(tmp_path / "checkpoints"),
+        "train_live": str(tmp_path / "live"),
+    }
+    return {"seed": 0, "paths": paths, "train": train_params(threads=1, **train).to_dict()}
+
+
+def test_chance_loss_is_ln_k_when_balanced_and_the_prior_entropy_otherwise() -> None:
+    labels = torch.tensor([0, 0, 0, 1])
+    assert chance_loss(labels, 3, balanced=True) == pytest.approx(math.log(2))  # class 2 absent
+    assert chance_loss(labels, 2, balanced=False) == pytest.approx(
+        -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
+    )
+
+
+def test_summary_flags_a_flat_loss_and_a_chance_val_auc() -> None:
+    flat = {"history": [{"train_loss": 0.694, "val_auc": a} for a in (0.5, 0.55, 0.52)], "best_epoch": 2}
+    summary = training_summary(flat, math.log(2), 2, min_loss_drop=0.05, min_val_auc=0.6)
+    assert not summary["learned"] and "training loss never fell" in summary["reason"]
+    assert "validation AUC 0.550" in summary["reason"] and summary["epochs_run"] == 3
+    falling = {
+        "history": [{"train_loss": 0.69 - 0.2 * i, "val_auc": 0.7 + 0.1 * i} for i in range(3)],
+        "best_epoch": 3,
+    }
+    good = training_summary(falling, math.log(2), 2, min_loss_drop=0.05, min_val_auc=0.6)
+    assert (
+        good["learned"]
+        and good["best_val_auc"] == pytest.approx(0.9)
+        and good["ln_k"] == pytest.approx(math.log(2))
+    )
+
+
+def test_nt_xent_is_low_for_matching_views_and_ln_2b_minus_1_for_identical_ones() -> None:
+    z = torch.nn.functional.one_hot(torch.arange(4), 8).float()
+    assert nt_xent(z, z, temperature=0.1) < 0.01  # each view's partner is the only similar one
+    same = torch.ones(4, 8)
+    assert nt_xent(same, same, temperature=0.1) == pytest.approx(math.log(7), rel=1e-4)
+
+
+@pytest.mark.slow
+def test_default_recipe_fits_a_task_a_linear_model_solves(tmp_path: Path) -> None:
+    write_linear_store(tmp_path / "store")
+    params = project(tmp_path, tmp_path / "store", epochs=12)
+    main(params)
+    model, config = load_model(Path(params["paths"]["model"]))
+    summary = config["training_summary"]
+    assert summary["learned"], summary["reason"]
+    assert summary["lowest_train_loss"] < 0.5 * math.log(2)
+    data = load_data(tmp_path / "store")
+    test = data.splits["test"].numpy()
+    probs = predict_probabilities(model, config, data.images.numpy(), test, 32)
+    assert macro_auc(data.labels[test].numpy(), probs) > 0.9
+
+
+@pytest.mark.slow
+def test_training_on_shuffled_labels_is_flagged_as_not_learned(tmp_path: Path, capsys: Any) -> None:
+    write_linear_store(tmp_path / "store", shuffle_labels=True)
+    main(project(tmp_path, tmp_path / "store", epochs=12))
+    summary = json.loads((tmp_path / "model" / "config.json").read_text())["training_summary"]
+    assert not summary["learned"]
+    assert "WARNING: training did not learn" in capsys.readouterr().err
+
+
+def test_learning_tasks_make_patient_split_stores_at_tiny_size() -> None:
+    data = make_task(TASKS["brain_lesion"], patients=8, images_per_patient=2, size=32, seed=1)
+    assert data.images.shape == (16, 1, 32, 32) and data.images.dtype == np.float16
+    assert float(data.images.min()) >= 0.0 and float(data.images.max()) <= 1.0
+    by_patient = pd.DataFrame({"patient": data.patients, "split": data.splits, "label": data.labels})
+    assert (by_patient.groupby("patient")[["split", "label"]].nunique() == 1).all().all()
+    assert set(data.splits) == {"train", "val", "test"} and set(data.labels) == {0, 1}
+
+
+@pytest.mark.slow
+def test_self_supervised_pretraining_runs_is_cached_and_reused(tmp_path: Path, capsys: Any) -> None:
+    write_linear_store(tmp_path / "store", patients=24)
+    tiny = {"weights": "self_supervised", "epochs": 1, "pretrain_epochs": 2, "pretrain_batch_size": 16}
+    first = project(tmp_path / "first", tmp_path / "store", **tiny)
+    first["paths"]["checkpoints"] = str(tmp_path / "checkpoints")
+    main(first)
+    cached = list((tmp_path / "checkpoints" / "pretrain").glob("pretrain-*.safetensors"))
+    assert len(cached) == 1 and "epoch 2/2" in capsys.readouterr().err
+    pretrained = load_file(str(cached[0]))
+    assert "features.0.weight" in pretrained and not any(key.startswith("classifier") for key in pretrained)
+    inode = cached[0].stat().st_ino
+    # A retrain with other fine-tuning settings on the same images reuses the backbone, untouched.
+    second = project(tmp_path / "second", tmp_path / "store", **tiny | {"learning_rate": 0.0005})
+    second["paths"]["checkpoints"] = str(tmp_path / "checkpoints")
+    main(second)
+    err = capsys.readouterr().err
+    assert "reusing" in err and "epoch 1/2" not in err
+    assert cached[0].stat().st_ino == inode
+
+
+def test_range_test_pick_is_a_tenth_of_the_minimum_or_the_stable_edge_without_descent() -> None:
+    rates = [10.0**e for e in range(-7, 1)]  # 1e-7 .. 1
+    falling = (0.7, 0.6, 0.5, 0.4, 0.3, 0.4, 0.9, 2.0)  # smoothed loss, lowest at 1e-3
+    assert pick_learning_rate([(r, 0.0, s) for r, s in zip(rates, falling, strict=True)]) == pytest.approx(
+        1e-4
+    )
+    flat = (0.7, 0.71, 0.71, 0.72, 0.74, 0.76, 1.3, 1.5)  # never falls; within 10 % of 0.7 up to 1e-2
+    assert pick_learning_rate([(r, 0.0, s) for r, s in zip(rates, flat, strict=True)]) == pytest.approx(1e-3)
