@@ -26,8 +26,9 @@ from rich.table import Table
 
 from bench.learning_tasks import CLASSES, TASKS, TaskData, describe, make_task, write_store
 from tasks.common.baseline import BaselineSettings, baseline_probabilities, fit_baseline, image_features
+from tasks.common.operating import log_probabilities
 from tasks.common.params import apply_override, load_params, parse_section
-from tasks.common.scoring import predict_probabilities
+from tasks.common.scoring import predict_logits
 from tasks.train.data import load_data
 from tasks.train.loop import macro_auc
 from tasks.train.params import TrainParams
@@ -62,7 +63,8 @@ def recipe_score(store: Path, params: TrainParams, seed: int, work: Path) -> Sco
     data = load_data(store)
     model, config = train(data, params, seed, work / "checkpoints", work / "live", work / "registry")
     test = data.splits["test"].numpy()
-    probs = predict_probabilities(model, config, data.images.numpy(), test, 64)
+    # AUC is rank-based: log-softmax orders the images as the softmax does
+    probs = log_probabilities(predict_logits(model, config, data.images.numpy(), test, 64))
     auc = macro_auc(data.labels[test].numpy(), probs)
     summary = config["training_summary"]
     note = (
