@@ -16,12 +16,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from models.registry import Registry
 from tests.fault.planted import plant, planted_values, without_common_words
 from tests.leakscan import planted_identifiers, scan_for_identifiers
-from tests.project import SMALL_DEMO, make_project, run, tool_env
+from tests.project import SMALL_DEMO, edit_params, make_project, run, tool_env
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -96,9 +95,7 @@ def test_two_projects_promote_into_one_registry_at_once(
     shared = project / "registry"
     twin = tmp_path / "twin"
     shutil.copytree(project, twin, symlinks=True)
-    params = yaml.safe_load((twin / "params.yaml").read_text())
-    params["paths"]["registry"] = str(shared)
-    (twin / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    edit_params(twin, f"paths.registry={shared}")
     before = len(Registry(shared).audit_log())
 
     runs = [
