@@ -173,6 +173,6 @@ def main(params: dict[str, Any]) -> None:
     """Stage entry point (`radflow stage preprocess`)."""
     settings = parse_section(params, "preprocess", PreprocessParams)
     paths = project_paths(params)
-    # Per-image ops on ~65k pixels: thread start-up costs more than it saves (10x slower on a busy CPU).
+    # Per-image ops on ~65k pixels: thread start-up costs more than it saves (BENCHMARKS.md, code choices).
     torch.set_num_threads(1)
     preprocess(paths.ingested, paths.preprocessed, settings, int(params["seed"]))
