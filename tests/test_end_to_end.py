@@ -19,10 +19,7 @@ pytestmark = pytest.mark.slow
 def reproduced(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A project after one full `dvc repro`; returns it with the run's combined log."""
     project = make_project(tmp_path_factory.mktemp("e2e"))
-    result = run(["dvc", "repro"], project)
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-5000:]
-    return project, log
+    return project, run_ok(["dvc", "repro"], project)
 
 
 def test_repro_writes_metrics_and_registers_the_candidate_as_champion(reproduced: tuple[Path, str]) -> None:

@@ -16,17 +16,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from flows.cli import STAGES
 from tests.defaults import REPO_ROOT
 
-# dvc.yaml stage -> the module its command runs.
-STAGE_MODULES = {
-    "demo_data": "tasks.demo_data",
-    "ingest": "tasks.ingest.stage",
-    "preprocess": "tasks.preprocess.stage",
-    "train": "tasks.train.stage",
-    "evaluate": "tasks.evaluate.stage",
-    "promote": "tasks.promote.stage",
-}
+# dvc.yaml stage -> the module its command runs: `radflow stage NAME`'s, and `radflow demo-data`'s.
+STAGE_MODULES = {**STAGES, "demo_data": "tasks.demo_data"}
 LOADED_FILES = (
     "import importlib, json, sys; importlib.import_module(sys.argv[1]); "
     "print(json.dumps([getattr(m, '__file__', None) for m in list(sys.modules.values())]))"

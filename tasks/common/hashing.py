@@ -28,6 +28,11 @@ def file_sha256(path: Path) -> str:
     return _hash_file(hashlib.sha256(), path)
 
 
+def file_md5(path: Path) -> str:
+    """Hex MD5 of a file's bytes, read in chunks: DVC's own digest, to match what dvc.lock records."""
+    return _hash_file(hashlib.md5(usedforsecurity=False), path)
+
+
 def content_hash(*parts: bytes | memoryview) -> str:
     """Hex XXH3-128 of the concatenated parts (any contiguous buffers, e.g. a uint16 array's)."""
     digest = xxhash.xxh3_128()

@@ -20,7 +20,7 @@ import pytest
 from models.registry import Registry
 from tests.fault.planted import plant, planted_values, without_common_words
 from tests.leakscan import planted_identifiers, scan_for_identifiers
-from tests.project import SMALL_DEMO, edit_params, make_project, run, tool_env
+from tests.project import SMALL_DEMO, edit_params, make_project, run_ok, tool_env
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -32,14 +32,10 @@ NOT_SCANNED = ("raw", "private", "archive")  # raw inputs and the operator-only 
 def planted_project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A project after `dvc repro` over the planted archive; returns it with the run's combined log."""
     project = make_project(tmp_path_factory.mktemp("leaks"), (*SMALL_DEMO, f"ingest.source={ARCHIVE}"))
-    demo = run(["dvc", "repro", "demo_data"], project)
-    assert demo.returncode == 0, demo.stderr[-3000:]
+    run_ok(["dvc", "repro", "demo_data"], project)
     shutil.copytree(project / "data/raw", project / ARCHIVE)
     plant(project / ARCHIVE)
-    result = run(["dvc", "repro"], project)
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-5000:]
-    return project, log
+    return project, run_ok(["dvc", "repro"], project)
 
 
 def _identifiers(project: Path) -> set[str]:
