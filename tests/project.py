@@ -79,6 +79,16 @@ def edit_params(project: Path, *overrides: str) -> dict[str, Any]:
     return params
 
 
+def file_contents(root: Path) -> dict[str, bytes]:
+    """Every regular file under `root` (links left out), by path relative to it: two trees compare equal
+    when they hold the same files with the same bytes."""
+    return {
+        str(path.relative_to(root)): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and not path.is_symlink()
+    }
+
+
 def init_dvc_folder(folder: Path) -> Path:
     """Make `folder` a DVC project without git, with the repository's dvc.yaml (it names the artifact)."""
     shutil.copy2(REPO_ROOT / "dvc.yaml", folder / "dvc.yaml")

@@ -16,6 +16,7 @@ from tasks.demo_data import BROKEN_FILES, CLASSES, REPORT_FILE, write_demo_archi
 from tasks.demo_data.synth import chest_image
 from tests.defaults import repo_params
 from tests.leakscan import IDENTIFYING_KEYWORDS
+from tests.project import file_contents
 
 
 @pytest.fixture(scope="module")
@@ -31,21 +32,17 @@ def demo_archive(tmp_path_factory: pytest.TempPathFactory, params: dict) -> Path
     return folder
 
 
-def _files(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 def test_same_seed_gives_byte_identical_files(demo_archive: Path, params: dict, tmp_path: Path) -> None:
     write_demo_archive(tmp_path / "again", params, patients=9, seed=7)
-    assert _files(tmp_path / "again") == _files(demo_archive)
+    assert file_contents(tmp_path / "again") == file_contents(demo_archive)
     write_demo_archive(tmp_path / "other", params, patients=9, seed=8)
-    assert _files(tmp_path / "other") != _files(demo_archive)
+    assert file_contents(tmp_path / "other") != file_contents(demo_archive)
 
 
 def test_labels_list_every_file_but_the_report(demo_archive: Path) -> None:
     labels = pd.read_csv(demo_archive / "labels.csv", dtype=str, keep_default_na=False)
     assert list(labels.columns) == ["path", "label", "patient"]
-    on_disk = {p for p in _files(demo_archive) if p != "labels.csv"}
+    on_disk = {p for p in file_contents(demo_archive) if p != "labels.csv"}
     assert set(labels["path"]) == {p for p in on_disk if not p.endswith(REPORT_FILE)}
     assert set(labels["label"]) == set(CLASSES)
     nifti = labels[labels["path"].str.endswith(".nii.gz")]
