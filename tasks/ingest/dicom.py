@@ -112,7 +112,7 @@ def _read(source: Path | bytes) -> Dataset:
 def _get(ds: Dataset, keyword: str, default: Any = None) -> Any:
     """`ds.get(keyword, default)` by tag, skipping Dataset.__getattr__'s keyword lookup.
 
-    A file takes some 25 reads, and the detour makes each several times slower (BENCHMARKS.md, code
+    A file takes some 25 reads, and the detour about doubles the cost of each (BENCHMARKS.md, code
     choices).
     """
     tag = _tag(keyword)
