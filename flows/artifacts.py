@@ -3,7 +3,7 @@ decision, the HTML report link, the commit-ready summary, and the evaluation's w
 did not learn, data too thin for its numbers) with a flow state a person notices.
 
 Keys are stable so the Prefect UI shows each artifact's history across weekly runs. Files are the
-truth (STYLE.md §9): everything here is read from what the stages wrote, defensively, because a run
+truth (docs/DESIGN_NOTES.md): everything here is read from what the stages wrote, defensively, because a run
 can fail or skip before a file exists. Only metric names, numbers and the gate's reasons are
 published: no image, patient or source identifiers.
 """

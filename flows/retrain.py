@@ -35,7 +35,8 @@ from tasks.common.errors import RadflowError
 from tasks.common.params import PARAMS_FILE, load_params
 from tasks.common.paths import project_paths
 
-# Offline by design (DESIGN.md): neither the temporary local server nor the client sends telemetry.
+# Offline by design (docs/DESIGN_NOTES.md): neither the temporary local server nor the client sends
+# telemetry.
 offline_defaults()
 SKIPPED = "Skipped"  # state name of a stage DVC found up to date, and of a run that found the lock busy
 

@@ -3,33 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from tasks.common.params import load_params
 from tasks.common.shards import read_image
 from tasks.ingest.settings import IngestSettings, load_settings
+from tests.defaults import params_under
 
-REPO_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+if TYPE_CHECKING:
+    from distributed import LocalCluster
 
 
 def ingest_params(root: Path, **ingest: Any) -> dict[str, Any]:
     """params.yaml with `paths` under `root`, `ingest.source` = `root/raw`, plus `ingest` overrides."""
-    params = load_params(REPO_PARAMS)
-    params["paths"] = {key: str(root / key) for key in params["paths"]}
+    params = params_under(root)
     params["ingest"].update({"source": str(root / "raw"), "workers": 2, **ingest})
     return params
 
 
 def settings_for(root: Path, **ingest: Any) -> IngestSettings:
     return load_settings(ingest_params(root, **ingest))
-
-
-def write_params(root: Path, params: dict[str, Any]) -> None:
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def stored_images(ingested: Path) -> dict[str, np.ndarray]:
@@ -39,3 +34,18 @@ def stored_images(ingested: Path) -> dict[str, np.ndarray]:
         row.image_id: read_image(ingested / "images", row.shard, int(row.shard_offset))
         for row in manifest.itertuples()
     }
+
+
+def loopback_cluster(processes: bool) -> LocalCluster:
+    """A one-worker Dask cluster on 127.0.0.1 (two threads; `processes`: a worker process under a nanny,
+    daemonic as on a real cluster, else a worker in this process); use it as a context manager."""
+    from distributed import LocalCluster  # imported by the two tests that use it, as ingest does
+
+    return LocalCluster(
+        n_workers=1,
+        threads_per_worker=2,
+        processes=processes,
+        protocol="tcp",
+        host="127.0.0.1",
+        dashboard_address=None,
+    )

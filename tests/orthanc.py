@@ -29,6 +29,7 @@ import requests
 
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 USER, PASSWORD = "radflow", "orthanc-test-password"
+AUTH = f"{USER}:{PASSWORD}"  # RADFLOW_PACS_AUTH for this server
 PACS_AET = "ORTHANC"
 RADFLOW_AET = "RADFLOW"  # the calling AE Orthanc knows (DicomModalities)
 CLONE_NEWNET = 0x40000000

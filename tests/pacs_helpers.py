@@ -8,13 +8,14 @@ from typing import Any
 
 import pydicom
 
-from tasks.common.params import load_params
+from tasks.demo_data.dicom import SOP_CLASSES
 from tasks.pacs.settings import PacsSettings, load_pacs_settings
 from tests.dicom_factory import identity, ramp, write_dicom
-from tests.ingest_helpers import REPO_PARAMS
+from tests.ingest_helpers import ingest_params
 from tests.orthanc import RADFLOW_AET, Orthanc
 
 STUDY_ROOT = "1.2.826.0.1.3680043.8.498.9"  # test UIDs: <root>.<study>[.<series>[.<instance>]]
+DIGITAL_XRAY = SOP_CLASSES["DX"]  # the SOP class of the studies written here
 
 
 def study_files(
@@ -52,14 +53,12 @@ def study_uid(study: int) -> str:
 def pacs_params(root: Path, url: str | None, **pacs: Any) -> dict[str, Any]:
     """The repository's params.yaml with every path under `root`, the archive in `root/raw`, and the
     `pacs` section pointing at `url` (plus overrides)."""
-    params = load_params(REPO_PARAMS)
-    params["paths"] = {key: str(root / key) for key in params["paths"]}
-    params["ingest"].update({"source": str(root / "raw"), "workers": 2})
+    params = ingest_params(root)
     params["pacs"].update({"url": url, "calling_aet": RADFLOW_AET, "timeout_s": 20, **pacs})
     return params
 
 
-def settings(root: Path, url: str | None, **pacs: Any) -> PacsSettings:
+def pacs_settings(root: Path, url: str | None, **pacs: Any) -> PacsSettings:
     return load_pacs_settings(pacs_params(root, url, **pacs))
 
 

@@ -4,7 +4,6 @@ gives the same probabilities as `radflow predict` for the same image."""
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
 from PIL import Image
 from safetensors.torch import load_file
 from typer.testing import CliRunner
@@ -21,8 +19,9 @@ import models
 from flows.cli import app
 from models.registry import Registry
 from tasks.predict import predict_files
-from tests.project import REPO_ROOT, run
-from tests.tiny_pipeline import CLASSES, project_params, tiny_config
+from tests.defaults import write_params
+from tests.project import init_dvc_folder
+from tests.tiny_pipeline import CLASSES, project_params, register_tiny_champion, tiny_config
 
 CARD = "# Model card\n\n## Intended use\n\nResearch on triage of chest radiographs.\n\n## Data summary\n\nx\n"
 METRICS = {
@@ -41,16 +40,11 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict, P
     monkeypatch = pytest.MonkeyPatch()
     monkeypatch.setenv("RADFLOW_SALT", "test-salt-not-secret")
     params = project_params(tmp_path)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    shutil.copy2(REPO_ROOT / "dvc.yaml", tmp_path / "dvc.yaml")  # names the artifact
-    assert run(["dvc", "init", "--no-scm", "-q"], tmp_path).returncode == 0
+    init_dvc_folder(write_params(tmp_path, params))  # its dvc.yaml names the artifact
     monkeypatch.chdir(tmp_path)
     torch.manual_seed(3)
-    config = tiny_config()
-    models.save_model(models.build_model(config["architecture"]), config, tmp_path / "candidate")
-    Registry(Path(params["paths"]["registry"])).register_champion(
-        tmp_path / "candidate", metrics=METRICS, model_card=CARD, lineage={}, decision={}
-    )
+    network = models.build_model(tiny_config()["architecture"])
+    register_tiny_champion(params, tmp_path / "candidate", network, metrics=METRICS, model_card=CARD)
     result = CliRunner().invoke(app, ["registry", "export-bundle", "champion", str(tmp_path / "bundle")])
     assert result.exit_code == 0, result.output
     rng = np.random.default_rng(0)
@@ -94,7 +88,7 @@ def test_monai_parses_the_metadata(exported: tuple[dict, Path, Path]) -> None:
     assert parser["_meta_#eval_metrics#roc_auc"] == 0.91
     assert parser["_meta_#intended_use"] == "Research on triage of chest radiographs."
     network = parser.get_parsed_content("network_def")  # instantiated by MONAI from the config
-    assert isinstance(network, torch.nn.Module)
+    network.load_state_dict(torch.load(bundle / "models/model.pt", weights_only=True))  # strict: same layers
 
 
 def test_bundle_inference_matches_radflow_predict(exported: tuple[dict, Path, Path], tmp_path: Path) -> None:

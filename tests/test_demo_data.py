@@ -12,42 +12,37 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import cross_val_predict
 
-from tasks.common.params import load_params
 from tasks.demo_data import BROKEN_FILES, CLASSES, REPORT_FILE, write_demo_archive
 from tasks.demo_data.synth import chest_image
-
-REPO_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+from tests.defaults import repo_params
+from tests.leakscan import IDENTIFYING_KEYWORDS
+from tests.project import file_contents
 
 
 @pytest.fixture(scope="module")
 def params() -> dict:
-    values = load_params(REPO_PARAMS)
-    values["demo"].update(images_per_patient=4, image_size=48, nifti_volumes=2)
-    return values
+    return repo_params("demo.images_per_patient=4", "demo.image_size=48", "demo.nifti_volumes=2")
 
 
 @pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory, params: dict) -> Path:
+def demo_archive(tmp_path_factory: pytest.TempPathFactory, params: dict) -> Path:
+    """9 patients' demo archive, seed 7."""
     folder = tmp_path_factory.mktemp("demo") / "raw"
     write_demo_archive(folder, params, patients=9, seed=7)
     return folder
 
 
-def _files(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def test_same_seed_gives_byte_identical_files(archive: Path, params: dict, tmp_path: Path) -> None:
+def test_same_seed_gives_byte_identical_files(demo_archive: Path, params: dict, tmp_path: Path) -> None:
     write_demo_archive(tmp_path / "again", params, patients=9, seed=7)
-    assert _files(tmp_path / "again") == _files(archive)
+    assert file_contents(tmp_path / "again") == file_contents(demo_archive)
     write_demo_archive(tmp_path / "other", params, patients=9, seed=8)
-    assert _files(tmp_path / "other") != _files(archive)
+    assert file_contents(tmp_path / "other") != file_contents(demo_archive)
 
 
-def test_labels_list_every_file_but_the_report(archive: Path) -> None:
-    labels = pd.read_csv(archive / "labels.csv", dtype=str, keep_default_na=False)
+def test_labels_list_every_file_but_the_report(demo_archive: Path) -> None:
+    labels = pd.read_csv(demo_archive / "labels.csv", dtype=str, keep_default_na=False)
     assert list(labels.columns) == ["path", "label", "patient"]
-    on_disk = {p for p in _files(archive) if p != "labels.csv"}
+    on_disk = {p for p in file_contents(demo_archive) if p != "labels.csv"}
     assert set(labels["path"]) == {p for p in on_disk if not p.endswith(REPORT_FILE)}
     assert set(labels["label"]) == set(CLASSES)
     nifti = labels[labels["path"].str.endswith(".nii.gz")]
@@ -55,8 +50,8 @@ def test_labels_list_every_file_but_the_report(archive: Path) -> None:
     assert {Path(p).name for p in labels["path"]} >= set(BROKEN_FILES)
 
 
-def test_headers_are_hospital_like(archive: Path) -> None:
-    images = [p for p in archive.rglob("*.dcm") if p.name[0].isdigit()]
+def test_headers_are_hospital_like(demo_archive: Path) -> None:
+    images = [p for p in demo_archive.rglob("*.dcm") if p.name[0].isdigit()]
     assert len(images) == 9 * 4
     syntaxes, photometrics = set(), set()
     for path in images:
@@ -65,14 +60,8 @@ def test_headers_are_hospital_like(archive: Path) -> None:
         photometrics.add(ds.PhotometricInterpretation)
         assert ds.Modality in ("DX", "CR") and ds.BitsStored == 12 and ds.BitsAllocated == 16
         assert path.parts[-3] == ds.PatientID  # the folder carries the patient id, as archives do
-        for keyword in (
-            "PatientName",
-            "PatientBirthDate",
-            "AccessionNumber",
-            "InstitutionName",
-            "ReferringPhysicianName",
-        ):
-            assert str(ds.get(keyword, "")).strip()
+        for keyword in IDENTIFYING_KEYWORDS:  # planted, so that ingest's de-identification is exercised
+            assert str(ds.get(keyword, "")).strip(), keyword
         assert ds.PatientID in str(ds[0x0011, 0x1001].value)  # identifying text in a private tag
         assert ds.pixel_array.shape == (48, 48)
     assert len(syntaxes) >= 5

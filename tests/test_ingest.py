@@ -191,7 +191,8 @@ def test_too_many_failures_fail_the_run(tmp_path: Path, monkeypatch: pytest.Monk
     settings = settings_for(tmp_path, labels="folders", max_failed_fraction=0.25)
     with pytest.raises(RadflowError, match="max_failed_fraction"):
         run_ingest(settings, tmp_path / "ingested", tmp_path / "private")
-    assert (tmp_path / "private/quarantine.csv").exists()  # the report is written before failing
+    quarantine = pd.read_csv(tmp_path / "private/quarantine.csv")  # the report is written before failing
+    assert list(quarantine["source_path"]) == ["a.dcm"] and quarantine["reason"][0].startswith("not DICOM")
 
 
 def test_bad_configuration_names_the_choices(tmp_path: Path) -> None:

@@ -7,15 +7,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from distributed import LocalCluster
 
 from tasks.ingest.stage import run_ingest
 from tests.dicom_factory import identity, write_dicom
-from tests.ingest_helpers import settings_for, stored_images
+from tests.ingest_helpers import loopback_cluster, settings_for, stored_images
 
 
 @pytest.fixture
-def archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def four_patients(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """`raw/p0..p3/image.dcm` (one patient each) and `raw/p0/junk.dcm`, not an image; returns tmp_path."""
     monkeypatch.setenv("RADFLOW_SALT", "parallel")
     for index in range(4):
         who = identity(patient_id=f"PAR{index:04d}", sop_uid=f"1.2.826.0.1.3680043.8.498.9{index}")
@@ -28,17 +28,11 @@ def _tables(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.read_csv(root / "ingested/manifest.csv"), pd.read_csv(root / "private/quarantine.csv")
 
 
-def test_dask_cluster_gives_the_same_result_as_local_workers(archive: Path) -> None:
+def test_dask_cluster_gives_the_same_result_as_local_workers(four_patients: Path) -> None:
+    archive = four_patients
     local = settings_for(archive, labels="folders")
     run_ingest(local, archive / "local/ingested", archive / "local/private")
-    with LocalCluster(
-        n_workers=1,
-        threads_per_worker=2,
-        processes=False,
-        protocol="tcp",
-        host="127.0.0.1",
-        dashboard_address=None,
-    ) as cluster:
+    with loopback_cluster(processes=False) as cluster:
         on_dask = settings_for(archive, labels="folders", dask_address=cluster.scheduler_address)
         summary = run_ingest(on_dask, archive / "dask/ingested", archive / "dask/private")
     assert summary.decoded == 5
@@ -56,8 +50,9 @@ def test_dask_cluster_gives_the_same_result_as_local_workers(archive: Path) -> N
     assert all(np.array_equal(local_images[key], dask_images[key]) for key in local_images)
 
 
-def test_a_decode_past_the_time_limit_is_quarantined_not_fatal(archive: Path) -> None:
+def test_a_decode_past_the_time_limit_is_quarantined_not_fatal(four_patients: Path) -> None:
     """A 1 ms limit kills every worker mid-decode: the run survives and names each file's timeout."""
+    archive = four_patients
     settings = settings_for(archive, labels="folders", timeout_s=0.001, max_failed_fraction=1.0)
     summary = run_ingest(settings, archive / "ingested", archive / "private")
     _, quarantine = _tables(archive)

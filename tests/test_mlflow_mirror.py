@@ -2,58 +2,57 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from flows.cli import app
 from models.registry import Registry
-from tests.project import REPO_ROOT, run
-from tests.tiny_pipeline import constant_model, project_params, save_candidate
+from tests.project import ARTIFACT, edit_params, init_dvc_folder
+from tests.tiny_pipeline import constant_model, register_tiny_champion, tiny_config
 
 mlflow = pytest.importorskip("mlflow", reason="the radflow[mlflow] extra is not installed")
-NAME = "radflow-classifier"
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Registry, str]:
+def mirrored_registry(project_in_cwd: dict[str, Any], tmp_path: Path) -> tuple[Registry, str]:
     """A project mirroring to sqlite in tmp_path, with two registered versions (v2 champion)."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    params = project_params(tmp_path)
-    params["registry"] = {"mlflow_uri": uri}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    shutil.copy2(REPO_ROOT / "dvc.yaml", tmp_path / "dvc.yaml")  # names the registered model
-    assert run(["dvc", "init", "--no-scm", "-q"], tmp_path).returncode == 0
-    monkeypatch.chdir(tmp_path)
-    registry = Registry(Path(params["paths"]["registry"]))
+    edit_params(tmp_path, f"registry.mlflow_uri={uri}")
+    init_dvc_folder(tmp_path)  # its dvc.yaml names the registered model
     for seed in (0, 1):
-        save_candidate(constant_model(seed), tmp_path / f"m{seed}", seed=seed)
-        registry.register_champion(
+        register_tiny_champion(
+            project_in_cwd,
             tmp_path / f"m{seed}",
+            constant_model(seed),
+            tiny_config(seed),
             metrics={"roc_auc": 0.8 + seed / 10, "ci": {"roc_auc": [0.7, 0.9]}},
             model_card="# card\n",
             lineage={"git": {"commit": "abc", "dirty": False}, "packages": {"torch": "2"}},
             decision={"promoted": True},
         )
-    return registry, uri
+    return Registry(Path(project_in_cwd["paths"]["registry"])), uri
 
 
 def _alias(client: object, alias: str) -> int:
-    return int(client.get_model_version_by_alias(NAME, alias).version)  # type: ignore[attr-defined]
+    return int(client.get_model_version_by_alias(ARTIFACT, alias).version)  # type: ignore[attr-defined]
 
 
 @pytest.mark.slow  # about 15 s: each command opens the sqlite store afresh
-def test_mirror_versions_tags_aliases_and_files(project: tuple[Registry, str], tmp_path: Path) -> None:
-    registry, uri = project
+def test_mirror_versions_tags_aliases_and_files(
+    mirrored_registry: tuple[Registry, str], tmp_path: Path
+) -> None:
+    registry, uri = mirrored_registry
     runner = CliRunner()
     first = runner.invoke(app, ["registry", "mirror"])
     assert first.exit_code == 0, first.output
     assert "mirrored v1" in first.output and "mirrored v2" in first.output
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
-    versions = {int(mv.tags["radflow.version"]): mv for mv in client.search_model_versions(f"name='{NAME}'")}
+    versions = {
+        int(mv.tags["radflow.version"]): mv for mv in client.search_model_versions(f"name='{ARTIFACT}'")
+    }
     assert sorted(versions) == [1, 2]
     row = registry.versions()[1]
     assert versions[2].tags["radflow.weights_sha256"] == row["weights_sha256"]
@@ -71,13 +70,13 @@ def test_mirror_versions_tags_aliases_and_files(project: tuple[Registry, str], t
 
     again = runner.invoke(app, ["registry", "mirror"])  # idempotent
     assert again.exit_code == 0 and "already mirrors" in again.output
-    assert len(client.search_model_versions(f"name='{NAME}'")) == 2
+    assert len(client.search_model_versions(f"name='{ARTIFACT}'")) == 2
 
     # Aliases follow rollback and promote, through the commands that change the registry.
     assert runner.invoke(app, ["registry", "rollback"]).exit_code == 0
     assert _alias(client, "champion") == int(versions[1].version)
     with pytest.raises(mlflow.exceptions.MlflowException):
-        client.get_model_version_by_alias(NAME, "previous")  # the registry has none after a rollback
+        client.get_model_version_by_alias(ARTIFACT, "previous")  # the registry has none after a rollback
     assert runner.invoke(app, ["registry", "promote", "2"]).exit_code == 0
     assert _alias(client, "champion") == int(versions[2].version) and _alias(client, "previous") == int(
         versions[1].version
@@ -85,12 +84,10 @@ def test_mirror_versions_tags_aliases_and_files(project: tuple[Registry, str], t
 
 
 def test_an_unreachable_mirror_only_warns(
-    project: tuple[Registry, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    mirrored_registry: tuple[Registry, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    registry, _ = project
-    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
-    params["registry"]["mlflow_uri"] = "http://127.0.0.1:9"  # nothing listens on the discard port
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    registry, _ = mirrored_registry
+    edit_params(tmp_path, "registry.mlflow_uri=http://127.0.0.1:9")  # nothing listens on the discard port
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     result = CliRunner().invoke(app, ["registry", "rollback"])
     assert result.exit_code == 0 and "MLflow mirror" in result.output and "not updated" in result.output

@@ -16,7 +16,7 @@ from tasks.common.errors import RadflowError
 from tests.tiny_pipeline import constant_model, tiny_config
 
 
-def _register(registry: Registry, folder: Path, note: str) -> int:
+def _register_same_weights(registry: Registry, folder: Path, note: str) -> int:
     """The same weights under another config (retraining can reproduce weights exactly)."""
     config = tiny_config()
     config["train"]["note"] = note
@@ -28,8 +28,8 @@ def _register(registry: Registry, folder: Path, note: str) -> int:
 @pytest.fixture
 def registry(tmp_path: Path) -> Registry:
     registry = Registry(tmp_path / "registry")
-    _register(registry, tmp_path / "a", "first")
-    _register(registry, tmp_path / "b", "second")
+    _register_same_weights(registry, tmp_path / "a", "first")
+    _register_same_weights(registry, tmp_path / "b", "second")
     return registry
 
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,40 +18,23 @@ from tasks.ingest.settings import load_settings
 from tasks.ingest.stage import run_ingest
 from tasks.pacs.pull import run_pull
 from tasks.pacs.state import STATE_FILE
+from tests.defaults import write_params
 from tests.leakscan import planted_identifiers, scan_for_identifiers
-from tests.orthanc import PASSWORD, USER, Orthanc, missing_reason, running_orthanc
-from tests.pacs_helpers import pacs_params, pulled, settings, sop_uids, study_files, study_uid
+from tests.orthanc import AUTH, Orthanc
+from tests.pacs_helpers import pacs_params, pacs_settings, pulled, sop_uids, study_files, study_uid
 from tests.project import tool_env
-
-pytestmark = pytest.mark.skipif(missing_reason() is not None, reason=str(missing_reason()))
-AUTH = f"{USER}:{PASSWORD}"
-
-
-@pytest.fixture(scope="module")
-def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Orthanc]:
-    with running_orthanc(tmp_path_factory.mktemp("orthanc")) as server:
-        yield server
-
-
-@pytest.fixture
-def pacs(orthanc: Orthanc, monkeypatch: pytest.MonkeyPatch) -> Orthanc:
-    """The module's Orthanc, emptied, with radflow's credentials in the environment."""
-    orthanc.clear()
-    monkeypatch.setenv("RADFLOW_PACS_AUTH", AUTH)
-    return orthanc
 
 
 def pull(root: Path, url: str, **pacs: object) -> tuple[int, int, int, int]:
     """One in-process pull; (new, held, failed, left for next)."""
-    s = run_pull(settings(root, url, **pacs), root / "raw" / "pacs", root / "private", show_progress=False)
-    return s.new, s.held, s.failed, s.left_for_next
+    settings = pacs_settings(root, url, **pacs)
+    summary = run_pull(settings, root / "raw" / "pacs", root / "private", show_progress=False)
+    return summary.new, summary.held, summary.failed, summary.left_for_next
 
 
 def pull_cli(root: Path, url: str, *sets: str, auth: str = AUTH) -> subprocess.CompletedProcess[str]:
     """`radflow pull` as a user runs it, in a project folder whose params.yaml points at `url`."""
-    params = pacs_params(root, url)
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "params.yaml").write_text(json.dumps(params))  # JSON is YAML
+    write_params(root, pacs_params(root, url))
     command = ["radflow", "pull", *(arg for s in sets for arg in ("--set", s))]
     env = tool_env() | {"RADFLOW_PACS_AUTH": auth, "COLUMNS": "80"}
     return subprocess.run(
@@ -127,10 +108,7 @@ def test_sigkill_mid_pull_leaves_whole_files_and_the_next_pull_completes(
 ) -> None:
     sent = [path for study in range(10, 40) for path in study_files(tmp_path / "sent", study, per_series=4)]
     pacs.upload(sent)
-    project = tmp_path / "project"
-    params = pacs_params(project, pacs.dicomweb_url)
-    project.mkdir()
-    (project / "params.yaml").write_text(json.dumps(params))
+    project = write_params(tmp_path / "project", pacs_params(tmp_path / "project", pacs.dicomweb_url))
     env = tool_env() | {"RADFLOW_PACS_AUTH": AUTH}
     process = subprocess.Popen(["radflow", "pull"], cwd=project, env=env, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120

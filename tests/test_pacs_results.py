@@ -4,8 +4,6 @@ back, and `radflow retrain` pulls first (and fails with the reason when the PACS
 from __future__ import annotations
 
 import json
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,41 +11,23 @@ import numpy as np
 import pydicom
 import pytest
 import requests
-import yaml
 from dicomweb_client.api import DICOMwebClient
 from pydicom.dataset import Dataset
 from pynetdicom import AE
 
-from flows.server import background_server, free_port
-from models.registry import Registry
 from tasks.common.errors import EX_TEMPFAIL, RadflowError
+from tasks.common.params import load_params
 from tasks.pacs.push import push_predictions
 from tasks.pacs.receive import Receiver
 from tasks.predict import predict_files
+from tests.defaults import repo_params, write_params
 from tests.dicom_factory import ramp, write_plain
 from tests.leakscan import planted_identifiers, scan_for_identifiers
-from tests.orthanc import PACS_AET, PASSWORD, USER, Orthanc, missing_reason, running_orthanc
-from tests.pacs_helpers import STUDY_ROOT, pulled, settings, study_files, study_uid
-from tests.project import tool_env
-from tests.test_retrain import make_project
-from tests.tiny_pipeline import constant_model, project_params, save_candidate
-
-pytestmark = pytest.mark.skipif(missing_reason() is not None, reason=str(missing_reason()))
-AUTH = f"{USER}:{PASSWORD}"
-DIGITAL_XRAY = "1.2.840.10008.5.1.4.1.1.1.1"
-
-
-@pytest.fixture(scope="module")
-def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Orthanc]:
-    with running_orthanc(tmp_path_factory.mktemp("orthanc")) as server:
-        yield server
-
-
-@pytest.fixture
-def pacs(orthanc: Orthanc, monkeypatch: pytest.MonkeyPatch) -> Orthanc:
-    orthanc.clear()
-    monkeypatch.setenv("RADFLOW_PACS_AUTH", AUTH)
-    return orthanc
+from tests.orthanc import AUTH, PACS_AET, PASSWORD, USER, Orthanc
+from tests.pacs_helpers import DIGITAL_XRAY, STUDY_ROOT, pacs_settings, pulled, study_files, study_uid
+from tests.prefect_runs import retrain
+from tests.script_project import make_script_project
+from tests.tiny_pipeline import project_params, register_tiny_champion
 
 
 def test_receive_stores_pushed_studies_from_allowed_aes_only(pacs: Orthanc, tmp_path: Path) -> None:
@@ -56,7 +36,7 @@ def test_receive_stores_pushed_studies_from_allowed_aes_only(pacs: Orthanc, tmp_
     incoming = tmp_path / "incoming"
     # Orthanc knows radflow as RADFLOW at 127.0.0.1:move_port: listen there, accepting only ORTHANC.
     options = {"receive_aets": [PACS_AET], "receive_port": pacs.move_port}
-    receiver = Receiver(settings(tmp_path, pacs.dicomweb_url, **options), incoming)
+    receiver = Receiver(pacs_settings(tmp_path, pacs.dicomweb_url, **options), incoming)
     try:
         (study,) = pacs.get("/studies")  # type: ignore[misc]
         response = requests.post(
@@ -108,10 +88,8 @@ def test_predict_push_sends_one_report_per_study_into_the_pacs(
     monkeypatch.setenv("RADFLOW_SALT", "test-salt-not-secret")
     params = project_params(tmp_path)
     params["pacs"].update({"url": pacs.dicomweb_url if transport == "dicomweb" else pacs.dimse_url})
-    save_candidate(constant_model(), tmp_path / "candidate")  # p = 1/3 per class: abnormal score 2/3
-    Registry(Path(params["paths"]["registry"])).register_champion(
-        tmp_path / "candidate", metrics={"threshold": 0.7}, model_card="", lineage={}, decision={}
-    )
+    # The constant model: p = 1/3 per class, so the abnormal score is 2/3.
+    register_tiny_champion(params, tmp_path / "candidate", metrics={"threshold": 0.7})
     inputs = tmp_path / "inputs"
     sources = study_files(inputs, 31, per_series=2) + study_files(inputs, 32, per_series=1)
     pacs.upload(sources)
@@ -149,7 +127,7 @@ def test_a_pacs_that_does_not_know_our_ae_aborts_the_store_and_we_say_so(
     from tasks.pacs.settings import endpoint
 
     ds = pydicom.dcmread(study_files(tmp_path, 33)[0])
-    unknown = settings(tmp_path, pacs.dimse_url, calling_aet="STRANGER")
+    unknown = pacs_settings(tmp_path, pacs.dimse_url, calling_aet="STRANGER")
     transport = DimseTransport(endpoint(unknown), unknown)
     with pytest.raises(RadflowError, match="STRANGER") as caught:
         transport.store(ds)
@@ -164,39 +142,31 @@ def _session() -> requests.Session:
 
 
 @pytest.fixture(scope="module")
-def prefect_server(orthanc: Orthanc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A Prefect server reachable where Orthanc is (started after the Orthanc fixture's namespace)."""
-    with background_server(
-        tmp_path_factory.mktemp("prefect"), "127.0.0.1", free_port(), timeout_s=300
-    ) as url:
-        yield url
+def prefect_in_pacs_network(orthanc: Orthanc, prefect_server: str) -> str:
+    """The module's Prefect server, started after (so inside the network namespace of) its Orthanc:
+    requesting `orthanc` first decides that order."""
+    return prefect_server
 
 
 @pytest.mark.slow
 def test_retrain_pulls_first_and_fails_with_the_reason_when_the_pacs_is_down(
-    pacs: Orthanc, prefect_server: str, tmp_path: Path
+    pacs: Orthanc, prefect_in_pacs_network: str, tmp_path: Path
 ) -> None:
-    project = make_project(tmp_path / "project", retrain={"retries": 1, "retry_delay_s": 0.2})
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    repo_pacs = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())["pacs"]
-    params["pacs"] = repo_pacs | {"url": pacs.dicomweb_url}
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    subprocess.run(["git", "add", "-A"], cwd=project, check=True)
+    project = make_script_project(tmp_path / "project", retrain={"retries": 1, "retry_delay_s": 0.2})
+    pacs_section = repo_params(f"pacs.url={pacs.dicomweb_url}")["pacs"]  # the tiny project has none
+    params = load_params(project / "params.yaml") | {"pacs": pacs_section}
+    write_params(project, params)
     pacs.upload(study_files(tmp_path / "sent", 41))
-    env = tool_env() | {"PREFECT_API_URL": prefect_server, "RADFLOW_PACS_AUTH": AUTH, "COLUMNS": "200"}
-    run = subprocess.run(
-        ["radflow", "retrain"], cwd=project, env=env, capture_output=True, text=True, timeout=600
-    )
+    run = retrain(project, prefect_in_pacs_network, RADFLOW_PACS_AUTH=AUTH)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "pull: 2 new, 0 already held, 0 failed" in run.stdout + run.stderr
     assert len(pulled(project)) == 2
-    down = subprocess.run(
-        ["radflow", "retrain", "--set", "pacs.url=dimse://ORTHANC@127.0.0.1:9"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    down = retrain(
+        project,
+        prefect_in_pacs_network,
+        "--set",
+        "pacs.url=dimse://ORTHANC@127.0.0.1:9",
+        RADFLOW_PACS_AUTH=AUTH,
     )
     output = down.stdout + down.stderr
     assert down.returncode == EX_TEMPFAIL, output  # still down after the retries: try again later

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 import signal
 import subprocess
@@ -18,22 +17,21 @@ from flows.server import free_port
 from tasks.common.errors import RadflowError
 from tasks.pacs.part10 import encode, instance_path
 from tasks.pacs.settings import credentials, endpoint
+from tests.defaults import write_params
 from tests.dicom_factory import PLANTED, write_dicom
-from tests.pacs_helpers import pacs_params, settings
+from tests.pacs_helpers import DIGITAL_XRAY, pacs_params, pacs_settings
 from tests.project import tool_env
-
-DIGITAL_XRAY = "1.2.840.10008.5.1.4.1.1.1.1"
 
 
 def test_urls_name_a_dicomweb_base_or_a_dimse_called_ae(tmp_path: Path) -> None:
-    web = endpoint(settings(tmp_path, "https://pacs.example:8443/dicom-web/"))
+    web = endpoint(pacs_settings(tmp_path, "https://pacs.example:8443/dicom-web/"))
     assert (web.kind, web.url, web.host, web.port) == (
         "dicomweb",
         "https://pacs.example:8443/dicom-web",
         "pacs.example",
         8443,
     )
-    dimse = endpoint(settings(tmp_path, "dimse://ORTHANC@10.1.2.3:104"))
+    dimse = endpoint(pacs_settings(tmp_path, "dimse://ORTHANC@10.1.2.3:104"))
     assert (dimse.kind, dimse.called_aet, dimse.host, dimse.port) == ("dimse", "ORTHANC", "10.1.2.3", 104)
     for bad, message in {
         "ftp://x/y": "not understood; valid forms",
@@ -41,23 +39,23 @@ def test_urls_name_a_dicomweb_base_or_a_dimse_called_ae(tmp_path: Path) -> None:
         "https://user:pw@pacs.example/dicom-web": "must not carry credentials",
     }.items():
         with pytest.raises(RadflowError, match=message):
-            endpoint(settings(tmp_path, bad))
+            endpoint(pacs_settings(tmp_path, bad))
     with pytest.raises(RadflowError, match=r"pacs\.url is not set"):
-        endpoint(settings(tmp_path, None))
+        endpoint(pacs_settings(tmp_path, None))
 
 
 def test_settings_are_checked_strictly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     url = "http://127.0.0.1:8042/dicom-web"
     with pytest.raises(RadflowError, match="unknown DICOM keyword 'Modality_In_Study'"):
-        settings(tmp_path, url, filters={"Modality_In_Study": "CR"})
+        pacs_settings(tmp_path, url, filters={"Modality_In_Study": "CR"})
     with pytest.raises(RadflowError, match="not an AE title"):
-        settings(tmp_path, url, calling_aet="A" * 17)
+        pacs_settings(tmp_path, url, calling_aet="A" * 17)
     with pytest.raises(RadflowError, match="valid choices: \\['get', 'move'\\]"):
-        settings(tmp_path, url, retrieve="fetch")
+        pacs_settings(tmp_path, url, retrieve="fetch")
     monkeypatch.setenv("RADFLOW_PACS_AUTH", "radflow:s3cret:with-colon")
-    assert credentials(settings(tmp_path, url)) == ("radflow", "s3cret:with-colon")
+    assert credentials(pacs_settings(tmp_path, url)) == ("radflow", "s3cret:with-colon")
     monkeypatch.setenv("RADFLOW_PACS_AUTH", "eyJhbGciOi.token")
-    assert credentials(settings(tmp_path, url)) == "eyJhbGciOi.token"
+    assert credentials(pacs_settings(tmp_path, url)) == "eyJhbGciOi.token"
 
 
 def test_a_bare_dataset_is_written_as_part10(tmp_path: Path) -> None:
@@ -77,7 +75,7 @@ def test_radflow_receive_runs_until_sigterm_and_says_what_it_stored(tmp_path: Pa
     params = pacs_params(tmp_path, None)
     params["pacs"].update({"receive_port": port, "receive_aets": ["MODALITY1"]})
     params["retrain"]["incoming"] = str(tmp_path / "incoming")
-    (tmp_path / "params.yaml").write_text(json.dumps(params))
+    write_params(tmp_path, params)
     process = subprocess.Popen(
         ["radflow", "receive"], cwd=tmp_path, env=tool_env(), stderr=subprocess.PIPE, text=True
     )

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from flows.cli import app
 from tasks.common.errors import RadflowError
 from tasks.common.params import apply_override, from_dict, load_params
+from tests.defaults import REPO_ROOT
 
 
 @dataclass
@@ -66,7 +67,7 @@ def test_missing_params_file_names_where_it_looked(tmp_path: Path) -> None:
 
 
 def test_cli_turns_user_errors_into_a_message_and_exit_code_1(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    monkeypatch.chdir(REPO_ROOT)
     runner = CliRunner()
     unknown = runner.invoke(app, ["stage", "bogus"])
     assert unknown.exit_code == 1 and "valid stages: ingest, preprocess" in unknown.output
@@ -93,7 +94,7 @@ def test_cli_turns_user_errors_into_a_message_and_exit_code_1(monkeypatch: pytes
 def test_bad_ingest_and_paths_values_stop_the_stage_before_any_work(
     arguments: list[str], message: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    monkeypatch.chdir(REPO_ROOT)
     ingest = ["--set", f"ingest.source={tmp_path}"]  # were a check missed, the stage would read this
     result = CliRunner().invoke(app, ["stage", "ingest", *ingest, *arguments])
     output = " ".join(result.output.split())  # the console wraps long lines
@@ -106,7 +107,7 @@ def test_bad_demo_values_are_one_line_naming_what_is_valid(
 ) -> None:
     from tasks.demo_data import DemoParams
 
-    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    monkeypatch.chdir(REPO_ROOT)
     result = CliRunner().invoke(app, ["demo-data", str(tmp_path / "raw"), "--patients", "1"])
     output = " ".join(result.output.split())
     assert result.exit_code == 1 and "demo.patients: invalid value 1; valid: an integer >= 3" in output

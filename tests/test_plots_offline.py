@@ -6,7 +6,8 @@ import re
 import shutil
 from pathlib import Path
 
-from tests.project import REPO_ROOT, run
+from tests.defaults import REPO_ROOT
+from tests.project import run
 
 
 def test_plots_page_loads_no_script_from_the_network(tmp_path: Path) -> None:

@@ -9,13 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pydicom
 import pytest
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 from typer.testing import CliRunner
 
-import models
 from flows.cli import app
 from models.registry import Registry
 from tasks.common.data_profile import describe
@@ -25,44 +21,32 @@ from tasks.common.params import from_dict
 from tasks.demo_data.synth import chest_image
 from tasks.predict import PredictParams, gradcam_names, predict_files
 from tasks.preprocess.transform import TransformSettings, image_to_tensor
-from tests.dicom_factory import write_dicom as write_factory_dicom
-from tests.dicom_factory import write_plain
-from tests.ingest_helpers import write_params
-from tests.tiny_pipeline import CLASSES, SIZE, constant_model, project_params, save_candidate, tiny_config
+from tests.defaults import write_params
+from tests.dicom_factory import identity, write_dicom, write_plain
+from tests.leakscan import planted_identifiers, scan_for_identifiers
+from tests.tiny_pipeline import (
+    CLASSES,
+    SIZE,
+    constant_model,
+    project_params,
+    register_tiny_champion,
+    save_candidate,
+    tiny_config,
+)
 
 # constant_model's logits are all 0: p = 1/3 each, abnormal log-odds log(2/3 / 1/3) = ln 2 ~ 0.693.
 LN2 = float(np.log(2))
 
 
-def write_dicom(path: Path, patient: str) -> None:
-    """A small 12-bit DX radiograph with a fake patient name and ID."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UID("1.2.840.10008.5.1.4.1.1.1.1")  # digital X-ray
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = pydicom.Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.PatientName, ds.PatientID, ds.Modality = f"Doe^{patient}", patient, "DX"
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    ds.Rows = ds.Columns = 48
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.PixelData = np.random.default_rng(0).integers(0, 4096, (48, 48), dtype=np.uint16).tobytes()
-    ds.save_as(path, enforce_file_format=True)
-
-
 @pytest.fixture
 def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, Path]:
+    """A constant champion, and `inputs/`: a 12-bit DX radiograph of patient SECRET-ID-1 and a broken file."""
     monkeypatch.setenv("RADFLOW_SALT", "test-salt-not-secret")
     params = project_params(tmp_path)
-    save_candidate(constant_model(), tmp_path / "candidate")
-    Registry(Path(params["paths"]["registry"])).register_champion(
-        tmp_path / "candidate", metrics={}, model_card="", lineage={}, decision={}
-    )
+    register_tiny_champion(params, tmp_path / "candidate")
     inputs = tmp_path / "inputs"
-    inputs.mkdir()
-    write_dicom(inputs / "a.dcm", "SECRET-ID-1")
+    pixels = np.random.default_rng(0).integers(0, 4096, (48, 48), dtype=np.uint16)
+    write_dicom(inputs / "a.dcm", pixels, who=identity(patient_name="DOE^SECRET", patient_id="SECRET-ID-1"))
     (inputs / "broken.dcm").write_bytes(b"not a dicom file")
     return params, inputs
 
@@ -76,7 +60,8 @@ def test_predict_writes_probabilities_keyed_by_pseudonyms(setup: tuple[dict, Pat
     ok = rows[rows["status"] == "ok"]
     assert len(ok) == 1 and list(rows["status"]) == ["ok", "quarantined"]
     assert "not DICOM" in rows["reason"].iloc[1]
-    assert ok["patient_id"].iloc[0].startswith("P-") and "SECRET" not in out.read_text()
+    assert ok["patient_id"].iloc[0].startswith("P-")
+    assert scan_for_identifiers([out], planted_identifiers(inputs)) == []  # SECRET-ID-1, names, UIDs...
     assert np.allclose(ok[[f"prob_{c}" for c in CLASSES]].to_numpy(), 1 / 3, atol=1e-5)
     assert ok["predicted_label"].iloc[0] in CLASSES
     assert [p.name for p in (inputs.parent / "cams").glob("*.png")] == ["a.png"] == list(ok["gradcam"])
@@ -114,7 +99,7 @@ def test_predict_applies_the_registered_threshold(
     monkeypatch.setenv("RADFLOW_SALT", "test-salt-not-secret")
     params = project_params(tmp_path)
     version = register(params, tmp_path, record)
-    write_dicom(tmp_path / "a.dcm", "SECRET-ID-1")
+    write_dicom(tmp_path / "a.dcm", who=identity(patient_id="SECRET-ID-1"))
     predict_files(
         [tmp_path / "a.dcm"], params=params, model="champion", out=tmp_path / "p.csv", gradcam_dir=None
     )
@@ -130,7 +115,7 @@ def test_predict_without_a_registered_threshold_says_so(
     monkeypatch.setenv("RADFLOW_SALT", "test-salt-not-secret")
     params = project_params(tmp_path)
     register(params, tmp_path, {})
-    write_dicom(tmp_path / "a.dcm", "SECRET-ID-1")
+    write_dicom(tmp_path / "a.dcm", who=identity(patient_id="SECRET-ID-1"))
     rows = predict_files(
         [tmp_path / "a.dcm"], params=params, model="1", out=tmp_path / "p.csv", gradcam_dir=None
     )
@@ -150,7 +135,7 @@ def test_predict_refuses_tampered_model(setup: tuple[dict, Path]) -> None:
 
 def chest_dicom(path: Path, rng: np.random.Generator, modality: str = "DX") -> Path:
     """A synthetic chest radiograph (the demo's generator) as a DICOM file."""
-    return write_factory_dicom(path, chest_image(SIZE, "normal", rng), modality=modality)
+    return write_dicom(path, chest_image(SIZE, "normal", rng), modality=modality)
 
 
 @pytest.fixture
@@ -165,10 +150,7 @@ def profiled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     images = np.stack([image_to_tensor(chest_image(SIZE, "normal", rng), transform) for _ in range(24)])
     header = {"modality": ["DX"] * 24, "body_part": ["CHEST"] * 24, "photometric": ["MONOCHROME2"] * 24}
     config = {**tiny_config(), "data_profile": describe(header, images)}
-    models.save_model(constant_model(), config, tmp_path / "candidate")
-    Registry(Path(params["paths"]["registry"])).register_champion(
-        tmp_path / "candidate", metrics={}, model_card="", lineage={}, decision={}
-    )
+    register_tiny_champion(params, tmp_path / "candidate", config=config)
     return params
 
 

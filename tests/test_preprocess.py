@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 
 from tasks.common.errors import RadflowError
-from tasks.common.shards import ShardWriter, read_image
+from tasks.common.shards import ShardWriter
 from tasks.preprocess.split import check_no_leakage, linked_groups
 from tasks.preprocess.stage import PreprocessParams, preprocess
 from tasks.preprocess.transform import image_to_tensor
@@ -20,9 +21,28 @@ from tests.defaults import settings
 SETTINGS = settings("preprocess", PreprocessParams, image_size=32, val_fraction=0.2, test_fraction=0.2)
 
 
-def write_ingested(root: Path, patients: int = 20, per_patient: int = 3, **overrides: list[str]) -> Path:
-    """A tiny ingest output: manifest.csv + one image shard per patient, with a few RGB and non-square
-    images."""
+def noise_image(number: int, rng: np.random.Generator) -> np.ndarray:
+    """Image `number` of write_ingested: noise, every third one RGB and wider than high, the others taller."""
+    shape = (40, 48, 3) if number % 3 == 2 else (48, 40)
+    return rng.normal(1000, 200, shape).astype(np.float32)
+
+
+def block_image(number: int, rng: np.random.Generator) -> np.ndarray:
+    """(32, 32): 100, with a 2 x 8 block of 300 whose place (of 60) tells the image apart."""
+    pixels = np.full((32, 32), 100, np.uint16)
+    top, left = 2 * (number % 15), 8 * (number // 15 % 4)
+    pixels[top : top + 2, left : left + 8] = 300
+    return pixels
+
+
+def write_ingested(
+    root: Path,
+    patients: int = 20,
+    per_patient: int = 3,
+    image: Callable[[int, np.random.Generator], np.ndarray] = noise_image,
+    **overrides: list[str],
+) -> Path:
+    """A tiny ingest output: manifest.csv + one image shard per patient, images made by `image`."""
     rng = np.random.default_rng(0)
     rows = []
     (root / "images").mkdir(parents=True)
@@ -30,8 +50,7 @@ def write_ingested(root: Path, patients: int = 20, per_patient: int = 3, **overr
         shard = ShardWriter(root / "images")
         for i in range(per_patient):
             image_id = f"{p:08x}{i:08x}"
-            shape = (40, 48, 3) if i == 2 else (48, 40)
-            offset, _ = shard.add(image_id, rng.normal(1000, 200, shape).astype(np.float32))
+            offset, _ = shard.add(image_id, image(p * per_patient + i, rng))
             rows.append(
                 {
                     "image_id": image_id,
@@ -159,15 +178,45 @@ def test_leakage_guard_refuses_a_shared_study_across_splits() -> None:
         check_no_leakage(index)
 
 
-def test_image_to_tensor_matches_the_store(tmp_path: Path) -> None:
-    ingested = write_ingested(tmp_path / "ingested", patients=3)
+def test_image_to_tensor_by_hand() -> None:
+    """Percentile window to [0, 1] (an outlier does not set it), longest side to S by area, centre pad
+    with 0, RGB to luma; S = 32 and the 0.5 / 99.5 percentiles of params.yaml."""
+    settings = SETTINGS.transform_settings()
+    tall = np.full((32, 16), 100, np.uint16)
+    tall[:, :8] = 300  # bright left half: stays left, between 8 columns of padding each side
+    expected = np.zeros((32, 32), np.float16)
+    expected[:, 8:16] = 1
+    np.testing.assert_array_equal(image_to_tensor(tall, settings), expected[None])
+
+    checkered = np.where(np.indices((64, 32)).sum(axis=0) % 2 == 0, 100, 300)  # halved: each 2x2 -> 0.5
+    expected = np.zeros((32, 32), np.float16)
+    expected[:, 8:24] = 0.5
+    np.testing.assert_array_equal(image_to_tensor(checkered.astype(np.uint16), settings), expected[None])
+
+    rgb = np.full((32, 32, 3), 50, np.uint8)
+    rgb[:16] = 200  # a bright gray top half
+    expected = np.zeros((32, 32), np.float16)
+    expected[:16] = 1
+    np.testing.assert_array_equal(image_to_tensor(rgb, settings), expected[None])
+
+    marked = np.full((32, 32), 100, np.uint16)
+    marked[4:8, 8:16] = 300  # 32 of 1024 pixels: above the 99.5th percentile's reach
+    marked[20, 20] = 65535  # one burnt-in text pixel: clipped, not the top of the window
+    expected = np.zeros((32, 32), np.float16)
+    expected[4:8, 8:16] = expected[20, 20] = 1
+    np.testing.assert_array_equal(image_to_tensor(marked, settings), expected[None])
+
+
+def test_each_store_row_holds_its_own_image(tmp_path: Path) -> None:
+    """Row r of images.npy is index.csv's image of row r: told apart by where its bright block is."""
+    ingested = write_ingested(tmp_path / "ingested", image=block_image)
     index = preprocess(ingested, tmp_path / "out", SETTINGS, seed=1)
-    store = np.load(tmp_path / "out" / "images.npy", mmap_mode="r")
-    manifest = pd.read_csv(ingested / "manifest.csv", dtype=str).set_index("image_id")
+    store = np.load(tmp_path / "out" / "images.npy", mmap_mode="r")  # (N, 1, 32, 32)
+    assert len(index) == 55 and sorted(index["row"]) == list(range(55))
     for row, image_id in zip(index["row"], index["image_id"], strict=True):
-        shard, offset = manifest.loc[image_id, ["shard", "shard_offset"]]
-        pixels = read_image(ingested / "images", shard, int(offset))
-        np.testing.assert_array_equal(image_to_tensor(pixels, SETTINGS.transform_settings()), store[row])
+        number = int(image_id[:8], 16) * 3 + int(image_id[8:], 16)  # patient, image -> image number
+        expected = (block_image(number, np.random.default_rng()) == 300).astype(np.float16)  # 0 / 1
+        np.testing.assert_array_equal(store[row, 0], expected, err_msg=f"row {row}, image {image_id}")
 
 
 @pytest.mark.parametrize(

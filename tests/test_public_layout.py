@@ -13,23 +13,17 @@ import pytest
 from PIL import Image
 
 from tests.leakscan import scan_for_identifiers
-from tests.project import make_project, run
+from tests.project import SMALL_DEMO, make_project, run_ok
 from tests.public_layout import ct_like_slice, write_kaggle_archive
 
 pytestmark = pytest.mark.slow
 
 ARCHIVE = "archive/chest_xray"
 OVERRIDES = (
+    *SMALL_DEMO,  # small and quick, and floors a few epochs need not reach (demo.* change nothing here)
     f"ingest.source={ARCHIVE}",
     "ingest.labels=folders",
-    # small and quick (as tests/project.py's SMALL_DEMO), and floors a 4-epoch model need not reach
-    "preprocess.image_size=64",
     "train.epochs=4",
-    "evaluate.bootstrap_samples=50",
-    "promote.bootstrap_samples=50",
-    "promote.min_roc_auc=0",
-    "promote.min_sensitivity=0",
-    "promote.min_specificity=0",
 )
 
 
@@ -39,10 +33,7 @@ def kaggle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, li
     and the run's log. (The demo_data stage feeds nothing here, so only promote's upstream runs.)"""
     project = make_project(tmp_path_factory.mktemp("kaggle"), OVERRIDES)
     patients = write_kaggle_archive(project / ARCHIVE)
-    result = run(["dvc", "repro", "promote"], project)
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-5000:]
-    return project, patients, log
+    return project, patients, run_ok(["dvc", "repro", "promote"], project)
 
 
 def test_patients_are_recognised_from_the_file_names(kaggle: tuple[Path, dict, str]) -> None:
@@ -83,10 +74,7 @@ def test_the_model_is_evaluated_registered_and_screens_predict_inputs(kaggle: tu
     config = json.loads((project / "data/model/config.json").read_text())
     assert config["data_profile"]["header"]["photometric"].keys() == {"MONOCHROME2", "RGB"}
     Image.fromarray(ct_like_slice()).save(project / "ct_slice.png")
-    result = run(
-        ["radflow", "predict", f"{ARCHIVE}/test", "ct_slice.png", "--out", "predictions.csv"], project
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    run_ok(["radflow", "predict", f"{ARCHIVE}/test", "ct_slice.png", "--out", "predictions.csv"], project)
     rows = pd.read_csv(project / "predictions.csv", keep_default_na=False).set_index("source_path")
     assert rows.loc["ct_slice.png", "status"] == "out_of_distribution"
     assert (rows.drop("ct_slice.png")["status"] == "ok").mean() > 0.9  # its own kind is rarely flagged

@@ -7,9 +7,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
-import yaml
+import torch
 from typer.testing import CliRunner
 
 import models
@@ -17,10 +18,11 @@ from flows.cli import app
 from models.registry import FAULT_ENV, Registry
 from models.registry.lock import registry_lock
 from tasks.common.errors import RadflowError
-from tests.tiny_pipeline import REPO_ROOT, constant_model, project_params, save_candidate
+from tests.defaults import REPO_ROOT
+from tests.tiny_pipeline import constant_model, save_candidate
 
 
-def _register(registry: Registry, model_dir: Path, auc: float) -> int:
+def _register_with_auc(registry: Registry, model_dir: Path, auc: float) -> int:
     return registry.register_champion(
         model_dir,
         metrics={"roc_auc": auc},
@@ -45,13 +47,16 @@ def _all_checksums_match(registry: Registry) -> None:
 def test_register_load_aliases_rollback(tmp_path: Path, candidate: Path) -> None:
     registry = Registry(tmp_path / "registry")
     assert registry.versions() == [] and registry.aliases() == {"champion": None, "previous": None}
-    assert _register(registry, candidate, 0.8) == 1
-    assert _register(registry, candidate, 0.9) == 2
+    assert _register_with_auc(registry, candidate, 0.8) == 1
+    assert _register_with_auc(registry, candidate, 0.9) == 2
     assert registry.aliases() == {"champion": 2, "previous": 1}
     loaded = registry.load("champion")
     assert loaded.version == 2 and loaded.metrics == {"roc_auc": 0.9}
-    _network, config = models.load_model(loaded.path)  # safetensors + config, no pickle
-    assert config["classes"] == loaded.config["classes"]
+    network, config = models.load_model(loaded.path)  # safetensors + config, no pickle
+    assert config == json.loads((candidate / "config.json").read_text())
+    registered, trained = network.state_dict(), models.load_model(candidate)[0].state_dict()
+    assert registered.keys() == trained.keys()
+    assert all(torch.equal(registered[name], trained[name]) for name in trained)  # the same weights
     assert registry.resolve("v1") == registry.resolve("1") == registry.resolve("previous") == 1
     assert registry.rollback("test") == 1
     assert registry.aliases()["champion"] == 1
@@ -66,7 +71,7 @@ def test_register_load_aliases_rollback(tmp_path: Path, candidate: Path) -> None
 
 def test_rollback_without_previous_is_refused(tmp_path: Path, candidate: Path) -> None:
     registry = Registry(tmp_path / "registry")
-    _register(registry, candidate, 0.8)
+    _register_with_auc(registry, candidate, 0.8)
     with pytest.raises(RadflowError, match="nothing to roll back"):
         registry.rollback("test")
 
@@ -74,7 +79,7 @@ def test_rollback_without_previous_is_refused(tmp_path: Path, candidate: Path) -
 @pytest.mark.parametrize("tamper", ["weights", "checksums", "extra_file"])
 def test_tampered_version_is_refused(tmp_path: Path, candidate: Path, tamper: str) -> None:
     registry = Registry(tmp_path / "registry")
-    _register(registry, candidate, 0.8)
+    _register_with_auc(registry, candidate, 0.8)
     folder = registry.load("champion").path
     if tamper == "weights":
         data = bytearray((folder / "model.safetensors").read_bytes())
@@ -91,35 +96,27 @@ def test_tampered_version_is_refused(tmp_path: Path, candidate: Path, tamper: st
         registry.load("champion")
 
 
-CRASHING_WRITER = """
-import sys
-from pathlib import Path
-from tests.test_registry import _register
-from models.registry import Registry
-_register(Registry(Path(sys.argv[1])), Path(sys.argv[2]), 0.95)
-"""
+def _crashing_writer(root: Path, model_dir: Path, fault: str) -> int:
+    """Register one champion in a separate process (tests.fault.registry_worker) with the fault hook
+    set; returns its exit code (-9: it SIGKILL'ed itself where the hook says)."""
+    command = [sys.executable, "-m", "tests.fault.registry_worker", str(root), str(model_dir), "1"]
+    env = {**os.environ, FAULT_ENV: fault, "PYTHONPATH": str(REPO_ROOT)}
+    return subprocess.run(command, env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, check=False).returncode
 
 
 @pytest.mark.parametrize("fault", ["registry-mid-write", "registry-before-commit"])
 def test_crash_mid_write_leaves_registry_as_it_was(tmp_path: Path, candidate: Path, fault: str) -> None:
     root = tmp_path / "registry"
     registry = Registry(root)
-    _register(registry, candidate, 0.8)
-    _register(registry, candidate, 0.85)
+    _register_with_auc(registry, candidate, 0.8)
+    _register_with_auc(registry, candidate, 0.85)
     before = (registry.versions(), registry.aliases(), len(registry.audit_log()))
-    env = {**os.environ, FAULT_ENV: fault, "PYTHONPATH": str(REPO_ROOT)}
-    result = subprocess.run(
-        [sys.executable, "-c", CRASHING_WRITER, str(root), str(candidate)],
-        env=env,
-        cwd=REPO_ROOT,
-        check=False,
-    )
-    assert result.returncode == -9  # SIGKILL'ed itself in the middle of the write
+    assert _crashing_writer(root, candidate, fault) == -9  # SIGKILL'ed itself in the middle of the write
     assert (registry.versions(), registry.aliases(), len(registry.audit_log())) == before
     assert registry.load("champion").version == 2
     _all_checksums_match(registry)
     # The next writer sweeps the debris and gets the next number.
-    assert _register(registry, candidate, 0.9) == 3
+    assert _register_with_auc(registry, candidate, 0.9) == 3
     _all_checksums_match(registry)
     assert not list(root.glob(".staging-*"))
 
@@ -127,15 +124,8 @@ def test_crash_mid_write_leaves_registry_as_it_was(tmp_path: Path, candidate: Pa
 def test_a_crash_between_commit_and_audit_loses_no_decision(tmp_path: Path, candidate: Path) -> None:
     root = tmp_path / "registry"
     registry = Registry(root)
-    _register(registry, candidate, 0.8)
-    env = {**os.environ, FAULT_ENV: "registry-before-audit", "PYTHONPATH": str(REPO_ROOT)}
-    result = subprocess.run(
-        [sys.executable, "-c", CRASHING_WRITER, str(root), str(candidate)],
-        env=env,
-        cwd=REPO_ROOT,
-        check=False,
-    )
-    assert result.returncode == -9  # SIGKILL'ed itself after the commit, before the log line
+    _register_with_auc(registry, candidate, 0.8)
+    assert _crashing_writer(root, candidate, "registry-before-audit") == -9  # after commit, before the log
     assert registry.aliases()["champion"] == 2  # committed
     assert len((root / "audit.jsonl").read_text().splitlines()) == 1  # the log itself is a line short...
     assert [entry["version"] for entry in registry.audit_log()] == [1, 2]  # ...readers are not
@@ -152,22 +142,18 @@ def test_a_crash_between_commit_and_audit_loses_no_decision(tmp_path: Path, cand
 def test_second_writer_waits_then_fails_clearly(tmp_path: Path, candidate: Path) -> None:
     root = tmp_path / "registry"
     with registry_lock(root, timeout_s=1), pytest.raises(RadflowError, match="locked by another radflow run"):
-        _register(Registry(root, lock_timeout_s=0.5), candidate, 0.8)
-    assert _register(Registry(root), candidate, 0.8) == 1
+        _register_with_auc(Registry(root, lock_timeout_s=0.5), candidate, 0.8)
+    assert _register_with_auc(Registry(root), candidate, 0.8) == 1
 
 
-def test_cli_list_show_promote_rollback(
-    tmp_path: Path, candidate: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    params = project_params(tmp_path)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    monkeypatch.chdir(tmp_path)
+def test_cli_list_show_promote_rollback(project_in_cwd: dict[str, Any], candidate: Path) -> None:
+    params = project_in_cwd
     runner = CliRunner()
     empty = runner.invoke(app, ["registry", "list"])
     assert empty.exit_code == 0 and "empty" in empty.output
     registry = Registry(Path(params["paths"]["registry"]))
-    _register(registry, candidate, 0.8)
-    _register(registry, candidate, 0.9)
+    _register_with_auc(registry, candidate, 0.8)
+    _register_with_auc(registry, candidate, 0.9)
     listed = runner.invoke(app, ["registry", "list"])
     assert listed.exit_code == 0 and "champion" in listed.output and "0.900" in listed.output
     shown = runner.invoke(app, ["registry", "show", "1", "--json"])

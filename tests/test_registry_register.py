@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -13,8 +14,8 @@ from typer.testing import CliRunner
 from flows.cli import app
 from models.registry import Registry
 from models.registry.dvc_hashes import model_dir_md5
-from tests.project import REPO_ROOT, run
-from tests.tiny_pipeline import constant_model, project_params, save_candidate
+from tests.project import init_dvc_folder
+from tests.tiny_pipeline import constant_model, register_tiny_champion, save_candidate, tiny_config
 
 METRICS = {
     "roc_auc": 0.9,
@@ -27,24 +28,22 @@ METRICS = {
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Registry]:
-    """params.yaml with paths under tmp_path, a champion v1, and an evaluated candidate in paths.model."""
-    params = project_params(tmp_path)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    monkeypatch.chdir(tmp_path)
-    save_candidate(constant_model(), Path(params["paths"]["model"]))
-    evaluation = Path(params["paths"]["evaluation"])
+def evaluated_candidate(project_in_cwd: dict[str, Any], tmp_path: Path) -> tuple[Path, Registry]:
+    """A champion v1, and an evaluated candidate in paths.model (the project is tmp_path)."""
+    paths = project_in_cwd["paths"]
+    save_candidate(constant_model(), Path(paths["model"]))
+    evaluation = Path(paths["evaluation"])
     (evaluation / "report").mkdir(parents=True)
     (evaluation / "metrics.json").write_text(json.dumps(METRICS))
     (evaluation / "report" / "model_card.md").write_text("# Model card\n\n## Intended use\n\nResearch.\n")
-    registry = Registry(Path(params["paths"]["registry"]))
-    save_candidate(constant_model(seed=1), tmp_path / "old", seed=1)
-    registry.register_champion(tmp_path / "old", metrics={}, model_card="", lineage={}, decision={})
-    return Path(params["paths"]["model"]), registry
+    register_tiny_champion(project_in_cwd, tmp_path / "old", constant_model(seed=1), tiny_config(seed=1))
+    return Path(paths["model"]), Registry(Path(paths["registry"]))
 
 
-def test_register_by_hand_is_audited_and_optionally_champion(project: tuple[Path, Registry]) -> None:
-    model_dir, registry = project
+def test_register_by_hand_is_audited_and_optionally_champion(
+    evaluated_candidate: tuple[Path, Registry],
+) -> None:
+    model_dir, registry = evaluated_candidate
     runner = CliRunner()
     kept = runner.invoke(app, ["registry", "register", str(model_dir), "--reason", "new classes, reviewed"])
     assert kept.exit_code == 0, kept.output
@@ -70,18 +69,18 @@ def test_register_by_hand_is_audited_and_optionally_champion(project: tuple[Path
     ],
 )
 def test_register_refuses_without_a_reason(
-    project: tuple[Path, Registry], arguments: list[str], message: str
+    evaluated_candidate: tuple[Path, Registry], arguments: list[str], message: str
 ) -> None:
-    model_dir, registry = project
+    model_dir, registry = evaluated_candidate
     result = CliRunner().invoke(app, ["registry", "register", str(model_dir), *arguments])
     assert result.exit_code != 0 and message in result.output
     assert len(registry.versions()) == 1
 
 
 def test_register_refuses_a_missing_evaluation_or_model(
-    project: tuple[Path, Registry], tmp_path: Path
+    evaluated_candidate: tuple[Path, Registry], tmp_path: Path
 ) -> None:
-    model_dir, _ = project
+    model_dir, _ = evaluated_candidate
     runner = CliRunner()
     empty = runner.invoke(app, ["registry", "register", str(tmp_path / "nowhere"), "--reason", "x"])
     assert empty.exit_code == 1 and "no model in" in empty.output
@@ -92,12 +91,11 @@ def test_register_refuses_a_missing_evaluation_or_model(
 
 
 def test_register_refuses_an_evaluation_of_another_model(
-    project: tuple[Path, Registry], tmp_path: Path
+    evaluated_candidate: tuple[Path, Registry], tmp_path: Path
 ) -> None:
     """dvc.lock says which model the evaluate stage scored; registering a different one is refused."""
-    model_dir, registry = project
-    shutil.copy2(REPO_ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
-    assert run(["dvc", "init", "--no-scm", "-q"], tmp_path).returncode == 0
+    model_dir, registry = evaluated_candidate
+    init_dvc_folder(tmp_path)
     evaluated = {"path": str(model_dir), "md5": "0" * 32 + ".dir", "hash": "md5"}  # as dvc.yaml names it
     lock = {"schema": "2.0", "stages": {"evaluate": {"cmd": "radflow stage evaluate", "deps": [evaluated]}}}
     (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
@@ -110,8 +108,8 @@ def test_register_refuses_an_evaluation_of_another_model(
     assert registry.show(2)["decision"]["evaluation_matches_model"] is True
 
 
-def test_show_prints_a_short_summary_and_json_on_request(project: tuple[Path, Registry]) -> None:
-    model_dir, _ = project
+def test_show_prints_a_short_summary_and_json_on_request(evaluated_candidate: tuple[Path, Registry]) -> None:
+    model_dir, _ = evaluated_candidate
     runner = CliRunner()
     runner.invoke(app, ["registry", "register", str(model_dir), "--reason", "reviewed", "--champion"])
     shown = runner.invoke(app, ["registry", "show"])

@@ -1,21 +1,15 @@
-"""The retrain flow's building blocks against a tiny throwaway DVC project (real git, real DVC).
-
-`make_project` is shared with tests/test_flows_e2e.py: three trivial stages whose commands are the small
-Python scripts in tests/pipeline_scripts/ (linted like all code), so these tests exercise DVC's real
-ordering, skipping and error reporting without the ML stages.
-"""
+"""The retrain flow's building blocks against a tiny throwaway DVC project (real git, real DVC): three
+trivial stages whose commands are the scripts in tests/pipeline_scripts/ (tests/script_project.py)."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from flows.artifacts import champion_metrics, metrics_rows, promotion_markdown
 from flows.dvc_stages import StageFailed, TransientStageFailure, run_stage, stage_order
@@ -26,68 +20,20 @@ from flows.summary import compare, snapshot
 from flows.sync import sync_incoming
 from models.registry.lock import registry_lock
 from tasks.common.errors import RadflowError
-from tests.defaults import repo_params
-
-SCRIPTS = Path(__file__).parent / "pipeline_scripts"  # the tiny pipeline's stage commands
-
-# Listed out of order on purpose: the flow must follow DVC's dependency order, not the file's.
-DVC_YAML = """
-stages:
-  evaluate:
-    cmd: python scripts/evaluate.py
-    deps: [out/gate.txt, scripts/evaluate.py]
-    outs: [out/evaluation/report, out/promotion]
-    metrics: [{out/evaluation/metrics.json: {cache: false}}]
-  count:
-    cmd: python scripts/count.py
-    deps: [raw, scripts/count.py]
-    params: [step]
-    outs: [out/count.txt]
-  gate:
-    cmd: python scripts/gate.py
-    deps: [out/count.txt, scripts/gate.py]
-    outs: [out/gate.txt]
-"""
-EXTRA_STAGES = {
-    "broken": "  broken:\n    cmd: python scripts/broken.py\n    deps: [out/gate.txt]\n",
-    "flaky": (
-        "  flaky:\n    cmd: python scripts/flaky.py\n    deps: [out/gate.txt]\n    outs: [out/flaky.txt]\n"
-    ),
-    "misleading": "  misleading:\n    cmd: python scripts/misleading.py\n    deps: [out/gate.txt]\n",
-    # Real radflow commands: a registry change (takes the registry lock) and ingest (quarantine limit).
-    "promote_by_hand": "  promote_by_hand:\n    cmd: radflow registry promote 1\n",
-    "ingest": "  ingest:\n    cmd: radflow stage ingest\n    deps: [raw]\n    outs: [out/ingested]\n",
-}
-STAGES = ["count", "gate", "evaluate"]
+from tests.defaults import REPO_ROOT, repo_params
+from tests.script_project import STAGES, make_script_project
 
 
-def make_project(root: Path, retrain: dict[str, object] | None = None, extra: tuple[str, ...] = ()) -> Path:
-    """A git + DVC project with the tiny pipeline, a `raw/` archive and radflow-style params.yaml."""
-    root.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(SCRIPTS, root / "scripts", ignore=shutil.ignore_patterns("__pycache__"))
-    (root / "raw").mkdir()
-    (root / "raw" / "study1.txt").write_text("1")
-    paths = {key: f"out/{key}" for key in ("ingested", "private", "preprocessed", "model", "checkpoints")}
-    paths |= {"train_live": "out/train_live", "evaluation": "out/evaluation", "promotion": "out/promotion"}
-    defaults = repo_params()  # every section, so the flow's preflight check of params.yaml passes
-    params = {
-        **defaults,
-        "seed": 1,
-        "paths": paths | {"registry": "registry"},
-        "ingest": defaults["ingest"] | {"source": "raw", "labels": "folders", "workers": 1},
-        "promote": defaults["promote"] | {"lock_timeout_s": 0.5},
-        "step": {"factor": 2},
-        "retrain": defaults["retrain"] | {"retries": 2, "retry_delay_s": 0.2, **(retrain or {})},
-    }
-    (root / "params.yaml").write_text("# tiny project\n" + yaml.safe_dump(params, sort_keys=False))
-    (root / "dvc.yaml").write_text(DVC_YAML + "".join(EXTRA_STAGES[name] for name in extra))
-    for command in (["git", "init", "-q"], ["dvc", "init", "-q"]):
-        subprocess.run(command, cwd=root, check=True)
-    return root
+def _ready_for(tmp_path: Path, stage: str) -> Path:
+    """A tiny project with the extra `stage`, its upstream stages (count, gate) already run."""
+    project = make_script_project(tmp_path / "p", extra=(stage,))
+    for upstream in ("count", "gate"):
+        run_stage(upstream, project, print)
+    return project
 
 
 def test_stage_order_follows_dvc_dependencies(tmp_path: Path) -> None:
-    project = make_project(tmp_path / "p", extra=("broken",))
+    project = make_script_project(tmp_path / "p", extra=("broken",))
     order = stage_order(project)
     assert order.index("count") < order.index("gate") < order.index("evaluate")
     assert order.index("gate") < order.index("broken")
@@ -95,7 +41,7 @@ def test_stage_order_follows_dvc_dependencies(tmp_path: Path) -> None:
 
 
 def test_run_stage_streams_output_then_skips_when_unchanged(tmp_path: Path) -> None:
-    project = make_project(tmp_path / "p")
+    project = make_script_project(tmp_path / "p")
     first: list[str] = []
     outcome = run_stage("count", project, first.append)
     assert not outcome.skipped
@@ -106,9 +52,7 @@ def test_run_stage_streams_output_then_skips_when_unchanged(tmp_path: Path) -> N
 
 
 def test_deterministic_failure_carries_the_stage_message(tmp_path: Path) -> None:
-    project = make_project(tmp_path / "p", extra=("broken",))
-    for stage in ("count", "gate"):
-        run_stage(stage, project, print)
+    project = _ready_for(tmp_path, "broken")
     with pytest.raises(StageFailed) as failure:
         run_stage("broken", project, print)
     assert not isinstance(failure.value, TransientStageFailure)
@@ -116,25 +60,21 @@ def test_deterministic_failure_carries_the_stage_message(tmp_path: Path) -> None
 
 
 def test_tempfail_exit_is_transient(tmp_path: Path) -> None:
-    project = make_project(tmp_path / "p", extra=("flaky",))
-    for stage in ("count", "gate"):
-        run_stage(stage, project, print)
+    project = _ready_for(tmp_path, "flaky")
     with pytest.raises(TransientStageFailure, match="storage not ready"):
         run_stage("flaky", project, print)
     assert not run_stage("flaky", project, print).skipped  # the second attempt succeeds
 
 
 def test_output_text_never_decides_a_retry(tmp_path: Path) -> None:
-    project = make_project(tmp_path / "p", extra=("misleading",))
-    for stage in ("count", "gate"):
-        run_stage(stage, project, print)
+    project = _ready_for(tmp_path, "misleading")
     with pytest.raises(StageFailed) as failure:
         run_stage("misleading", project, print)
     assert not isinstance(failure.value, TransientStageFailure)
 
 
 def test_a_registry_lock_timeout_is_transient(tmp_path: Path) -> None:
-    project = make_project(tmp_path / "p", extra=("promote_by_hand",))
+    project = make_script_project(tmp_path / "p", extra=("promote_by_hand",))
     with (
         registry_lock(project / "registry", timeout_s=1),
         pytest.raises(TransientStageFailure, match="locked"),
@@ -147,7 +87,7 @@ def test_a_registry_lock_timeout_is_transient(tmp_path: Path) -> None:
 
 
 def test_too_many_quarantined_files_is_not_transient(tmp_path: Path) -> None:
-    project = make_project(tmp_path / "p", extra=("ingest",))
+    project = make_script_project(tmp_path / "p", extra=("ingest",))
     (project / "raw" / "normal").mkdir()
     for name in ("a.dcm", "b.png", "c.nii.gz"):
         (project / "raw" / "normal" / name).write_bytes(b"damaged beyond repair")
@@ -158,7 +98,7 @@ def test_too_many_quarantined_files_is_not_transient(tmp_path: Path) -> None:
 
 
 def test_overrides_are_written_like_dvc_exp_run_and_validated(tmp_path: Path) -> None:
-    project = make_project(tmp_path / "p")
+    project = make_script_project(tmp_path / "p")
     params = apply_overrides(project, ["step.factor=5"])
     assert params["step"]["factor"] == 5
     text = (project / "params.yaml").read_text()
@@ -200,7 +140,7 @@ def test_lock_admits_one_holder_at_a_time(tmp_path: Path) -> None:
         ],
         stdout=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "True"
@@ -215,7 +155,7 @@ def test_lock_admits_one_holder_at_a_time(tmp_path: Path) -> None:
 
 @pytest.mark.slow  # six real `dvc repro` runs
 def test_summary_reports_lock_change_and_metric_diff(tmp_path: Path) -> None:
-    project = make_project(tmp_path / "p")
+    project = make_script_project(tmp_path / "p")
     for stage in STAGES:
         run_stage(stage, project, print)
     before = snapshot(project)

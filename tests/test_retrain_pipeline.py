@@ -7,69 +7,33 @@ three-stage DVC project; this file checks that the real stages and the registry 
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Iterator
+import json
 from pathlib import Path
 
 import pytest
 
 from flows.dvc_stages import stage_order
-from flows.server import background_server, free_port
 from models.registry import Registry
 from tasks.common.params import load_params
 from tasks.common.paths import project_paths
-from tests.project import make_project, run, tool_env
-from tests.test_flows_e2e import SERVER_START_TIMEOUT_S, flow_runs, inspect_run, new_run
+from tests.prefect_runs import finish, flow_runs, inspect_run, new_run, start_retrain
+from tests.project import make_project, run
 
 pytestmark = pytest.mark.slow
 
-RUN_TIMEOUT_S = 900  # one small real pipeline on a busy 2-core machine
-
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Prefect server on loopback with its database in tmp; always stopped afterwards."""
-    home = tmp_path_factory.mktemp("prefect-server")
-    with background_server(home, "127.0.0.1", free_port(), timeout_s=SERVER_START_TIMEOUT_S) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def real_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh clone of the real project with the small demo (nothing run yet)."""
     return make_project(tmp_path_factory.mktemp("retrain-real"))
 
 
-def retrain_process(project: Path, api_url: str) -> subprocess.Popen[str]:
-    """A `radflow retrain` process as the scheduler or a user would start it, output merged."""
-    env = {
-        **tool_env(),
-        "PREFECT_API_URL": api_url,
-        "PREFECT_HOME": str(project.parent / "prefect-client"),
-        "COLUMNS": "200",  # keep DVC's "Running stage" lines on one line in Prefect's console log
-    }
-    return subprocess.Popen(
-        ["radflow", "retrain"],
-        cwd=project,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def finish(process: subprocess.Popen[str]) -> str:
-    """Wait for a retrain process; returns its combined output."""
-    try:
-        return process.communicate(timeout=RUN_TIMEOUT_S)[0]
-    except subprocess.TimeoutExpired:
-        process.kill()
-        return process.communicate()[0]
-
-
-def test_two_runs_at_once_one_runs_registry_intact_then_all_skipped(project: Path, server: str) -> None:
+def test_two_runs_at_once_one_runs_registry_intact_then_all_skipped(
+    real_project: Path, prefect_server: str
+) -> None:
+    project, server = real_project, prefect_server
     seen = flow_runs(server)
-    first, second = retrain_process(project, server), retrain_process(project, server)
+    first, second = start_retrain(project, server), start_retrain(project, server)
     outputs = [finish(first), finish(second)]
     assert [first.returncode, second.returncode] == [0, 0], [text[-3000:] for text in outputs]
 
@@ -90,15 +54,20 @@ def test_two_runs_at_once_one_runs_registry_intact_then_all_skipped(project: Pat
     # The registry survived: one version, the champion, every file matching its checksum.
     listed = run(["radflow", "registry", "list"], project, timeout=120)
     assert listed.returncode == 0, listed.stdout + listed.stderr
-    registry = Registry(project / project_paths(load_params(project / "params.yaml")).registry)
+    paths = project_paths(load_params(project / "params.yaml"))
+    registry = Registry(project / paths.registry)
     assert [row["version"] for row in registry.versions()] == [1]
     registry.verify(1)
     champion = registry.load("champion")
-    assert champion.version == 1 and 0.0 <= champion.metrics["roc_auc"] <= 1.0
+    # ...and it is the run's candidate with the run's evaluation, not a leftover of the other run.
+    evaluated = json.loads((project / paths.evaluation / "metrics.json").read_text())
+    assert champion.version == 1 and champion.metrics["roc_auc"] == evaluated["roc_auc"]
+    for name in ("model.safetensors", "config.json"):
+        assert (champion.path / name).read_bytes() == (project / paths.model / name).read_bytes()
 
     # A third run with nothing changed: every stage is a Skipped task run, no stage command runs.
     seen = flow_runs(server)
-    third = retrain_process(project, server)
+    third = start_retrain(project, server)
     output = finish(third)
     assert third.returncode == 0, output[-3000:]
     assert "Running stage" not in output

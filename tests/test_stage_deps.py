@@ -16,16 +16,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-# dvc.yaml stage -> the module its command runs.
-STAGE_MODULES = {
-    "demo_data": "tasks.demo_data",
-    "ingest": "tasks.ingest.stage",
-    "preprocess": "tasks.preprocess.stage",
-    "train": "tasks.train.stage",
-    "evaluate": "tasks.evaluate.stage",
-    "promote": "tasks.promote.stage",
-}
+from flows.cli import STAGES
+from tests.defaults import REPO_ROOT
+
+# dvc.yaml stage -> the module its command runs: `radflow stage NAME`'s, and `radflow demo-data`'s.
+STAGE_MODULES = {**STAGES, "demo_data": "tasks.demo_data"}
 LOADED_FILES = (
     "import importlib, json, sys; importlib.import_module(sys.argv[1]); "
     "print(json.dumps([getattr(m, '__file__', None) for m in list(sys.modules.values())]))"
@@ -35,11 +30,17 @@ LOADED_FILES = (
 def project_files_loaded(module: str) -> set[Path]:
     """Files under the project root that importing `module` in a fresh interpreter executes."""
     output = subprocess.run(
-        [sys.executable, "-c", LOADED_FILES, module], cwd=ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-c", LOADED_FILES, module],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     files = {Path(name).resolve() for name in json.loads(output) if name and Path(name).is_absolute()}
     return {
-        path for path in files if path.is_relative_to(ROOT) and ".venv" not in path.relative_to(ROOT).parts
+        path
+        for path in files
+        if path.is_relative_to(REPO_ROOT) and ".venv" not in path.relative_to(REPO_ROOT).parts
     }
 
 
@@ -52,12 +53,12 @@ def runs_code(path: Path) -> bool:
 
 
 def stage_deps(stage: str) -> list[Path]:
-    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    return [(ROOT / dep).resolve() for dep in dvc["stages"][stage]["deps"] if "${" not in dep]
+    dvc = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())
+    return [(REPO_ROOT / dep).resolve() for dep in dvc["stages"][stage]["deps"] if "${" not in dep]
 
 
 def test_every_stage_is_checked() -> None:
-    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    dvc = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())
     assert set(dvc["stages"]) == set(STAGE_MODULES)
 
 
@@ -67,7 +68,7 @@ def test_stage_code_is_covered_by_its_deps(stage: str) -> None:
     loaded = project_files_loaded(STAGE_MODULES[stage])
     assert loaded, f"importing {STAGE_MODULES[stage]} loaded no project file"
     outside = sorted(
-        str(path.relative_to(ROOT))
+        str(path.relative_to(REPO_ROOT))
         for path in loaded
         if runs_code(path) and not any(path == dep or path.is_relative_to(dep) for dep in deps)
     )

@@ -10,13 +10,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 
 import models
-from tasks.common.paths import ProjectPaths
-from tests.defaults import network_config
+from models.registry import Registry
+from tests.defaults import network_config, params_under
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["effusion", "normal", "opacity"]
 SIZE = 64  # the smallest side torchvision-layout AlexNet accepts
 
@@ -113,10 +111,25 @@ def save_candidate(model: torch.nn.Module, model_dir: Path, seed: int = 0) -> No
     models.save_model(model, tiny_config(seed), model_dir)
 
 
+def register_tiny_champion(
+    params: dict[str, Any],
+    model_dir: Path,
+    model: torch.nn.Module | None = None,
+    config: dict[str, Any] | None = None,
+    **records: Any,
+) -> int:
+    """Save `model` (default: the constant one) with `config` (default: tiny_config()) into `model_dir`
+    as train does, and register it in params' registry as the champion, as promote does. `records`:
+    register_champion's metrics, model_card, lineage, decision (default empty)."""
+    models.save_model(constant_model() if model is None else model, config or tiny_config(), model_dir)
+    empty: dict[str, Any] = {"metrics": {}, "model_card": "", "lineage": {}, "decision": {}}
+    registry = Registry(Path(params["paths"]["registry"]))
+    return registry.register_champion(model_dir, **(empty | records))
+
+
 def project_params(root: Path, **overrides: Any) -> dict[str, Any]:
     """The repository's params.yaml with every path moved under `root` and quick settings."""
-    params: dict[str, Any] = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    params["paths"] = {name: str(root / name) for name in ProjectPaths.__dataclass_fields__}
+    params = params_under(root)
     params["evaluate"].update(bootstrap_samples=60, gradcam_per_kind=1)
     params["promote"].update(bootstrap_samples=60, min_roc_auc=0.0, min_sensitivity=0.0, min_specificity=0.0)
     for key, value in overrides.items():

@@ -8,7 +8,6 @@ dvc.lock holds it without fetching anything.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,10 +16,10 @@ import yaml
 
 from models.store import CONFIG_FILE, WEIGHTS_FILE
 from tasks.common.errors import RadflowError
+from tasks.common.hashing import file_md5
 
 PROJECT_FILE = "dvc.yaml"
 LOCK_FILE = "dvc.lock"
-HASH_CHUNK = 1 << 20  # bytes read at a time
 
 
 @dataclass(frozen=True)
@@ -55,14 +54,6 @@ def model_artifact(project: Path) -> ModelArtifact:
     return found[0]
 
 
-def _file_md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def model_dir_md5(folder: Path) -> str:
     """DVC's directory hash (`<md5>.dir`) of a model folder holding exactly the two model files."""
     from dvc_data.hashfile.hash_info import HashInfo
@@ -71,7 +62,7 @@ def model_dir_md5(folder: Path) -> str:
 
     tree = Tree()
     for name in (WEIGHTS_FILE, CONFIG_FILE):
-        tree.add((name,), Meta(), HashInfo("md5", _file_md5(folder / name)))
+        tree.add((name,), Meta(), HashInfo("md5", file_md5(folder / name)))
     tree.digest()
     return str(tree.hash_info.value)
 

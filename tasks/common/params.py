@@ -18,7 +18,8 @@ import yaml
 from tasks.common.errors import RadflowError
 
 PARAMS_FILE = Path("params.yaml")
-# libyaml's safe loader when PyYAML was built with it: 8x faster, and every stage starts by loading.
+# libyaml's safe loader when PyYAML was built with it: every stage starts by loading params.yaml, and the
+# C loader is several times faster (BENCHMARKS.md, code choices).
 FastSafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 T = TypeVar("T")
 

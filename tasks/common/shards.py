@@ -2,9 +2,9 @@
 
 A shard is a plain concatenation of .npy records (each a standard header + array), so one image is
 read by seeking to its offset and `np.lib.format.read_array`, with no pickling. One file per batch
-rather than per image because creating a file is the expensive part of storing one: on the ext4 disks
-measured, each creation waits for the writeback a first ingest's own output has started (~0.7 ms,
-against ~0.1 ms to append 0.5 MB), and ingest's throughput target counts every such millisecond.
+rather than per image because creating a file is the expensive part of storing one: on ext4, each
+creation waits for the writeback a first ingest's own output has started, and costs several times
+appending the image to an open file (BENCHMARKS.md, ingest).
 
 A shard is written beside its final name and renamed when complete; its name is the hash of the image
 ids it holds, so the same batch always yields the same shard. Shards whose images are no longer all
@@ -89,7 +89,8 @@ class ShardWriter:
 
 @functools.lru_cache(maxsize=256)
 def _header(shape: tuple[int, ...], dtype: str) -> bytes:
-    """The .npy header of a C-ordered array (built once per shape and dtype: ~30 us a time)."""
+    """The .npy header of a C-ordered array (built once per shape and dtype: building one costs far more
+    than the lookup; BENCHMARKS.md, code choices)."""
     buffer = io.BytesIO()
     header = {"descr": dtype, "fortran_order": False, "shape": shape}
     np.lib.format.write_array_header_1_0(buffer, header)

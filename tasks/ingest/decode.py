@@ -66,8 +66,8 @@ class Decoded:
 def quiet_decoders() -> Iterator[None]:
     """Silence decoder warnings and log lines: they quote header values (e.g. an invalid birth date).
 
-    pydicom's check of every value read is switched off too: its only output is such warnings, and
-    it costs a few microseconds per element. Loggers already silenced (an enclosing block, e.g. a
+    pydicom's check of every value read is switched off too: its only output is such warnings (what it
+    costs is small; BENCHMARKS.md, code choices). Loggers already silenced (an enclosing block, e.g. a
     worker's whole batch) are left alone: each setLevel clears every logger's cache, a measurable cost
     per file.
     """

@@ -112,7 +112,8 @@ def _read(source: Path | bytes) -> Dataset:
 def _get(ds: Dataset, keyword: str, default: Any = None) -> Any:
     """`ds.get(keyword, default)` by tag, skipping Dataset.__getattr__'s keyword lookup.
 
-    That detour costs 1-2 us a call and a file takes some 25 reads: a measurable share of a decode.
+    A file takes some 25 reads, and the detour about doubles the cost of each (BENCHMARKS.md, code
+    choices).
     """
     tag = _tag(keyword)
     return ds[tag].value if tag in ds else default
@@ -270,7 +271,8 @@ def _age_band(ds: Dataset) -> str:
 
 
 def _date(value: object) -> dt.date | None:
-    """A DICOM DA value (YYYYMMDD) as a date, None when it is not one (strptime: 5x slower)."""
+    """A DICOM DA value (YYYYMMDD) as a date, None when it is not one (int slices: strptime is several
+    times slower; BENCHMARKS.md, code choices)."""
     text = str(value or "")
     if not DICOM_DATE.fullmatch(text):
         return None

@@ -253,9 +253,10 @@ def _main_left_behind() -> Iterator[None]:
 
     multiprocessing runs the main script (or module) again in every forkserver child before it
     starts, as CPython 3.11's server never preloads it: the `radflow` or `dask worker` entry point, or
-    pytest, imported anew per worker (0.2-1 s each). Decode workers need nothing from it, their code
-    lives in importable modules; so an empty main module stands in while the child's start-up data are
-    taken (under a lock: the swap is process-wide).
+    pytest, imported anew per worker (several times a bare interpreter's start; BENCHMARKS.md, code
+    choices). Decode workers need nothing from it, their code lives in importable modules; so an empty
+    main module stands in while the child's start-up data are taken (under a lock: the swap is
+    process-wide).
     """
     with _MAIN_SWAP:
         main = sys.modules["__main__"]

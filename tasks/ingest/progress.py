@@ -43,7 +43,7 @@ class DecodeProgress:
     and a process forks safely only while it runs no other threads.
     """
 
-    REDRAW_S = 0.25  # a redraw costs ~2 ms of the process that also collects the workers' results
+    REDRAW_S = 0.25  # a redraw is paid by the process that collects the workers' results (BENCHMARKS.md)
 
     def __init__(self, total: int) -> None:
         self._bar = Progress(

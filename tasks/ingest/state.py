@@ -65,7 +65,7 @@ def save_state(
     private_dir: Path, fingerprint: str, files: dict[str, FileState], signature: str, counts: dict[str, Any]
 ) -> None:
     """Write the state atomically, as compact JSON: it is machine-read only, and the indenting encoder
-    is pure Python (about 5x slower than the C one)."""
+    is pure Python, several times slower than the C one (BENCHMARKS.md, code choices)."""
     header = {"fingerprint": fingerprint, "signature": signature, "counts": counts}
     # Same state, same bytes: files in path order, each entry's keys in field order (no sort_keys pass).
     entries = {relative: _entry(files[relative]) for relative in sorted(files)}

@@ -173,7 +173,7 @@ def main(params: dict[str, Any]) -> None:
     """Stage entry point (`radflow stage preprocess`)."""
     settings = parse_section(params, "preprocess", PreprocessParams)
     paths = project_paths(params)
-    # Per-image ops on ~65k pixels: thread start-up costs more than it saves (10x slower on a busy CPU).
+    # Per-image ops on ~65k pixels: thread start-up costs more than it saves (BENCHMARKS.md, code choices).
     torch.set_num_threads(1)
     check_negative_class(params, paths.ingested)  # a bad evaluate.negative_class fails before training
     preprocess(paths.ingested, paths.preprocessed, settings, int(params["seed"]))

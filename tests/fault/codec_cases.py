@@ -42,7 +42,7 @@ ITEM = b"\xfe\xff\x00\xe0"  # (FFFE,E000) item tag, little endian
 Cases = dict[str, list[tuple[str, bytes]]]  # category -> [(file name, content)]
 
 
-def sop_uids(seed: int) -> Iterator[str]:
+def numbered_sop_uids(seed: int) -> Iterator[str]:
     """Unique SOP Instance UIDs, reproducible per seed."""
     return (f"1.2.826.0.1.3680043.8.498.77.{seed}{number:05d}" for number in itertools.count())
 
@@ -266,7 +266,7 @@ def _deflate_cases(rng: random.Random) -> list[tuple[str, bytes]]:
 
 def codec_cases(seed: int) -> Cases:
     """Every damaged compressed-DICOM case: category -> [(file name, content)]."""
-    rng, sops = random.Random(seed), sop_uids(seed)
+    rng, sops = random.Random(seed), numbered_sop_uids(seed)
     cases: Cases = {}
     for codec in TEMPLATES:
         stream = frame(template(codec, next(sops)))

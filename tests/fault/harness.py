@@ -1,5 +1,5 @@
-"""Shared plumbing for the fault suite: a minimal project folder, and a command run whose peak memory
-is measured (the whole process tree's largest resident set, via a wrapper's RUSAGE_CHILDREN)."""
+"""Shared plumbing for the fault suite: a command run whose peak memory is measured (the whole process
+tree's largest resident set, via a wrapper's RUSAGE_CHILDREN), and its tables read back."""
 
 from __future__ import annotations
 
@@ -10,10 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
-from tasks.common.params import apply_override
-from tests.project import REPO_ROOT, tool_env
+from tests.project import tool_env
 
 # Runs `argv[1:]`, then prints the largest resident set (KiB on Linux) among all processes it waited for.
 _MEASURE = (
@@ -30,16 +28,6 @@ class Measured:
     returncode: int
     output: str
     max_rss_mib: float
-
-
-def write_params(project: Path, overrides: tuple[str, ...] = ()) -> Path:
-    """params.yaml (the repository's, plus `SECTION.KEY=VALUE` overrides) in a fresh project folder."""
-    project.mkdir(parents=True, exist_ok=True)
-    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    for override in overrides:
-        apply_override(params, override)
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    return project
 
 
 def run_measured(command: list[str], cwd: Path, timeout: float) -> Measured:

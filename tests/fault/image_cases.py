@@ -154,7 +154,7 @@ def _tiff_cases(rng: random.Random, nprng: np.random.Generator) -> list[tuple[st
     return cases
 
 
-def _nifti_cases(rng: random.Random, nprng: np.random.Generator) -> list[tuple[str, bytes]]:
+def _damaged_nifti_cases(rng: random.Random, nprng: np.random.Generator) -> list[tuple[str, bytes]]:
     volume = nprng.normal(100, 20, size=(24, 24, 6)).astype(np.float32)  # (X, Y, Z)
     data = bytes(nib.Nifti1Image(volume, np.eye(4)).to_bytes())
     packed = gzip.compress(data, mtime=0)
@@ -185,7 +185,7 @@ def image_cases(seed: int) -> Cases:
     """Every damaged NIfTI / plain image case: category -> [(file name, content)]."""
     rng, nprng = random.Random(seed), np.random.default_rng(seed)
     return {
-        "nifti-data": _nifti_cases(rng, nprng),
+        "nifti-data": _damaged_nifti_cases(rng, nprng),
         "png-data": _png_cases(rng, nprng),
         "jpeg-file": _jpeg_cases(rng, nprng),
         "tiff-data": _tiff_cases(rng, nprng),

@@ -257,7 +257,9 @@ def _deflate_broken(ds: Dataset, payload: bytes) -> bytes:
     return data[: start + 2] + payload  # meta length grows by 2 with the longer UID
 
 
-def _nifti_cases(rng: random.Random, nprng: np.random.Generator) -> dict[str, list[tuple[str, bytes]]]:
+def _hostile_nifti_cases(
+    rng: random.Random, nprng: np.random.Generator
+) -> dict[str, list[tuple[str, bytes]]]:
     volume = nprng.normal(100, 20, size=(32, 32, 4)).astype(np.float32)  # (X, Y, Z)
     base = nifti_bytes(volume)
     cases: dict[str, list[tuple[str, bytes]]] = {}
@@ -363,7 +365,7 @@ def write_hostile_cases(root: Path, seed: int = 0) -> list[Case]:
         return path
 
     merged: dict[str, list[tuple[str, bytes]]] = {}
-    for source in (_dicom_cases(rng, nprng), _nifti_cases(rng, nprng)):
+    for source in (_dicom_cases(rng, nprng), _hostile_nifti_cases(rng, nprng)):
         for category, items in source.items():
             merged.setdefault(category, []).extend(items)
     merged["bad-codec"] = _codec_cases(nprng, rng)

@@ -19,9 +19,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.defaults import repo_params, write_params
 from tests.dicom_factory import write_nifti, write_plain
-from tests.fault.codec_cases import TEMPLATES, codec_cases, saved, sop_uids, template
-from tests.fault.harness import Measured, read_csv, run_measured, write_params
+from tests.fault.codec_cases import TEMPLATES, codec_cases, numbered_sop_uids, saved, template
+from tests.fault.harness import Measured, read_csv, run_measured
 from tests.fault.image_cases import image_cases
 from tests.fault.mutations import write_good_files
 from tests.leakscan import planted_identifiers, scan_for_identifiers
@@ -59,7 +60,7 @@ class CodecRun:
 def _write_good(source: Path) -> set[str]:
     """Undamaged files of every format the cases damage: what must come through."""
     paths = {str(path) for path in write_good_files(source, seed=23)}
-    sops = sop_uids(9)
+    sops = numbered_sop_uids(9)
     for codec in TEMPLATES:
         path = source / "good" / f"{codec}.dcm"
         path.write_bytes(saved(template(codec, next(sops))))
@@ -96,7 +97,7 @@ def codec_run(tmp_path_factory: pytest.TempPathFactory) -> CodecRun:
         "ingest.workers=2",
         "ingest.worker_memory_mb=1024",
     )
-    project = write_params(root / "project", overrides)
+    project = write_params(root / "project", repo_params(*overrides))
     measured = run_measured(["radflow", "stage", "ingest"], project, timeout=INGEST_TIMEOUT_S)
     assert measured.returncode == 0, measured.output[-5000:]
     private = project / "private"

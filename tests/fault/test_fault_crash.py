@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from tasks.ingest.state import STATE_FILE
+from tests.defaults import repo_params, write_params
 from tests.dicom_factory import identity, write_dicom, write_nifti
-from tests.fault.harness import write_params
 from tests.project import run, tool_env
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow, pytest.mark.timeout(1500)]
@@ -38,7 +38,9 @@ def _archive(source: Path) -> None:
 
 
 def _project(root: Path, source: Path) -> Path:
-    return write_params(root, (f"ingest.source={source}", "ingest.labels=folders", "ingest.workers=2"))
+    return write_params(
+        root, repo_params(f"ingest.source={source}", "ingest.labels=folders", "ingest.workers=2")
+    )
 
 
 def _outputs(project: Path) -> dict[str, bytes]:

@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.defaults import repo_params, write_params
 from tests.dicom_factory import PLANTED
-from tests.fault.harness import Measured, read_csv, run_measured, write_params
+from tests.fault.harness import Measured, read_csv, run_measured
 from tests.fault.mutations import Case, write_good_files, write_hostile_cases
 from tests.ingest_helpers import stored_images
 from tests.leakscan import planted_identifiers, scan_for_identifiers
@@ -67,7 +68,7 @@ def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> IngestRun:
         "ingest.workers=2",
         "ingest.max_file_mb=8",  # so the 16 MiB private-tag file exercises the file-size limit
     )
-    project = write_params(root / "project", overrides)
+    project = write_params(root / "project", repo_params(*overrides))
     measured = run_measured(["radflow", "stage", "ingest"], project, timeout=INGEST_TIMEOUT_S)
     assert measured.returncode == 0, measured.output[-5000:]
     private, ingested = project / "private", project / "data/ingested"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pydicom
 import pytest
 
 from tests.fault.mutations import write_good_files, write_hostile_cases
+from tests.project import file_contents
 
 pytestmark = pytest.mark.fault
 
@@ -21,21 +21,13 @@ CATEGORIES = {
 }  # fmt: skip
 
 
-def _digest(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and not p.is_symlink()
-    }
-
-
 def test_generator_makes_hundreds_of_named_cases_reproducibly(tmp_path: Path) -> None:
     first, second = tmp_path / "a" / "raw", tmp_path / "b" / "raw"
     first.mkdir(parents=True)
     second.mkdir(parents=True)
     cases = write_hostile_cases(first, seed=7)
     assert write_hostile_cases(second, seed=7) == cases
-    assert _digest(first) == _digest(second)
+    assert file_contents(first) == file_contents(second)
 
     assert len(cases) >= 300
     assert len({case.name for case in cases}) == len(cases)

@@ -16,12 +16,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from models.registry import Registry
 from tests.fault.planted import plant, planted_values, without_common_words
 from tests.leakscan import planted_identifiers, scan_for_identifiers
-from tests.project import SMALL_DEMO, make_project, run, tool_env
+from tests.project import SMALL_DEMO, edit_params, make_project, run_ok, tool_env
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -33,14 +32,10 @@ NOT_SCANNED = ("raw", "private", "archive")  # raw inputs and the operator-only 
 def planted_project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A project after `dvc repro` over the planted archive; returns it with the run's combined log."""
     project = make_project(tmp_path_factory.mktemp("leaks"), (*SMALL_DEMO, f"ingest.source={ARCHIVE}"))
-    demo = run(["dvc", "repro", "demo_data"], project)
-    assert demo.returncode == 0, demo.stderr[-3000:]
+    run_ok(["dvc", "repro", "demo_data"], project)
     shutil.copytree(project / "data/raw", project / ARCHIVE)
     plant(project / ARCHIVE)
-    result = run(["dvc", "repro"], project)
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-5000:]
-    return project, log
+    return project, run_ok(["dvc", "repro"], project)
 
 
 def _identifiers(project: Path) -> set[str]:
@@ -104,9 +99,7 @@ def test_two_projects_promote_into_one_registry_at_once(
     shared = project / "registry"
     twin = tmp_path / "twin"
     shutil.copytree(project, twin, symlinks=True)
-    params = yaml.safe_load((twin / "params.yaml").read_text())
-    params["paths"]["registry"] = str(shared)
-    (twin / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    edit_params(twin, f"paths.registry={shared}")
     before = len(Registry(shared).audit_log())
 
     runs = [

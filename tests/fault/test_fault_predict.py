@@ -10,15 +10,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
-from models.registry import Registry
 from tasks.ingest.decode import FAULT_ENV
 from tasks.predict import predict_files
+from tests.defaults import write_params
 from tests.dicom_factory import identity, write_dicom
 from tests.fault.codec_cases import damaged
 from tests.project import run
-from tests.tiny_pipeline import constant_model, project_params, save_candidate
+from tests.tiny_pipeline import project_params, register_tiny_champion
 
 pytestmark = pytest.mark.fault
 
@@ -26,15 +25,12 @@ NOISE = ("fault hook", "panicked at", "RUST_BACKTRACE", "Traceback", "Fatal Pyth
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, Path]:
+def damaged_inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, Path]:
     """A registry with a champion, params pointing at it, and `inputs/`: one good and two bad files."""
     monkeypatch.setenv("RADFLOW_SALT", "predict-faults")
     params = project_params(tmp_path)
-    save_candidate(constant_model(), tmp_path / "candidate")
-    Registry(Path(params["paths"]["registry"])).register_champion(
-        tmp_path / "candidate", metrics={}, model_card="", lineage={}, decision={}
-    )
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    register_tiny_champion(params, tmp_path / "candidate")
+    write_params(tmp_path, params)
     inputs = tmp_path / "inputs"
     write_dicom(inputs / "good.dcm", who=identity(sop_uid="1.2.826.0.1.3680043.8.498.51"))
     write_dicom(inputs / "victim.dcm", who=identity(sop_uid="1.2.826.0.1.3680043.8.498.52"))
@@ -43,9 +39,9 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, Path
 
 
 def test_damaged_files_get_their_reason_and_the_rest_is_classified(
-    project: tuple[dict, Path], monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+    damaged_inputs: tuple[dict, Path], monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    params, inputs = project
+    params, inputs = damaged_inputs
     monkeypatch.setenv(FAULT_ENV, "decode-segfault:victim.dcm")
     out = inputs.parent / "predictions.csv"
     predict_files([inputs], params=params, model="champion", out=out, gradcam_dir=None)
@@ -59,8 +55,8 @@ def test_damaged_files_get_their_reason_and_the_rest_is_classified(
 
 
 @pytest.mark.slow
-def test_a_lone_damaged_file_fails_predict_with_its_reason(project: tuple[dict, Path]) -> None:
-    _, inputs = project
+def test_a_lone_damaged_file_fails_predict_with_its_reason(damaged_inputs: tuple[dict, Path]) -> None:
+    _, inputs = damaged_inputs
     result = run(
         ["radflow", "predict", str(inputs / "rle.dcm"), "--out", "p.csv"], inputs.parent, timeout=300
     )

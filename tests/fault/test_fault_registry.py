@@ -22,8 +22,9 @@ import pytest
 from safetensors.numpy import save_file
 
 from models.registry import FAULT_ENV, Registry
+from tests.defaults import REPO_ROOT
 from tests.fault.registry_worker import register
-from tests.project import REPO_ROOT, tool_env
+from tests.project import tool_env
 
 pytestmark = [pytest.mark.fault, pytest.mark.timeout(600)]
 

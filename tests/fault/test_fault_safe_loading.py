@@ -10,7 +10,7 @@ import ast
 
 import pytest
 
-from tests.project import REPO_ROOT
+from tests.defaults import REPO_ROOT
 
 pytestmark = pytest.mark.fault
 

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from distributed import LocalCluster
 
 from tasks.ingest.decode import FAULT_ENV
 from tasks.ingest.stage import run_ingest
 from tests.dicom_factory import identity, write_dicom
 from tests.fault.codec_cases import damaged
-from tests.ingest_helpers import settings_for
+from tests.ingest_helpers import loopback_cluster, settings_for
 
 pytestmark = pytest.mark.fault
 
@@ -36,7 +35,7 @@ DEATHS = {  # hook action -> (reason category, exception type)
 
 
 @pytest.fixture
-def archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def victim_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """`raw/good/` (GOOD small DICOMs) and `raw/bad/victim.dcm`, a valid file the hook makes fail."""
     monkeypatch.setenv("RADFLOW_SALT", "workers")
     for index in range(GOOD):
@@ -61,10 +60,10 @@ def _ingest(root: Path, **settings: object) -> tuple[set[str], pd.DataFrame]:
     "action", [*(name for name in DEATHS if name != "hang"), pytest.param("hang", marks=pytest.mark.slow)]
 )
 def test_a_dying_decoder_costs_only_its_file(
-    archive: Path, action: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+    victim_archive: Path, action: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv(FAULT_ENV, f"decode-{action}:victim.dcm")
-    ingested, quarantine = _ingest(archive)
+    ingested, quarantine = _ingest(victim_archive)
     assert ingested == {f"good/{index:02d}.dcm" for index in range(GOOD)}
     category, exception_type = DEATHS[action]
     assert quarantine.loc["bad/victim.dcm", "reason"].startswith(f"{category}:")
@@ -73,16 +72,18 @@ def test_a_dying_decoder_costs_only_its_file(
         assert "fault hook" in quarantine.loc["bad/victim.dcm", "detail"]
     output = "".join(capfd.readouterr())
     assert not [noise for noise in NOISE if noise in output], output
-    assert {path.suffix for path in (archive / "ingested/images").iterdir()} == {".npys"}  # no leftovers
+    assert {path.suffix for path in (victim_archive / "ingested/images").iterdir()} == {
+        ".npys"
+    }  # no leftovers
 
 
 def test_damaged_rle_jpeg_and_jpeg2000_files_are_quarantined_with_their_codec(
-    archive: Path, capfd: pytest.CaptureFixture[str]
+    victim_archive: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """The issue's check: good files beside damaged RLE (its Rust decoder panics), JPEG and J2K files."""
     for number, codec in enumerate(("rle", "jpeg-baseline", "jpeg2000")):
-        damaged(codec, archive / "raw/bad" / f"{codec}.dcm", f"1.2.826.0.1.3680043.8.498.65{number}")
-    ingested, quarantine = _ingest(archive)
+        damaged(codec, victim_archive / "raw/bad" / f"{codec}.dcm", f"1.2.826.0.1.3680043.8.498.65{number}")
+    ingested, quarantine = _ingest(victim_archive)
     assert {f"good/{index:02d}.dcm" for index in range(GOOD)} <= ingested
     reasons = quarantine["reason"]
     assert reasons["bad/rle.dcm"].startswith("RLE decoder panicked: index out of bounds")
@@ -94,18 +95,18 @@ def test_damaged_rle_jpeg_and_jpeg2000_files_are_quarantined_with_their_codec(
     assert not [noise for noise in NOISE if noise in output], output
 
 
-def test_a_real_decode_past_the_memory_limit_is_quarantined(archive: Path) -> None:
+def test_a_real_decode_past_the_memory_limit_is_quarantined(victim_archive: Path) -> None:
     """No hook: a 4096x4096 rescaled image needs ~300 MB to decode, more than the 64 MB allowed."""
     import numpy as np
 
     big = np.random.default_rng(0).integers(0, 4096, (4096, 4096), dtype=np.uint16)
     write_dicom(
-        archive / "raw/bad/victim.dcm",
+        victim_archive / "raw/bad/victim.dcm",
         big,
         who=identity(sop_uid="1.2.826.0.1.3680043.8.498.6998"),
         rescale=(2.0, -1024.0),
     )
-    ingested, quarantine = _ingest(archive, worker_memory_mb=64)
+    ingested, quarantine = _ingest(victim_archive, worker_memory_mb=64)
     assert len(ingested) == GOOD
     assert (
         quarantine.loc["bad/victim.dcm", "reason"]
@@ -114,11 +115,11 @@ def test_a_real_decode_past_the_memory_limit_is_quarantined(archive: Path) -> No
 
 
 def test_two_deaths_in_one_batch_convict_both_and_lose_nothing(
-    archive: Path, monkeypatch: pytest.MonkeyPatch
+    victim_archive: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The retry runs the dead batch's files one at a time; the second culprit dies in that retry too."""
     monkeypatch.setenv(FAULT_ENV, "decode-segfault:03.dcm,decode-abort:05.dcm")
-    ingested, quarantine = _ingest(archive)
+    ingested, quarantine = _ingest(victim_archive)
     assert ingested == {f"good/{index:02d}.dcm" for index in range(GOOD) if index not in (3, 5)} | {
         "bad/victim.dcm"
     }
@@ -126,20 +127,13 @@ def test_two_deaths_in_one_batch_convict_both_and_lose_nothing(
 
 
 @pytest.mark.slow
-def test_dask_tasks_isolate_their_files_too(archive: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dask_tasks_isolate_their_files_too(victim_archive: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """On a cluster (worker processes under a nanny: daemonic) each task decodes in a forkserver child:
     a segfault or panic ends that child only."""
-    damaged("rle", archive / "raw/bad/rle.dcm", "1.2.826.0.1.3680043.8.498.660")
+    damaged("rle", victim_archive / "raw/bad/rle.dcm", "1.2.826.0.1.3680043.8.498.660")
     monkeypatch.setenv(FAULT_ENV, "decode-segfault:victim.dcm")
-    with LocalCluster(
-        n_workers=1,
-        threads_per_worker=2,
-        processes=True,  # a worker process under a nanny: daemonic, as on a real cluster
-        protocol="tcp",
-        host="127.0.0.1",
-        dashboard_address=None,
-    ) as cluster:
-        ingested, quarantine = _ingest(archive, dask_address=cluster.scheduler_address)
+    with loopback_cluster(processes=True) as cluster:  # a worker process under a nanny, daemonic
+        ingested, quarantine = _ingest(victim_archive, dask_address=cluster.scheduler_address)
     assert ingested == {f"good/{index:02d}.dcm" for index in range(GOOD)}
     assert quarantine.loc["bad/victim.dcm", "exception_type"] == "SIGSEGV"
     assert quarantine.loc["bad/rle.dcm", "reason"].startswith("RLE decoder panicked")

@@ -1,6 +1,6 @@
 """Fails like a user mistake: a RadflowError, reported the way radflow's CLI reports it (exit 1).
 
-A stage command of the tiny pipeline in tests/test_retrain.py."""
+A stage command of the tiny pipeline in tests/script_project.py."""
 
 import sys
 

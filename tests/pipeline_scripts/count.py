@@ -1,6 +1,6 @@
 """Sums the archive's text and scales it by a param: changes when new studies or params change.
 
-A stage command of the tiny pipeline in tests/test_retrain.py."""
+A stage command of the tiny pipeline in tests/script_project.py."""
 
 import pathlib
 

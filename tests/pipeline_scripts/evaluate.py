@@ -1,6 +1,6 @@
 """Writes what evaluate and promote would: metrics, the HTML report, the promotion decision.
 
-A stage command of the tiny pipeline in tests/test_retrain.py."""
+A stage command of the tiny pipeline in tests/script_project.py."""
 
 import json
 import pathlib

@@ -1,6 +1,6 @@
 """Fails with a TransientError (exit 75) on its first attempt only, like an I/O hiccup.
 
-A stage command of the tiny pipeline in tests/test_retrain.py."""
+A stage command of the tiny pipeline in tests/script_project.py."""
 
 import pathlib
 import sys

@@ -1,6 +1,6 @@
 """Waits (bounded) for a release file when the test asks for it, so two runs overlap for sure.
 
-A stage command of the tiny pipeline in tests/test_retrain.py."""
+A stage command of the tiny pipeline in tests/script_project.py."""
 
 import pathlib
 import time

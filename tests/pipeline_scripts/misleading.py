@@ -1,6 +1,6 @@
 """Prints text that once made the flow retry ("timed out"), then fails for good (exit 1).
 
-A stage command of the tiny pipeline in tests/test_retrain.py."""
+A stage command of the tiny pipeline in tests/script_project.py."""
 
 import sys
 

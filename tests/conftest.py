@@ -1,0 +1,66 @@
+"""Fixtures shared by several test modules: real servers (Orthanc, Prefect, a webhook receiver) and a
+temporary project.
+
+The servers are module-scoped: each module that asks for one gets its own, started once and always
+stopped after the module's last test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flows.server import background_server, free_port
+from tests.defaults import write_params
+from tests.orthanc import AUTH, Orthanc, missing_reason, running_orthanc
+from tests.webhook import WebhookReceiver
+
+PREFECT_START_TIMEOUT_S = 300  # a loaded 2-core machine can take minutes to migrate a fresh database
+
+
+@pytest.fixture(scope="module")
+def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Orthanc]:
+    """A real Orthanc PACS (tests/orthanc.py); the test is skipped, saying why, where none is installed."""
+    reason = missing_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    with running_orthanc(tmp_path_factory.mktemp("orthanc")) as server:
+        yield server
+
+
+@pytest.fixture
+def pacs(orthanc: Orthanc, monkeypatch: pytest.MonkeyPatch) -> Orthanc:
+    """The module's Orthanc, emptied, with radflow's credentials in the environment."""
+    orthanc.clear()
+    monkeypatch.setenv("RADFLOW_PACS_AUTH", AUTH)
+    return orthanc
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Prefect server on 127.0.0.1 with its database in tmp; yields its API URL."""
+    home = tmp_path_factory.mktemp("prefect-server")
+    with background_server(home, "127.0.0.1", free_port(), timeout_s=PREFECT_START_TIMEOUT_S) as url:
+        yield url
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookReceiver]:
+    """A running webhook receiver on 127.0.0.1: its `url`, and the `events` POSTed to it."""
+    with WebhookReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def project_in_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """tmp_path as the project the CLI runs in: its params.yaml (tests.tiny_pipeline.project_params, every
+    path under tmp_path) written there and the working directory; returns those params."""
+    from tests.tiny_pipeline import project_params  # loads torch: only where this fixture is used
+
+    params = project_params(tmp_path)
+    write_params(tmp_path, params)
+    monkeypatch.chdir(tmp_path)
+    return params
