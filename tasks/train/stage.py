@@ -1,7 +1,9 @@
 """Train stage: preprocessed store -> candidate model (`paths.model`: model.safetensors + config.json).
 
 Transfer modes: `full` fine-tuning, `partial` (last N blocks), `linear_probe` (cached frozen features).
-Resumable from `paths.checkpoints`; per-epoch metrics in `paths.train_live` (DVCLive).
+Resumable from `paths.checkpoints`; per-epoch metrics in `paths.train_live` (DVCLive). With several
+processes (`train.processes` x `train.nodes`) the stage launches itself through torchrun and trains
+with DDP (tasks.train.launch, tasks.train.distributed); rank 0 writes every output.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from models import input_spec, save_model, to_model_input
 from tasks.common.params import parse_section
 from tasks.common.paths import project_paths
 from tasks.train.augment import BatchAugment
-from tasks.train.data import TrainData, class_weights, load_data
+from tasks.train.data import Rows, TrainData, class_weights, hold, load_data
+from tasks.train.distributed import SINGLE, Dist, launched, start, stop, wrap
 from tasks.train.features import backbone_digest, cached_features
+from tasks.train.launch import check_launch, launch, world_size
 from tasks.train.loop import Job, LoopSettings, Prepare, fit
 from tasks.train.network import Network, build_network, make_optimizer, make_scheduler, set_train_mode
 from tasks.train.params import TrainParams
@@ -28,30 +32,37 @@ __all__ = ["TrainParams", "main", "train"]
 console = Console(stderr=True)
 
 
-def pick_device(params: TrainParams) -> torch.device:
-    """CUDA when asked for or (auto) available; the CPU otherwise."""
+def pick_device(params: TrainParams, dist: Dist = SINGLE) -> torch.device:
+    """CUDA (this rank's GPU) when asked for or (auto) available; the CPU otherwise."""
     if params.device == "cuda" or (params.device == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda")
+        return torch.device("cuda", dist.local_rank)
     return torch.device("cpu")
 
 
-def model_config(network: Network, data: TrainData, params: TrainParams, seed: int) -> dict[str, Any]:
+def model_config(
+    network: Network, data: TrainData, params: TrainParams, seed: int, dist: Dist = SINGLE
+) -> dict[str, Any]:
     """config.json: how to rebuild the network and feed it (docs/CONTRACTS.md)."""
     return {
         "architecture": network.config.to_dict(),
         "classes": data.classes,
         "image_size": data.image_size,
         "input": input_spec(network.config.in_channels),
-        "train": params.to_dict(),
+        "train": {**params.to_dict(), "world_size": dist.world_size},
         "seed": seed,
     }
 
 
 def make_job(
-    network: Network, data: TrainData, params: TrainParams, config: dict[str, Any], cache: Path
+    network: Network,
+    data: TrainData,
+    params: TrainParams,
+    config: dict[str, Any],
+    cache: Path,
+    dist: Dist = SINGLE,
 ) -> Job:
     """Wire inputs, preprocessing, loss and optimiser for the configured mode and device."""
-    device = pick_device(params)
+    device = pick_device(params, dist)
     cuda = device.type == "cuda"
     memory_format = torch.channels_last  # (B, S, S, C) in memory: faster convs on CUDA and oneDNN CPUs
     network.model.to(device)
@@ -78,13 +89,20 @@ def make_job(
     prepare_eval: Prepare = images_in
 
     net: nn.Module = network.model
-    inputs = data.images.to(device) if cuda else data.images  # the whole store on the GPU when there is one
+    inputs: Rows = data.images
     if params.mode == "linear_probe":
         key = backbone_digest(network.backbone, {"data": data.fingerprint, "input": config["input"]})
         features = cached_features(
-            network.backbone, inputs, images_in, cache, key, params.batch_size, params.feature_cache_keep
+            network.backbone,
+            inputs,
+            images_in,
+            cache,
+            key,
+            params.batch_size,
+            params.feature_cache_keep,
+            dist,
         )
-        inputs = features.to(device)  # (N, F)
+        inputs = hold(features, params.store, device, params.processes, "the feature cache")  # (N, F)
         net = network.head
         prepare_train = prepare_eval = features_in
     if params.compile and cuda:
@@ -109,17 +127,24 @@ def make_job(
         set_train_mode=set_mode,
         reseed=augment.reseed,
         autocast=torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext(),  # type: ignore[arg-type]
+        train_net=wrap(dist, net, device),
     )
 
 
 def train(
-    data: TrainData, params: TrainParams, seed: int, checkpoints: Path, live: Path, registry: Path
+    data: TrainData,
+    params: TrainParams,
+    seed: int,
+    checkpoints: Path,
+    live: Path,
+    registry: Path,
+    dist: Dist = SINGLE,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Build, train and return (best model on the CPU, its config.json content)."""
+    """Build, train and return (best model on the CPU, its config.json content); every rank calls it."""
     torch.manual_seed(seed)
     network = build_network(params, len(data.classes), registry)
-    config = model_config(network, data, params, seed)
-    job = make_job(network, data, params, config, checkpoints / "features")
+    config = model_config(network, data, params, seed, dist)
+    job = make_job(network, data, params, config, checkpoints / "features", dist)
     settings = LoopSettings(
         epochs=params.epochs,
         batch_size=params.batch_size,
@@ -128,23 +153,35 @@ def train(
         seed=seed,
         checkpoints=checkpoints,
         live_dir=live,
-        identity={"train": params.to_dict(), "seed": seed, "data": data.fingerprint},
+        identity={"train": params.identity(), "seed": seed, "data": data.fingerprint},
+        dist=dist,
     )
     loop = fit(job, settings)
-    console.print(
-        f"train: best val AUC {loop['best_auc']:.3f} at epoch {loop['best_epoch']} of {loop['epoch']}"
-    )
+    if dist.leader:
+        console.print(
+            f"train: best val AUC {loop['best_auc']:.3f} at epoch {loop['best_epoch']} of {loop['epoch']}"
+        )
     return network.model.cpu().eval(), config
 
 
 def main(params: dict[str, Any]) -> None:
-    """Stage entry point (`radflow stage train`)."""
+    """Stage entry point (`radflow stage train`); also what each torchrun worker runs."""
     settings = parse_section(params, "train", TrainParams)
     paths = project_paths(params)
+    check_launch(settings)
+    if world_size(settings) > 1 and not launched():
+        launch(params, settings)  # this process waits while the workers run main() again
+        return
     if settings.threads > 0:
         torch.set_num_threads(settings.threads)
-    data = load_data(paths.preprocessed)
-    model, config = train(
-        data, settings, int(params["seed"]), paths.checkpoints, paths.train_live, paths.registry
-    )
-    save_model(model, config, paths.model)
+    dist = start(pick_device(settings).type)
+    try:
+        device = pick_device(settings, dist)
+        data = load_data(paths.preprocessed, settings.store, device, settings.processes, dist)
+        model, config = train(
+            data, settings, int(params["seed"]), paths.checkpoints, paths.train_live, paths.registry, dist
+        )
+        if dist.leader:
+            save_model(model, config, paths.model)
+    finally:
+        stop(dist)

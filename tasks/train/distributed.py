@@ -1,0 +1,209 @@
+"""Data-parallel training on torch's own engine (DDP): who this process is, which rows it reads, and the
+few collectives the loop needs.
+
+One process is a world of size 1 in which every collective returns at once, so the loop has one code
+path. Which rows each rank reads:
+- training: torch's `DistributedSampler` over the train split (MONAI's `DistributedWeightedRandomSampler`
+  for `class_balance: sampler`), reshuffled every epoch from (seed, epoch). Every rank draws the same
+  number of images (a split that does not divide repeats its first few), so all ranks take the same
+  number of optimiser steps; rank r's k-th batch of B / W images is the r-th slice of global batch k.
+- validation and feature extraction: MONAI's `DistributedSampler(even_divisible=False)`, disjoint
+  shards that cover the rows exactly once, gathered back in row order (no padded duplicates counted).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+import torch.distributed as torch_dist
+from monai.data import DistributedSampler as ExactSampler
+from monai.data import DistributedWeightedRandomSampler
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
+
+from tasks.common.errors import RadflowError
+
+T = TypeVar("T")
+RANK_STRIDE = 1_000_003  # seed offset between ranks: each rank draws its own augmentation and dropout
+
+
+@dataclass(frozen=True)
+class Dist:
+    """This process's place in the training job (rank 0 of 1 when training alone)."""
+
+    rank: int
+    world_size: int
+    local_rank: int  # index on this node: the GPU it drives
+
+    @property
+    def leader(self) -> bool:
+        """Rank 0: the only writer of checkpoints, DVCLive, the model and log lines."""
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world_size > 1
+
+
+SINGLE = Dist(rank=0, world_size=1, local_rank=0)
+
+
+def launched() -> bool:
+    """True inside a worker started by torch's elastic launcher (it sets TORCHELASTIC_RUN_ID)."""
+    return "TORCHELASTIC_RUN_ID" in os.environ
+
+
+def start(device_type: str) -> Dist:
+    """Join the process group torchrun prepared (env://): nccl on CUDA, gloo on the CPU."""
+    if not launched():
+        return SINGLE
+    rank, world, local = (int(os.environ[name]) for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
+    if device_type == "cuda":
+        torch.cuda.set_device(local)
+    torch_dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
+    return Dist(rank=rank, world_size=world, local_rank=local)
+
+
+def stop(dist: Dist) -> None:
+    if torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
+
+
+def barrier(dist: Dist) -> None:
+    if dist.active:
+        torch_dist.barrier()
+
+
+def broadcast(dist: Dist, value: T) -> T:
+    """Rank 0's `value` on every rank (others pass anything, e.g. None)."""
+    if not dist.active:
+        return value
+    box = [value]
+    torch_dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def all_gather(dist: Dist, value: T) -> list[T]:
+    """Every rank's `value`, in rank order, on every rank."""
+    if not dist.active:
+        return [value]
+    values: list[Any] = [None] * dist.world_size
+    torch_dist.all_gather_object(values, value)
+    return values
+
+
+def gather_to_leader(dist: Dist, value: T) -> list[T]:
+    """Every rank's `value`, in rank order, on rank 0 (an empty list elsewhere)."""
+    if not dist.active:
+        return [value]
+    values: list[Any] | None = [None] * dist.world_size if dist.leader else None
+    torch_dist.gather_object(value, values, dst=0)
+    return values or []
+
+
+def mean(dist: Dist, value: float) -> float:
+    """The mean of a number over the ranks (e.g. the training loss, each rank's over its own images)."""
+    return float(np.mean(all_gather(dist, value)))
+
+
+def wrap(dist: Dist, net: nn.Module, device: torch.device) -> nn.Module:
+    """`net` as the training step calls it: DDP across ranks (gradients averaged in backward)."""
+    if not dist.active:
+        return net
+    return DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def broadcast_buffers(dist: Dist, module: nn.Module) -> None:
+    """Rank 0's batch-norm running statistics on every rank (DDP's own rule before each forward), so all
+    ranks validate, and save, the same network."""
+    if dist.active:
+        for buffer in module.buffers():
+            torch_dist.broadcast(buffer, src=0)
+
+
+def state_digest(module: nn.Module) -> str:
+    """SHA-256 of a module's parameters and buffers, bit for bit."""
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def check_identical(dist: Dist, module: nn.Module) -> str:
+    """Fail if the ranks ended with different weights (they must: same start, same averaged gradients)."""
+    digests = all_gather(dist, state_digest(module))
+    if len(set(digests)) > 1:
+        raise RadflowError(f"training ranks ended with different weights ({digests}); the run is not usable")
+    return digests[0]
+
+
+def indices(count: int) -> Any:
+    """range(count) as the `dataset` of a sampler, which only takes its length."""
+    return range(count)
+
+
+def train_positions(
+    count: int, weights: list[float] | None, dist: Dist, seed: int, epoch: int
+) -> torch.Tensor:
+    """Positions into the train split this rank trains on in `epoch` (all ranks: the same length).
+
+    `weights` (one per image) switch to class-balanced draws with replacement from this rank's shard.
+    """
+    common: dict[str, Any] = {"num_replicas": dist.world_size, "rank": dist.rank, "seed": seed}
+    sampler: DistributedSampler[int]
+    if weights is None:
+        sampler = DistributedSampler(indices(count), shuffle=True, drop_last=False, **common)
+    else:
+        generator = torch.Generator().manual_seed(seed + epoch + RANK_STRIDE * dist.rank)
+        sampler = DistributedWeightedRandomSampler(indices(count), weights, generator=generator, **common)
+    sampler.set_epoch(epoch)
+    return torch.tensor(list(sampler), dtype=torch.long)
+
+
+def shard(rows: torch.Tensor, dist: Dist) -> torch.Tensor:
+    """This rank's disjoint share of `rows` (rows[rank::world_size]): together the ranks cover each once."""
+    if not dist.active:
+        return rows
+    if len(rows) < dist.world_size:
+        raise RadflowError(
+            f"{len(rows)} images cannot be shared among {dist.world_size} training processes; "
+            "lower train.processes or give the split more images"
+        )
+    positions = ExactSampler(
+        indices(len(rows)), even_divisible=False, shuffle=False, num_replicas=dist.world_size, rank=dist.rank
+    )
+    return rows[list(positions)]
+
+
+def padded_shard(count: int, dist: Dist) -> torch.Tensor:
+    """This rank's share of range(count), all shares of one length (the first rows repeated to pad)."""
+    sampler: DistributedSampler[int] = DistributedSampler(
+        indices(count),
+        num_replicas=dist.world_size,
+        rank=dist.rank,
+        shuffle=False,
+        drop_last=False,
+    )
+    return torch.tensor(list(sampler), dtype=torch.long)
+
+
+def gather_rows(dist: Dist, positions: torch.Tensor, values: np.ndarray, total: int) -> np.ndarray:
+    """Each rank's `values` for its `positions` (of `total`) -> all values in position order, every rank.
+
+    Raises if a position is missing or counted twice: validation must see each image exactly once.
+    """
+    parts = all_gather(dist, (positions.numpy(), values))
+    order = np.concatenate([part[0] for part in parts])
+    if len(order) != total or not np.array_equal(np.sort(order), np.arange(total)):
+        raise RadflowError(f"sharded rows do not cover the {total} rows exactly once (got {len(order)})")
+    gathered = np.concatenate([part[1] for part in parts])
+    result = np.empty_like(gathered)
+    result[order] = gathered
+    return result
