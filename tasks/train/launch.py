@@ -86,6 +86,9 @@ def launch(params: dict[str, Any], settings: TrainParams) -> None:
     args = torchrun_args(settings)
     console.print(f"train: {world_size(settings)} processes: torchrun {' '.join(args)}")
     os.environ[PARAMS_ENV] = json.dumps(params)
+    # torchrun gives each worker 1 thread unless told otherwise: share this node's cores out instead.
+    cores = len(os.sched_getaffinity(0))
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, cores // settings.processes)))
     try:
         run(parse_args(args))
     except ChildFailedError as error:
