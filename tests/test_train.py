@@ -129,7 +129,7 @@ def test_feature_cache_keeps_the_most_recently_used_files(tmp_path: Path) -> Non
     images = torch.rand(5, 1, 2, 2)
 
     def features(key: str) -> np.ndarray:
-        rows = Rows(images, torch.device("cpu"))
+        rows = Rows(images.numpy(), torch.device("cpu"), streamed=False)
         return cached_features(nn.Flatten(), rows, lambda x: x, tmp_path, key, batch_size=2, keep=2)
 
     features("a")

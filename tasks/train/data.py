@@ -35,24 +35,26 @@ console = Console(stderr=True)
 
 
 class Rows:
-    """Rows of an (N, ...) array fetched by index: `rows[positions]` -> (len(positions), ...) tensor."""
+    """Rows of an (N, ...) array fetched by index: `rows[positions]` -> (len(positions), ...) tensor.
 
-    def __init__(self, source: torch.Tensor | np.ndarray, device: torch.device) -> None:
-        self.source = source  # a tensor in RAM or on the GPU, or a memory-mapped array
+    The source is a tensor on the GPU, or a numpy array: in RAM, or memory-mapped (streamed). On the CPU
+    numpy's `take` gathers a batch ~100x faster than torch's indexing (0.02 ms against 2-8 ms for 32
+    images of 96 x 96 float16 on 2 cores); on a memory-mapped file it reads just those rows.
+    """
+
+    def __init__(self, source: torch.Tensor | np.ndarray, device: torch.device, streamed: bool) -> None:
+        self.source = source
         self.device = device
+        self.streamed = streamed
         self.shape = tuple(source.shape)
-
-    @property
-    def streamed(self) -> bool:
-        return isinstance(self.source, np.ndarray)
 
     def __len__(self) -> int:
         return self.shape[0]
 
     def __getitem__(self, positions: torch.Tensor) -> torch.Tensor:
         if isinstance(self.source, torch.Tensor):
-            return self.source[positions.to(self.source.device)]
-        batch = torch.from_numpy(np.asarray(self.source[positions.cpu().numpy()]))  # reads just these rows
+            return self.source.index_select(0, positions.to(self.source.device))
+        batch = torch.from_numpy(np.take(self.source, positions.cpu().numpy(), axis=0))
         if self.device.type == "cuda":
             return batch.pin_memory().to(self.device, non_blocking=True)
         return batch
@@ -106,21 +108,22 @@ def hold(array: np.ndarray, mode: StoreMode, device: torch.device, sharers: int,
     """
     budget = free_memory(device) // (1 if device.type == "cuda" else sharers)
     if mode == "stream" or (mode == "auto" and array.nbytes > AUTO_SHARE * budget):
-        return Rows(array, device)
+        return Rows(array, device, streamed=True)
+    held: torch.Tensor | np.ndarray
     try:
         if device.type == "cuda":  # straight to the GPU, a chunk at a time: no host copy of the whole
-            tensor = torch.empty(array.shape, dtype=torch.from_numpy(array[:0]).dtype, device=device)
+            held = torch.empty(array.shape, dtype=torch.from_numpy(array[:0]).dtype, device=device)
             step = max(1, CHUNK_BYTES // max(1, array[:1].nbytes))
             for start in range(0, len(array), step):
-                tensor[start : start + step] = torch.from_numpy(np.asarray(array[start : start + step]))
+                held[start : start + step] = torch.from_numpy(np.asarray(array[start : start + step]))
         else:
-            tensor = torch.from_numpy(np.array(array))  # one sequential read
+            held = np.array(array)  # one sequential read into RAM
     except (MemoryError, torch.OutOfMemoryError) as error:
         raise RadflowError(
             f"{name} ({array.nbytes / 1e9:.2f} GB) does not fit in memory ({type(error).__name__}); "
             "set train.store=stream (or auto) to read it batch by batch"
         ) from None
-    return Rows(tensor, device)
+    return Rows(held, device, streamed=False)
 
 
 def store_fingerprint(preprocessed: Path) -> str:

@@ -67,14 +67,13 @@ def make_job(
     memory_format = torch.channels_last  # (B, S, S, C) in memory: faster convs on CUDA and oneDNN CPUs
     network.model.to(device)
     network.model.to(memory_format=memory_format)  # type: ignore[call-overload]
-    augment = BatchAugment(params)
+    augment = BatchAugment(params, device)
 
     def images_in(batch: torch.Tensor) -> torch.Tensor:  # (B, 1, S, S) float16 -> (B, C, S, S)
-        return to_model_input(batch.to(device).float(), config).contiguous(memory_format=memory_format)
+        return to_model_input(batch.to(device), config, memory_format)
 
     def augmented_in(batch: torch.Tensor) -> torch.Tensor:
-        batch = batch.to(device).float()
-        return images_in(augment(batch) if params.augment else batch)
+        return images_in(augment(batch.to(device).float()) if params.augment else batch)
 
     def features_in(features: torch.Tensor) -> torch.Tensor:  # (B, F) cached features need nothing
         return features
