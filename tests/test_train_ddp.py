@@ -22,23 +22,25 @@ import torch.distributed as torch_dist
 import torch.multiprocessing as mp
 import yaml
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from models import build_model, input_spec, to_model_input
-from tasks.train.data import load_data
+from tasks.train.data import Rows, load_data
 from tasks.train.distributed import SINGLE, Dist, gather_rows, padded_shard, shard, train_positions
+from tasks.train.features import cached_features
 from tasks.train.loop import macro_auc
 from tasks.train.params import TrainParams
 from tasks.train.stage import main, train
 from tests.defaults import train_params
 from tests.project import SMALL_DEMO, make_project, run
-from tests.test_train import project
+from tests.test_train import project, write_store
 
 CPU = torch.device("cpu")
 
 
 @pytest.mark.parametrize("world", [2, 3])
 def test_shards_are_disjoint_and_cover_the_rows(world: int) -> None:
-    ranks = [Dist(rank=r, world_size=world, local_rank=r) for r in range(world)]
+    ranks = [Dist(rank=r, world_size=world, local_rank=r, device=CPU) for r in range(world)]
     rows = torch.arange(100, 137)  # 37 rows: divides by neither 2 nor 3
     # Validation / feature extraction: disjoint shards covering every row exactly once, no padding.
     shards = [shard(rows, dist).tolist() for dist in ranks]
@@ -71,21 +73,22 @@ def test_shards_are_disjoint_and_cover_the_rows(world: int) -> None:
 
 
 def write_noisy_store(root: Path) -> None:
-    """The tiny train store with 1 val label in 4 flipped, so the val AUC is a number worth comparing."""
-    project(root, "unused")  # writes root/pre
+    """test_train's store with 23 val images (odd: 12 + 11 over two ranks, where a padded shard would
+    count one twice), 1 val label in 4 flipped: a val AUC that is neither 0.5 nor 1."""
+    write_store(root / "pre", per_class=48)
     index = pd.read_csv(root / "pre" / "index.csv", dtype={"image_id": str})
     val = index.index[index["split"] == "val"]
     flip = val[::4]
     index.loc[flip, "label_index"] = 1 - index.loc[flip, "label_index"]
     index.loc[flip, "label"] = np.array(["effusion", "normal"])[index.loc[flip, "label_index"]]
-    index.to_csv(root / "pre" / "index.csv", index=False)
+    index.drop(val[-1]).to_csv(root / "pre" / "index.csv", index=False)
 
 
 def rank_main(rank: int, world: int, root: Path, params: dict[str, Any]) -> None:
     """One rank of a 2-rank gloo job: train, save the weights this rank ended with, gather 5 values."""
     rendezvous = f"file://{root / 'rendezvous'}"
     torch_dist.init_process_group("gloo", init_method=rendezvous, rank=rank, world_size=world)
-    dist = Dist(rank=rank, world_size=world, local_rank=rank)
+    dist = Dist(rank=rank, world_size=world, local_rank=rank, device=CPU)
     try:
         torch.set_num_threads(1)
         paths = {key: Path(value) for key, value in params["paths"].items()}
@@ -99,6 +102,13 @@ def rank_main(rank: int, world: int, root: Path, params: dict[str, Any]) -> None
             save_file(weights, str(root / "rank1.safetensors"))
         positions = shard(torch.arange(5), dist)  # 5 rows over 2 ranks: 3 + 2
         np.save(root / f"gathered{rank}.npy", gather_rows(dist, positions, positions.numpy() * 10.0, 5))
+        # The feature cache computed sharded (7 rows: 4 + 4 with one repeated), written by rank 0 alone.
+        rows = Rows(np.arange(28, dtype=np.float32).reshape(7, 1, 2, 2), CPU, streamed=False)
+        cache = root / "features"
+        features = cached_features(
+            nn.Flatten(), rows, lambda x: x, cache, "k", batch_size=3, keep=1, dist=dist
+        )
+        np.save(root / f"features{rank}.npy", features)
     finally:
         torch_dist.destroy_process_group()
 
@@ -117,7 +127,10 @@ def val_auc_in_one_process(store: Path, weights: dict[str, torch.Tensor], settin
 @pytest.mark.slow
 def test_two_ranks_end_identical_and_close_to_one_process(tmp_path: Path) -> None:
     write_noisy_store(tmp_path)
-    ddp = project(tmp_path, "ddp", epochs=3, processes=2)  # batch 8: 4 images per rank and step
+    # Batch 8: 4 images per rank and step. No batch norm, augmentation or dropout, so that the
+    # one-process run below computes the same gradients (up to the order of float sums).
+    exact = {"epochs": 3, "augment": False, "dropout": 0.0, "norm": "none"}
+    ddp = project(tmp_path, "ddp", processes=2, **exact)
     mp.spawn(rank_main, args=(2, tmp_path, ddp), nprocs=2, join=True)
 
     last = torch.load(Path(ddp["paths"]["checkpoints"]) / "last.pt", weights_only=True)
@@ -125,24 +138,29 @@ def test_two_ranks_end_identical_and_close_to_one_process(tmp_path: Path) -> Non
     assert last["model"].keys() == rank1.keys()
     for key, tensor in rank1.items():
         assert torch.equal(last["model"][key], tensor), f"ranks differ in {key}"
-    for rank in (0, 1):  # every rank got every value once, in row order
+    for rank in (0, 1):  # every rank got every value once, in row order; every feature row was written
         np.testing.assert_array_equal(np.load(tmp_path / f"gathered{rank}.npy"), np.arange(5) * 10.0)
+        np.testing.assert_array_equal(np.load(tmp_path / f"features{rank}.npy"), np.arange(28).reshape(7, 4))
 
     # Validation counted each val image once: the AUC logged for the last epoch is that of the last
     # weights over the val split scored in one process.
     logged = last["loop"]["history"][-1]["val_auc"]
     expected = val_auc_in_one_process(tmp_path / "pre", last["model"], train_params(**ddp["train"]))
-    assert 0.5 < expected < 1.0
+    assert (
+        0.5 < expected < 1.0
+        and len(pd.read_csv(tmp_path / "pre" / "index.csv").query("split == 'val'")) == 23
+    )
     assert logged == pytest.approx(expected, abs=1e-9)
 
-    # Close to one process on the same problem: the same global batches from the same start (only batch
-    # norm sees 4 images instead of 8, and each rank draws its own augmentation and dropout).
-    single = project(tmp_path, "single", epochs=3)
+    # Close to one process on the same problem: the same global batches from the same start.
+    single = project(tmp_path, "single", **exact)
     main(single)
-    alone = torch.load(Path(single["paths"]["checkpoints"]) / "last.pt", weights_only=True)["loop"]["history"]
-    together = last["loop"]["history"]
-    assert together[0]["train_loss"] == pytest.approx(alone[0]["train_loss"], rel=0.05)
-    assert abs(together[-1]["val_auc"] - alone[-1]["val_auc"]) <= 0.1
+    alone = torch.load(Path(single["paths"]["checkpoints"]) / "last.pt", weights_only=True)
+    for epoch, (one, two) in enumerate(zip(alone["loop"]["history"], last["loop"]["history"], strict=True)):
+        assert two["train_loss"] == pytest.approx(one["train_loss"], rel=1e-4), epoch
+        assert two["val_auc"] == pytest.approx(one["val_auc"], abs=0.01), epoch
+    for key, tensor in alone["model"].items():
+        torch.testing.assert_close(last["model"][key], tensor, rtol=1e-3, atol=1e-4)
 
 
 def squash(text: str) -> str:

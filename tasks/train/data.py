@@ -26,7 +26,7 @@ from rich.console import Console
 from tasks.common.errors import RadflowError
 from tasks.common.hashing import content_hash, file_content_hash
 from tasks.common.scoring import read_store
-from tasks.train.distributed import Dist, broadcast
+from tasks.train.distributed import Dist, broadcast_text
 
 StoreMode = Literal["auto", "memory", "stream"]
 AUTO_SHARE = 0.25  # `auto` leaves three quarters of the free memory to the network, batches and others
@@ -150,7 +150,7 @@ def load_data(
     labels = torch.full((store.images.shape[0],), -1, dtype=torch.long)
     labels[torch.tensor(index["row"].to_numpy())] = torch.tensor(index["label_index"].to_numpy())
     # Rank 0 reads the whole store once to fingerprint it; the other ranks take its answer.
-    fingerprint = broadcast(dist, store_fingerprint(preprocessed) if dist.leader else "")
+    fingerprint = broadcast_text(dist, store_fingerprint(preprocessed) if dist.leader else "", 32)
     images = hold(store.images, mode, device, sharers, str(preprocessed / "images.npy"))
     if dist.leader:
         where = "streamed from disk" if images.streamed else f"held in {device.type} memory"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,7 +29,6 @@ from torch.utils.data import DistributedSampler
 
 from tasks.common.errors import RadflowError
 
-T = TypeVar("T")
 RANK_STRIDE = 1_000_003  # seed offset between ranks: each rank draws its own augmentation and dropout
 
 
@@ -40,6 +39,7 @@ class Dist:
     rank: int
     world_size: int
     local_rank: int  # index on this node: the GPU it drives
+    device: torch.device  # where collectives take their tensors: the GPU under nccl, the CPU under gloo
 
     @property
     def leader(self) -> bool:
@@ -51,7 +51,7 @@ class Dist:
         return self.world_size > 1
 
 
-SINGLE = Dist(rank=0, world_size=1, local_rank=0)
+SINGLE = Dist(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
 
 
 def launched() -> bool:
@@ -64,10 +64,11 @@ def start(device_type: str) -> Dist:
     if not launched():
         return SINGLE
     rank, world, local = (int(os.environ[name]) for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
-    if device_type == "cuda":
-        torch.cuda.set_device(local)
-    torch_dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
-    return Dist(rank=rank, world_size=world, local_rank=local)
+    device = torch.device("cuda", local) if device_type == "cuda" else torch.device("cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    torch_dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Dist(rank=rank, world_size=world, local_rank=local, device=device)
 
 
 def stop(dist: Dist) -> None:
@@ -75,41 +76,51 @@ def stop(dist: Dist) -> None:
         torch_dist.destroy_process_group()
 
 
+# Collectives move tensors only (no pickled objects: peers on a network are not trusted with pickle).
+
+
 def barrier(dist: Dist) -> None:
     if dist.active:
         torch_dist.barrier()
 
 
-def broadcast(dist: Dist, value: T) -> T:
-    """Rank 0's `value` on every rank (others pass anything, e.g. None)."""
+def broadcast_tensor(dist: Dist, tensor: torch.Tensor) -> torch.Tensor:
+    """Rank 0's `tensor` on every rank (all pass one of the same shape and dtype)."""
     if not dist.active:
-        return value
-    box = [value]
-    torch_dist.broadcast_object_list(box, src=0)
-    return box[0]
+        return tensor
+    moved = tensor.to(dist.device)
+    torch_dist.broadcast(moved, src=0)
+    return moved.to(tensor.device)
 
 
-def all_gather(dist: Dist, value: T) -> list[T]:
-    """Every rank's `value`, in rank order, on every rank."""
+def broadcast_flag(dist: Dist, flag: bool) -> bool:
+    return bool(broadcast_tensor(dist, torch.tensor([flag])).item())
+
+
+def broadcast_text(dist: Dist, text: str, length: int) -> str:
+    """Rank 0's ASCII `text` of `length` characters (a hex digest) on every rank."""
+    data = torch.tensor(list(text.encode().ljust(length)[:length]), dtype=torch.uint8)
+    return bytes(broadcast_tensor(dist, data).tolist()).decode().strip()
+
+
+def all_gather_tensor(dist: Dist, tensor: torch.Tensor) -> list[torch.Tensor]:
+    """Every rank's `tensor` (same shape on all), in rank order, on every rank (on `tensor`'s device)."""
     if not dist.active:
-        return [value]
-    values: list[Any] = [None] * dist.world_size
-    torch_dist.all_gather_object(values, value)
-    return values
+        return [tensor]
+    moved = tensor.to(dist.device)
+    parts = [torch.empty_like(moved) for _ in range(dist.world_size)]
+    torch_dist.all_gather(parts, moved)
+    return [part.to(tensor.device) for part in parts]
 
 
-def gather_to_leader(dist: Dist, value: T) -> list[T]:
-    """Every rank's `value`, in rank order, on rank 0 (an empty list elsewhere)."""
-    if not dist.active:
-        return [value]
-    values: list[Any] | None = [None] * dist.world_size if dist.leader else None
-    torch_dist.gather_object(value, values, dst=0)
-    return values or []
+def agree(dist: Dist, value: int) -> list[int]:
+    """Every rank's integer, in rank order: for checks that all ranks stand at the same place."""
+    return [int(part.item()) for part in all_gather_tensor(dist, torch.tensor([value]))]
 
 
 def mean(dist: Dist, value: float) -> float:
     """The mean of a number over the ranks (e.g. the training loss, each rank's over its own images)."""
-    return float(np.mean(all_gather(dist, value)))
+    return float(torch.cat(all_gather_tensor(dist, torch.tensor([value], dtype=torch.float64))).mean())
 
 
 def wrap(dist: Dist, net: nn.Module, device: torch.device) -> nn.Module:
@@ -138,10 +149,11 @@ def state_digest(module: nn.Module) -> str:
 
 def check_identical(dist: Dist, module: nn.Module) -> str:
     """Fail if the ranks ended with different weights (they must: same start, same averaged gradients)."""
-    digests = all_gather(dist, state_digest(module))
-    if len(set(digests)) > 1:
-        raise RadflowError(f"training ranks ended with different weights ({digests}); the run is not usable")
-    return digests[0]
+    digest = state_digest(module)
+    ours = torch.tensor(list(bytes.fromhex(digest)), dtype=torch.uint8)
+    if any(not torch.equal(theirs, ours) for theirs in all_gather_tensor(dist, ours)):
+        raise RadflowError("training ranks ended with different weights; the run is not usable")
+    return digest
 
 
 def indices(count: int) -> Any:
@@ -195,15 +207,22 @@ def padded_shard(count: int, dist: Dist) -> torch.Tensor:
 
 
 def gather_rows(dist: Dist, positions: torch.Tensor, values: np.ndarray, total: int) -> np.ndarray:
-    """Each rank's `values` for its `positions` (of `total`) -> all values in position order, every rank.
+    """Each rank's (n, ...) `values` for its `positions` (of `total`) -> all values in position order,
+    on every rank. Shards differ by at most one row: each is padded to ceil(total / W) rows to travel.
 
     Raises if a position is missing or counted twice: validation must see each image exactly once.
     """
-    parts = all_gather(dist, (positions.numpy(), values))
-    order = np.concatenate([part[0] for part in parts])
+    width = -(-total // dist.world_size)
+    padded_positions = torch.full((width,), -1, dtype=torch.long)
+    padded_positions[: len(positions)] = positions
+    padded_values = torch.zeros((width, *values.shape[1:]), dtype=torch.from_numpy(values).dtype)
+    padded_values[: len(values)] = torch.from_numpy(values)
+    gathered_positions = torch.cat(all_gather_tensor(dist, padded_positions))
+    real = gathered_positions >= 0
+    gathered = torch.cat(all_gather_tensor(dist, padded_values))[real].numpy()
+    order = gathered_positions[real].numpy()
     if len(order) != total or not np.array_equal(np.sort(order), np.arange(total)):
         raise RadflowError(f"sharded rows do not cover the {total} rows exactly once (got {len(order)})")
-    gathered = np.concatenate([part[1] for part in parts])
     result = np.empty_like(gathered)
     result[order] = gathered
     return result

@@ -21,7 +21,7 @@ from torch import nn
 
 from tasks.common.atomic import atomic_path
 from tasks.train.data import Rows
-from tasks.train.distributed import SINGLE, Dist, barrier, broadcast, gather_to_leader, padded_shard
+from tasks.train.distributed import SINGLE, Dist, all_gather_tensor, barrier, broadcast_flag, padded_shard
 
 
 def backbone_digest(backbone: nn.Module, extra: dict[str, object]) -> str:
@@ -45,16 +45,17 @@ def compute_features(
     """Each rank computes its share of the rows; rank 0 writes all of them into `target` (N, F).
 
     Equal shares (the last few rows repeated, written twice with the same values) give every rank the
-    same number of batches, so each batch is one gather to rank 0: no two processes write one file.
+    same number of batches, so each batch is one gather: no two processes write one file.
     """
-    for start in range(0, len(rows := padded_shard(len(images), dist)), batch_size):
+    rows = padded_shard(len(images), dist)
+    for start in range(0, len(rows), batch_size):
         batch = rows[start : start + batch_size]
-        parts = gather_to_leader(
-            dist, (batch.numpy(), backbone(prepare(images[batch])).float().cpu().numpy())
-        )
+        features = backbone(prepare(images[batch])).float()  # (b, F)
+        positions = all_gather_tensor(dist, batch)
+        values = all_gather_tensor(dist, features)
         if target is not None:
-            for positions, values in parts:
-                target[positions] = values
+            for where, what in zip(positions, values, strict=True):
+                target[where.numpy()] = what.cpu().numpy()
 
 
 @torch.no_grad()
@@ -76,7 +77,7 @@ def cached_features(
     """
     path = cache_dir / f"features-{key}.npy"
     backbone.eval()
-    if not broadcast(dist, path.is_file()):
+    if not broadcast_flag(dist, path.is_file()):
         if dist.leader:
             width = backbone(prepare(images[torch.arange(1)])).shape[1]  # F
             with atomic_path(path) as tmp:

@@ -21,13 +21,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
+from tasks.common.errors import RadflowError
 from tasks.train.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
 from tasks.train.data import Rows, class_weights
 from tasks.train.distributed import (
     RANK_STRIDE,
     SINGLE,
     Dist,
-    broadcast,
+    agree,
     broadcast_buffers,
     check_identical,
     gather_rows,
@@ -126,18 +127,24 @@ def log_epoch(live: Live, metrics: dict[str, float]) -> None:
 def resume_state(job: Job, settings: LoopSettings) -> dict[str, Any]:
     """Restore the last checkpoint of this run identity into the job, or a fresh loop state.
 
-    Rank 0 reads it and hands it to the others, so only rank 0 needs the checkpoint folder.
+    Every rank reads it (safely: tensors and plain values only), so with several nodes
+    `paths.checkpoints` must be storage they share; ranks that disagree stop the run.
     """
-    dist = settings.dist
-    state = broadcast(
-        dist, load_checkpoint(settings.checkpoints / LAST, settings.identity) if dist.leader else None
-    )
-    if state is None:
-        return {"epoch": 0, "best_auc": -1.0, "best_epoch": -1, "stale": 0, "stopped": False, "history": []}
-    job.model.load_state_dict(state["model"])
-    job.optimizer.load_state_dict(state["optimizer"])
-    job.scheduler.load_state_dict(state["scheduler"])
-    return dict(state["loop"])
+    path = settings.checkpoints / LAST
+    state = load_checkpoint(path, settings.identity)
+    fresh = {"epoch": 0, "best_auc": -1.0, "best_epoch": -1, "stale": 0, "stopped": False, "history": []}
+    loop: dict[str, Any] = fresh if state is None else dict(state["loop"])
+    epochs = agree(settings.dist, loop["epoch"])
+    if len(set(epochs)) > 1:
+        raise RadflowError(
+            f"the training ranks found different checkpoints at {path} (epochs {epochs}); "
+            "put paths.checkpoints on storage every node shares"
+        )
+    if state is not None:
+        job.model.load_state_dict(state["model"])
+        job.optimizer.load_state_dict(state["optimizer"])
+        job.scheduler.load_state_dict(state["scheduler"])
+    return loop
 
 
 def save_epoch(job: Job, settings: LoopSettings, loop: dict[str, Any], improved: bool) -> None:
