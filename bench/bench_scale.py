@@ -2,9 +2,10 @@
 ingest, preprocess, one training epoch, evaluation and promotion.
 
 Each size is a fresh project folder; each stage runs as its own `radflow stage NAME` process (what DVC
-runs); seconds per image divide a stage's wall time by the images in the data set; its process tree sampled every 50 ms for memory: peak RSS, and apart from it the peak anonymous
-memory (heap: what grows when a stage holds data), since RSS also counts the store's pages mapped from
-the page cache, which the kernel takes back under pressure. Training reads the store streamed
+runs), timed (seconds per image: its wall time over the images of the data set) and its process tree
+sampled every 50 ms for memory: peak RSS, and apart from it the peak anonymous memory (heap: what
+grows when a stage holds data), since RSS also counts the store's pages mapped from the page cache,
+which the kernel takes back under pressure. Training reads the store streamed
 (`train.store=stream`, the path for stores larger than memory). Promotion runs twice: the second run
 re-scores the registered champion on the test split.
 
@@ -118,7 +119,7 @@ def main() -> None:
     console = Console(width=150)
     rows: dict[int, dict[str, Run]] = {}
     for patients in (int(p) for p in args.patients.split(",")):
-        with tempfile.TemporaryDirectory(dir=Path.cwd(), prefix=".bench-scale-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="radflow-bench-scale-") as tmp:
             project = make_project(Path(tmp), patients, args.demo_size, args.size)
             demo = measure(radflow("demo-data", "data/raw"), project)
             runs = {stage: measure(radflow("stage", stage), project) for stage in STAGES}
