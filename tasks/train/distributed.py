@@ -7,8 +7,10 @@ path. Which rows each rank reads:
   for `class_balance: sampler`), reshuffled every epoch from (seed, epoch). Every rank draws the same
   number of images (a split that does not divide repeats its first few), so all ranks take the same
   number of optimiser steps; rank r's k-th batch of B / W images is the r-th slice of global batch k.
-- validation and feature extraction: MONAI's `DistributedSampler(even_divisible=False)`, disjoint
-  shards that cover the rows exactly once, gathered back in row order (no padded duplicates counted).
+- validation: MONAI's `DistributedSampler(even_divisible=False)`, disjoint shards that cover the rows
+  exactly once, gathered back in row order (no padded duplicates counted);
+- feature extraction (linear probe): equal shares (torch's sampler, unshuffled), so that every rank
+  runs the same number of gathers; a repeated row is written twice with the same values.
 """
 
 from __future__ import annotations

@@ -104,8 +104,10 @@ def make_job(
         inputs = hold(features, params.store, device, params.processes, "the feature cache")  # (N, F)
         net = network.head
         prepare_train = prepare_eval = features_in
+    train_net = wrap(dist, net, device)  # DDP across ranks, `net` itself alone
     if params.compile and cuda:
-        net = torch.compile(net)  # type: ignore[assignment]
+        train_net = torch.compile(train_net)  # type: ignore[assignment]  # the DDP wrapper compiled, as torch advises
+        net = net if dist.active else train_net
     train_labels = data.labels[data.splits["train"]]
     weights = (
         class_weights(train_labels, len(data.classes)) if params.class_balance == "weighted_loss" else None
@@ -126,7 +128,7 @@ def make_job(
         set_train_mode=set_mode,
         reseed=augment.reseed,
         autocast=torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext(),  # type: ignore[arg-type]
-        train_net=wrap(dist, net, device),
+        train_net=train_net,
     )
 
 
