@@ -105,8 +105,8 @@ def make_job(
         net = network.head
         prepare_train = prepare_eval = features_in
     train_net = wrap(dist, net, device)  # DDP across ranks, `net` itself alone
-    if params.compile and cuda:
-        train_net = torch.compile(train_net)  # type: ignore[assignment]  # the DDP wrapper compiled, as torch advises
+    if params.compile and cuda:  # the DDP wrapper is compiled, as torch advises
+        train_net = torch.compile(train_net)  # type: ignore[assignment]
         net = net if dist.active else train_net
     train_labels = data.labels[data.splits["train"]]
     weights = (
