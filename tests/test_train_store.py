@@ -4,6 +4,7 @@ memory the stage may use still trains when streamed."""
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -68,8 +69,18 @@ def capped_stage(project_dir: Path, *overrides: str) -> subprocess.CompletedProc
     command = [sys.executable, "-c", "from flows.cli import app; app()", "stage", "train"]
     for override in overrides:
         command += ["--set", override]
+    # One thread per pool: each thread's stack counts against the cap, and a many-core machine
+    # would otherwise start dozens (OpenMP, OpenBLAS) before the stage sets its own thread count.
+    threads = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
     return subprocess.run(
-        command, cwd=project_dir, preexec_fn=cap, capture_output=True, text=True, timeout=900, check=False
+        command,
+        cwd=project_dir,
+        env={**os.environ, **threads},
+        preexec_fn=cap,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
 
 
