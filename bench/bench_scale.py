@@ -6,8 +6,8 @@ runs), timed (seconds per image: its wall time over the images of the data set) 
 sampled every 50 ms for memory: peak RSS, and apart from it the peak anonymous memory (heap: what
 grows when a stage holds data), since RSS also counts the store's pages mapped from the page cache,
 which the kernel takes back under pressure. Training reads the store streamed
-(`train.store=stream`, the path for stores larger than memory). Promotion runs twice: the second run
-re-scores the registered champion on the test split.
+(`train.store=stream`, the path for stores larger than memory). Promotion registers the first
+candidate (re-scoring a champion goes through the same batch-wise scoring as evaluation).
 
 Targets: seconds per image at the largest size <= 1.3x the smallest, and anonymous memory not growing
 with the data. Process start-up (imports) is a fixed cost, so the marginal cost per image between the
@@ -123,7 +123,6 @@ def main() -> None:
             project = make_project(Path(tmp), patients, args.demo_size, args.size)
             demo = measure(radflow("demo-data", "data/raw"), project)
             runs = {stage: measure(radflow("stage", stage), project) for stage in STAGES}
-            runs["promote"] = measure(radflow("stage", "promote"), project)  # re-scores the champion
             images = len(pd.read_csv(project / "data" / "preprocessed" / "index.csv", usecols=["split"]))
             rows[images] = runs
             console.print(
