@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -25,9 +26,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from models import build_model, input_spec, to_model_input
+from tasks.common.errors import RadflowError
 from tasks.train.data import Rows, load_data
 from tasks.train.distributed import SINGLE, Dist, gather_rows, padded_shard, shard, train_positions
 from tasks.train.features import cached_features
+from tasks.train.launch import check_launch, torchrun_args
 from tasks.train.loop import macro_auc
 from tasks.train.params import TrainParams
 from tasks.train.stage import main, train
@@ -70,6 +73,34 @@ def test_shards_are_disjoint_and_cover_the_rows(world: int) -> None:
             assert set(drawn_here.tolist()) <= set(mine.tolist())
     draws = torch.cat([train_positions(37, weights, ranks[0], 5, epoch) for epoch in range(60)])
     assert 0.3 < labels[draws].float().mean().item() < 0.7
+
+
+@pytest.mark.parametrize(
+    ("changes", "gpus", "message"),
+    [
+        ({"processes": 3}, None, "make it a multiple of train.processes x train.nodes"),
+        ({"processes": 0}, None, "train.processes and train.nodes must be >= 1"),
+        ({"nodes": 2}, None, "train.nodes > 1 needs train.rendezvous"),
+        ({"nodes": 2, "node_rank": 2, "rendezvous": "h:1"}, None, "train.node_rank must be 0..1"),
+        ({"nodes": 2, "rendezvous": "10.0.0.5"}, None, "expected host:port"),
+        ({"processes": 4}, 2, "this node has 2 GPU(s)"),
+    ],
+)
+def test_launch_settings_are_checked(changes: dict[str, Any], gpus: int | None, message: str) -> None:
+    with pytest.raises(RadflowError, match=re.escape(message)):
+        check_launch(train_params(**changes), gpus)
+
+
+def test_torchrun_command_line() -> None:
+    assert torchrun_args(train_params(processes=2)) == [
+        *("--nnodes", "1", "--nproc-per-node", "2", "--max-restarts", "0", "--standalone"),
+        *("--module", "tasks.train.launch"),
+    ]
+    several = train_params(processes=4, nodes=2, node_rank=1, rendezvous="node0.cluster:29500")
+    assert torchrun_args(several) == [
+        *("--nnodes", "2", "--nproc-per-node", "4", "--max-restarts", "0", "--node-rank", "1"),
+        *("--master-addr", "node0.cluster", "--master-port", "29500", "--module", "tasks.train.launch"),
+    ]
 
 
 def write_noisy_store(root: Path) -> None:

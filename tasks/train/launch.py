@@ -29,11 +29,16 @@ def world_size(params: TrainParams) -> int:
     return params.processes * params.nodes
 
 
-def check_launch(params: TrainParams) -> None:
-    """Reject settings no launch could run, naming the valid values."""
+def check_launch(params: TrainParams, gpus: int | None) -> None:
+    """Reject settings no launch could run, naming the valid values (`gpus`: on this node, None on CPU)."""
     if params.processes < 1 or params.nodes < 1:
         raise RadflowError(
             f"train.processes and train.nodes must be >= 1 (got {params.processes}, {params.nodes})"
+        )
+    if gpus is not None and params.processes > gpus:
+        raise RadflowError(
+            f"train.processes={params.processes} but this node has {gpus} GPU(s): one process per GPU, "
+            f"so 1..{gpus} (or train.device=cpu)"
         )
     if not 0 <= params.node_rank < params.nodes:
         raise RadflowError(f"train.node_rank must be 0..{params.nodes - 1} (got {params.node_rank})")

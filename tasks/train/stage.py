@@ -169,13 +169,14 @@ def main(params: dict[str, Any]) -> None:
     """Stage entry point (`radflow stage train`); also what each torchrun worker runs."""
     settings = parse_section(params, "train", TrainParams)
     paths = project_paths(params)
-    check_launch(settings)
+    on_gpu = pick_device(settings).type == "cuda"
+    check_launch(settings, torch.cuda.device_count() if on_gpu else None)
     if world_size(settings) > 1 and not launched():
         launch(params, settings)  # this process waits while the workers run main() again
         return
     if settings.threads > 0:
         torch.set_num_threads(settings.threads)
-    dist = start(pick_device(settings).type)
+    dist = start("cuda" if on_gpu else "cpu")
     try:
         device = pick_device(settings, dist)
         data = load_data(paths.preprocessed, settings.store, device, settings.processes, dist)
