@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from models import load_model, to_model_input
+from tasks.train.data import Rows
 from tasks.train.features import cached_features
 from tasks.train.network import build_network
 from tasks.train.stage import main
@@ -109,8 +110,8 @@ def test_variants_train(tmp_path: Path, variant: dict[str, Any]) -> None:
 def test_linear_probe_trains_only_the_head_from_cached_features(tmp_path: Path) -> None:
     first = project(tmp_path, "first", mode="linear_probe", epochs=3)
     main(first)
-    cache = list((Path(first["paths"]["checkpoints"]) / "features").glob("features-*.safetensors"))
-    assert len(cache) == 1 and load_file(str(cache[0]))["features"].shape == (32, TINY["hidden_units"])
+    cache = list((Path(first["paths"]["checkpoints"]) / "features").glob("features-*.npy"))
+    assert len(cache) == 1 and np.load(cache[0]).shape == (32, TINY["hidden_units"])
     trained = load_file(str(Path(first["paths"]["model"]) / "model.safetensors"))
     torch.manual_seed(3)  # the run's seed rebuilds its initial network
     initial = build_network(train_params(**TINY), num_classes=2, registry_root=tmp_path).model.state_dict()
@@ -125,21 +126,19 @@ def test_linear_probe_trains_only_the_head_from_cached_features(tmp_path: Path) 
 
 
 def test_feature_cache_keeps_the_most_recently_used_files(tmp_path: Path) -> None:
-    images = torch.rand(4, 1, 2, 2)
+    images = torch.rand(5, 1, 2, 2)
 
-    def features(key: str) -> torch.Tensor:
-        return cached_features(nn.Flatten(), images, lambda x: x, tmp_path, key, batch_size=2, keep=2)
+    def features(key: str) -> np.ndarray:
+        rows = Rows(images.numpy(), torch.device("cpu"), streamed=False)
+        return cached_features(nn.Flatten(), rows, lambda x: x, tmp_path, key, batch_size=2, keep=2)
 
     features("a")
-    os.utime(tmp_path / "features-a.safetensors", ns=(1_000, 1_000))  # long ago
+    os.utime(tmp_path / "features-a.npy", ns=(1_000, 1_000))  # long ago
     features("b")
-    os.utime(tmp_path / "features-b.safetensors", ns=(2_000, 2_000))  # a little later
-    torch.testing.assert_close(features("a"), images.flatten(1))  # used again: now the most recent
+    os.utime(tmp_path / "features-b.npy", ns=(2_000, 2_000))  # a little later
+    np.testing.assert_array_equal(features("a"), images.flatten(1).numpy())  # used again: now the newest
     features("c")
-    assert sorted(path.name for path in tmp_path.iterdir()) == [
-        "features-a.safetensors",
-        "features-c.safetensors",
-    ]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["features-a.npy", "features-c.npy"]
 
 
 def test_partial_mode_trains_the_last_blocks_and_the_classifier(tmp_path: Path) -> None:

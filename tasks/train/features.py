@@ -2,6 +2,9 @@
 
 With a frozen backbone every epoch would recompute the same features; caching them makes an epoch
 cost only the head (a few matrix products), which is what makes linear probing cheap to iterate on.
+The cache is a memory-mappable (N, F) float32 .npy, so training can stream it like the image store.
+Across ranks each computes its share of the rows and rank 0 alone writes the file; the ranks then read
+it, so with several nodes the cache folder (`paths.checkpoints`) must be on storage they share.
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from tasks.common.atomic import atomic_path
+from tasks.train.data import Rows
+from tasks.train.distributed import SINGLE, Dist, all_gather_tensor, barrier, broadcast_flag, padded_shard
 
 
 def backbone_digest(backbone: nn.Module, extra: dict[str, object]) -> str:
@@ -29,31 +34,67 @@ def backbone_digest(backbone: nn.Module, extra: dict[str, object]) -> str:
 
 
 @torch.no_grad()
+def compute_features(
+    backbone: nn.Module,
+    images: Rows,
+    prepare: Callable[[torch.Tensor], torch.Tensor],
+    target: np.ndarray | None,
+    batch_size: int,
+    dist: Dist,
+) -> None:
+    """Each rank computes its share of the rows; rank 0 writes all of them into `target` (N, F).
+
+    Equal shares (the last few rows repeated, written twice with the same values) give every rank the
+    same number of batches, so each batch is one gather: no two processes write one file.
+    """
+    rows = padded_shard(len(images), dist)
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start : start + batch_size]
+        features = backbone(prepare(images[batch])).float()  # (b, F)
+        positions = all_gather_tensor(dist, batch)
+        values = all_gather_tensor(dist, features)
+        if target is not None:
+            for where, what in zip(positions, values, strict=True):
+                target[where.numpy()] = what.cpu().numpy()
+
+
+@torch.no_grad()
 def cached_features(
     backbone: nn.Module,
-    images: torch.Tensor,
+    images: Rows,
     prepare: Callable[[torch.Tensor], torch.Tensor],
     cache_dir: Path,
     key: str,
     batch_size: int,
     keep: int,
-) -> torch.Tensor:
-    """(N, F) float32 features of every image (eval mode, no augmentation), from cache when present.
+    dist: Dist = SINGLE,
+) -> np.ndarray:
+    """(N, F) float32 features of every image (eval mode, no augmentation), memory-mapped from the cache.
 
     The `keep` most recently used cache files stay; older ones go. Scheduled retraining on a growing
     archive makes a new data set, and so a new file, every run (10,000 images x 9,216 AlexNet features
     are 370 MB), while an experiment sweep switches between a few and should find them again.
     """
-    path = cache_dir / f"features-{key}.safetensors"
-    if path.is_file():
-        os.utime(path)  # used now: the last to be dropped
-        return load_file(str(path))["features"]
+    path = cache_dir / f"features-{key}.npy"
     backbone.eval()
-    chunks = [backbone(prepare(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
-    features = torch.cat(chunks).float().cpu().contiguous()  # (N, F)
-    with atomic_path(path) as tmp:
-        save_file({"features": features}, str(tmp))
-    keep_recent(cache_dir, "features-*.safetensors", keep)
+    if not broadcast_flag(dist, path.is_file()):
+        if dist.leader:
+            width = backbone(prepare(images[torch.arange(1)])).shape[1]  # F
+            with atomic_path(path) as tmp:
+                target = np.lib.format.open_memmap(
+                    tmp, mode="w+", dtype=np.float32, shape=(len(images), width)
+                )
+                compute_features(backbone, images, prepare, target, batch_size, dist)
+                target.flush()
+                del target
+        else:
+            compute_features(backbone, images, prepare, None, batch_size, dist)
+    barrier(dist)  # the file is in place
+    features = np.load(path, mmap_mode="r")  # the mapping outlives an unlink below
+    barrier(dist)
+    if dist.leader:
+        os.utime(path)  # used now: the last to be dropped
+        keep_recent(cache_dir, "features-*.npy", keep)
     return features
 
 

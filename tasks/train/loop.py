@@ -1,24 +1,44 @@
-"""The training loop: epochs over in-memory tensors, validation AUC, early stopping, resumable checkpoints."""
+"""The training loop: epochs over the store's rows, validation AUC, early stopping, resumable checkpoints.
+
+Under DDP every rank runs this loop on its own rows (tasks.train.distributed); rank 0 alone writes the
+checkpoints, DVCLive and the progress display.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from dvclive import Live
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
+from tasks.common.errors import RadflowError
 from tasks.train.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
-from tasks.train.data import epoch_order
+from tasks.train.data import Rows, class_weights
+from tasks.train.distributed import (
+    RANK_STRIDE,
+    SINGLE,
+    Dist,
+    agree,
+    broadcast_buffers,
+    check_identical,
+    gather_rows,
+    mean,
+    shard,
+    train_positions,
+)
 
 Prepare = Callable[[torch.Tensor], torch.Tensor]
+console = Console(stderr=True)
 
 
 @dataclass
@@ -27,7 +47,7 @@ class Job:
 
     net: nn.Module  # the whole model, or only its head in linear-probe mode
     model: nn.Module
-    inputs: torch.Tensor  # (N, 1, S, S) float16 images, or (N, F) cached features
+    inputs: Rows  # (N, 1, S, S) float16 images, or (N, F) cached features
     labels: torch.Tensor  # (N,) int64
     train_rows: torch.Tensor
     val_rows: torch.Tensor
@@ -39,18 +59,20 @@ class Job:
     set_train_mode: Callable[[], None]
     reseed: Callable[[int], None]  # seeds augmentation for one epoch
     autocast: torch.autocast
+    train_net: nn.Module | None = None  # what a training step calls: `net`, or DDP(net) across ranks
 
 
 @dataclass(frozen=True)
 class LoopSettings:
     epochs: int
-    batch_size: int
+    batch_size: int  # images per optimiser step, over all ranks
     patience: int  # epochs without a better val AUC before stopping; 0 = never stop early
     balanced_sampling: bool
     seed: int
     checkpoints: Path
     live_dir: Path
     identity: dict[str, Any]  # what a checkpoint must match to be resumed
+    dist: Dist = field(default=SINGLE)
 
 
 def macro_auc(labels: np.ndarray, probabilities: np.ndarray) -> float:
@@ -75,8 +97,10 @@ def predict(job: Job, rows: torch.Tensor, batch_size: int) -> torch.Tensor:
 
 
 def train_one_epoch(job: Job, order: torch.Tensor, batch_size: int, advance: Callable[[int], None]) -> float:
-    """One pass in `order` (positions into train_rows); returns the mean training loss."""
+    """One pass in `order` (positions into train_rows, `batch_size` per step on this rank); returns the
+    mean training loss."""
     job.set_train_mode()
+    net = job.train_net or job.net
     total, seen = 0.0, 0
     for start in range(0, len(order), batch_size):
         rows = job.train_rows[order[start : start + batch_size]]
@@ -84,7 +108,7 @@ def train_one_epoch(job: Job, order: torch.Tensor, batch_size: int, advance: Cal
             continue
         labels = job.labels[rows]
         with job.autocast:
-            loss = job.loss(job.net(job.prepare_train(job.inputs[rows])), labels)
+            loss = job.loss(net(job.prepare_train(job.inputs[rows])), labels)
         job.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         job.optimizer.step()
@@ -101,21 +125,67 @@ def log_epoch(live: Live, metrics: dict[str, float]) -> None:
 
 
 def resume_state(job: Job, settings: LoopSettings) -> dict[str, Any]:
-    """Restore the last checkpoint of this run identity into the job, or a fresh loop state."""
-    state = load_checkpoint(settings.checkpoints / LAST, settings.identity)
-    if state is None:
-        return {"epoch": 0, "best_auc": -1.0, "best_epoch": -1, "stale": 0, "stopped": False, "history": []}
-    job.model.load_state_dict(state["model"])
-    job.optimizer.load_state_dict(state["optimizer"])
-    job.scheduler.load_state_dict(state["scheduler"])
-    return dict(state["loop"])
+    """Restore the last checkpoint of this run identity into the job, or a fresh loop state.
+
+    Every rank reads it (safely: tensors and plain values only), so with several nodes
+    `paths.checkpoints` must be storage they share; ranks that disagree stop the run.
+    """
+    path = settings.checkpoints / LAST
+    state = load_checkpoint(path, settings.identity)
+    fresh = {"epoch": 0, "best_auc": -1.0, "best_epoch": -1, "stale": 0, "stopped": False, "history": []}
+    loop: dict[str, Any] = fresh if state is None else dict(state["loop"])
+    epochs = agree(settings.dist, loop["epoch"])
+    if len(set(epochs)) > 1:
+        raise RadflowError(
+            f"the training ranks found different checkpoints at {path} (epochs {epochs}); "
+            "put paths.checkpoints on storage every node shares"
+        )
+    if state is not None:
+        job.model.load_state_dict(state["model"])
+        job.optimizer.load_state_dict(state["optimizer"])
+        job.scheduler.load_state_dict(state["scheduler"])
+    return loop
+
+
+def save_epoch(job: Job, settings: LoopSettings, loop: dict[str, Any], improved: bool) -> None:
+    """best.pt when the epoch improved on the best, and last.pt: what a rerun resumes from."""
+    if improved:
+        save_checkpoint(settings.checkpoints / BEST, {"model": job.model.state_dict(), "loop": dict(loop)})
+    save_checkpoint(
+        settings.checkpoints / LAST,
+        {
+            "identity": settings.identity,
+            "model": job.model.state_dict(),
+            "optimizer": job.optimizer.state_dict(),
+            "scheduler": job.scheduler.state_dict(),
+            "loop": dict(loop),
+        },
+    )
+
+
+def validate(job: Job, settings: LoopSettings, labels: np.ndarray) -> float:
+    """Macro val AUC, each val image scored once: every rank scores its shard and all gather the scores."""
+    dist = settings.dist
+    broadcast_buffers(dist, job.model)  # all ranks validate rank 0's network
+    positions = shard(torch.arange(len(job.val_rows)), dist)
+    probabilities = predict(job, job.val_rows[positions], settings.batch_size * 2).numpy()
+    return macro_auc(labels, gather_rows(dist, positions, probabilities, len(job.val_rows)))
 
 
 def fit(job: Job, settings: LoopSettings) -> dict[str, Any]:
     """Train until `epochs` or early stop, resuming from `last.pt`; leaves the best weights in the model."""
+    dist = settings.dist
     loop = resume_state(job, settings)
-    generator = torch.Generator()
+    if loop["epoch"] and dist.leader:
+        console.print(f"train: resuming from {settings.checkpoints / LAST} after epoch {loop['epoch']}")
     val_labels = job.labels[job.val_rows].cpu().numpy()
+    train_labels = job.labels[job.train_rows].cpu()
+    # Class-balanced draws: each image weighted by its class's inverse frequency.
+    draw_weights = (
+        class_weights(train_labels, int(train_labels.max()) + 1)[train_labels].tolist()
+        if settings.balanced_sampling
+        else None
+    )
     columns = (
         TextColumn("epoch {task.fields[epoch]}"),
         BarColumn(),
@@ -123,52 +193,50 @@ def fit(job: Job, settings: LoopSettings) -> dict[str, Any]:
         TimeElapsedColumn(),
     )
     rate = TextColumn("{task.fields[rate]:.0f} img/s  val AUC {task.fields[auc]:.3f}")
-    with (
-        Live(str(settings.live_dir), dvcyaml=None, save_dvc_exp=False) as live,
-        Progress(*columns, rate) as progress,
-    ):
-        for past in loop["history"]:  # a resumed run rewrites the curves DVC cleared before the stage
-            log_epoch(live, past)
+    live_context: AbstractContextManager[Live | None] = (
+        Live(str(settings.live_dir), dvcyaml=None, save_dvc_exp=False) if dist.leader else nullcontext()
+    )
+    with live_context as live, Progress(*columns, rate, disable=not dist.leader) as progress:
+        if live is not None:  # rank 0; a resumed run rewrites the curves DVC cleared before the stage
+            for past in loop["history"]:
+                log_epoch(live, past)
         task = progress.add_task("train", total=len(job.train_rows), epoch=0, rate=0.0, auc=float("nan"))
         for epoch in range(loop["epoch"], settings.epochs):
             if loop["stopped"]:
                 break
-            # Every random draw of an epoch derives from (seed, epoch): a resumed run repeats it exactly.
+            # Every random draw of an epoch derives from (seed, epoch, rank): a resumed run repeats it.
             epoch_seed = settings.seed * 10_007 + epoch
-            torch.manual_seed(epoch_seed)
-            generator.manual_seed(epoch_seed)
-            job.reseed(epoch_seed)
-            train_labels = job.labels[job.train_rows]
-            order = epoch_order(train_labels, settings.balanced_sampling, generator)
+            torch.manual_seed(epoch_seed + RANK_STRIDE * dist.rank)
+            job.reseed(epoch_seed + RANK_STRIDE * dist.rank)
+            order = train_positions(len(job.train_rows), draw_weights, dist, settings.seed * 10_007, epoch)
             progress.reset(task, total=len(order), epoch=epoch + 1, rate=0.0, auc=loop["best_auc"])
             started = time.perf_counter()
-            loss = train_one_epoch(job, order, settings.batch_size, lambda n: progress.advance(task, n))
-            images_per_s = len(order) / (time.perf_counter() - started)
-            auc = macro_auc(val_labels, predict(job, job.val_rows, settings.batch_size * 2).numpy())
+            per_rank = settings.batch_size // dist.world_size
+            loss = train_one_epoch(job, order, per_rank, lambda n: progress.advance(task, n))
+            images_per_s = len(order) * dist.world_size / (time.perf_counter() - started)
+            loss = mean(dist, loss)
+            auc = validate(job, settings, val_labels)
             lr = job.optimizer.param_groups[0]["lr"]
             job.scheduler.step()
             progress.update(task, rate=images_per_s, auc=auc)
             loop["epoch"] = epoch + 1
-            if loop["best_epoch"] < 0 or auc > loop["best_auc"]:  # the first epoch is the first best
+            improved = loop["best_epoch"] < 0 or auc > loop["best_auc"]  # the first epoch is the first best
+            if improved:
                 loop.update(best_auc=auc, best_epoch=epoch + 1, stale=0)
-                save_checkpoint(
-                    settings.checkpoints / BEST, {"model": job.model.state_dict(), "loop": dict(loop)}
-                )
             else:
                 loop["stale"] += 1
                 loop["stopped"] = 0 < settings.patience <= loop["stale"]
             loop["history"].append({"train_loss": loss, "val_auc": auc, "learning_rate": lr})
-            log_epoch(live, loop["history"][-1])
-            save_checkpoint(
-                settings.checkpoints / LAST,
-                {
-                    "identity": settings.identity,
-                    "model": job.model.state_dict(),
-                    "optimizer": job.optimizer.state_dict(),
-                    "scheduler": job.scheduler.state_dict(),
-                    "loop": dict(loop),
-                },
+            if live is not None:
+                log_epoch(live, loop["history"][-1])
+                save_epoch(job, settings, loop, improved)
+    if dist.active:
+        digest = check_identical(dist, job.model)
+        if dist.leader:
+            console.print(
+                f"train: all {dist.world_size} ranks ended with identical weights (sha256 {digest[:16]})"
             )
-    best = torch.load(settings.checkpoints / BEST, map_location="cpu", weights_only=True)
-    job.model.load_state_dict(best["model"])
+    if dist.leader:
+        best = torch.load(settings.checkpoints / BEST, map_location="cpu", weights_only=True)
+        job.model.load_state_dict(best["model"])
     return loop

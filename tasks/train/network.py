@@ -107,11 +107,14 @@ def make_optimizer(network: Network, params: TrainParams) -> torch.optim.Optimiz
     body_lr = peak * (params.pretrained_lr_factor if network.pretrained else 1.0)
     groups = [{"params": head, "lr": peak}, {"params": body, "lr": body_lr}]
     groups = [group for group in groups if group["params"]]
+    # torch's fused kernels (CPU and CUDA): one pass over all parameters instead of a dozen small ops
+    # per tensor. On 2 CPU cores AdamW's default loop took as long as AlexNet's forward and backward
+    # at 96 px (~120 ms a step); fused, ~10 ms.
     if params.optimizer == "sgd":
         return torch.optim.SGD(
-            groups, momentum=params.momentum, weight_decay=params.weight_decay, nesterov=True
+            groups, momentum=params.momentum, weight_decay=params.weight_decay, nesterov=True, fused=True
         )
-    return torch.optim.AdamW(groups, weight_decay=params.weight_decay)
+    return torch.optim.AdamW(groups, weight_decay=params.weight_decay, fused=True)
 
 
 def lr_factor(epoch: int, params: TrainParams) -> float:

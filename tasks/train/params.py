@@ -8,6 +8,8 @@ from typing import Any, Literal
 from models.config import Activation, Layout, ModelConfig, ModelName, Norm
 from tasks.common.errors import RadflowError
 
+PLACEMENT = ("store", "node_rank", "rendezvous")
+
 
 @dataclass(frozen=True)
 class TrainParams:
@@ -55,6 +57,11 @@ class TrainParams:
     device: Literal["auto", "cpu", "cuda"]
     compile: bool
     threads: int
+    store: Literal["auto", "memory", "stream"]
+    processes: int
+    nodes: int
+    node_rank: int
+    rendezvous: str | None
 
     def model_config(self, num_classes: int) -> ModelConfig:
         return ModelConfig(
@@ -76,3 +83,11 @@ class TrainParams:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that shape the trained weights: what a checkpoint must match to be resumed.
+
+        Where the run happens (this node's rank, the rendezvous address) and where it keeps the store
+        (memory or streamed: same batches) do not, so a run may resume on another node or memory budget.
+        """
+        return {key: value for key, value in asdict(self).items() if key not in PLACEMENT}

@@ -33,18 +33,26 @@ from models import build_model, input_spec, split_backbone_head, to_model_input
 from models.alexnet import AlexNet
 from tasks.common.atomic import atomic_path
 from tasks.train.augment import BatchAugment
+from tasks.train.data import Rows
 from tasks.train.features import keep_recent
 from tasks.train.params import TrainParams
 
 VIEW_ROTATE_DEGREES, VIEW_ZOOM, VIEW_SHIFT, VIEW_NOISE = 15.0, 0.25, 0.1, 0.03
 VIEW_CONTRAST = 0.3  # each view's contrast scaled by 1 +- this around its mean
 PROJECTION = 128  # projection head output width (SimCLR: 128)
+HASH_CHUNK = 4096  # images read at a time for the content key
 console = Console(stderr=True)
 
 
-def pretrain_key(images: torch.Tensor, params: TrainParams, seed: int) -> str:
-    """Content key: the pixels of every image, the architecture and the pretraining settings."""
-    digest = xxhash.xxh3_128(images.contiguous().numpy().data)
+def pretrain_key(images: Rows, params: TrainParams, seed: int) -> str:
+    """Content key: the pixels of every image, the architecture and the pretraining settings.
+
+    The pixels are read in chunks, so a streamed store is never held whole.
+    """
+    digest = xxhash.xxh3_128()
+    for start in range(0, len(images), HASH_CHUNK):
+        rows = torch.arange(start, min(start + HASH_CHUNK, len(images)))
+        digest.update(images[rows].cpu().contiguous().numpy().data)
     settings = {
         "architecture": params.model_config(num_classes=2).to_dict(),
         "pretrain": {k: v for k, v in params.to_dict().items() if k.startswith("pretrain_")},
@@ -84,7 +92,7 @@ def nt_xent(first: torch.Tensor, second: torch.Tensor, temperature: float) -> to
 class Views:
     """(B, 1, S, S) in [0, 1] -> a random view of each image, same shape."""
 
-    def __init__(self, params: TrainParams) -> None:
+    def __init__(self, params: TrainParams, device: torch.device) -> None:
         widened = replace(
             params,
             flip=True,
@@ -93,7 +101,7 @@ class Views:
             intensity_shift=max(params.intensity_shift, VIEW_SHIFT),
             noise_std=max(params.noise_std, VIEW_NOISE),
         )
-        self.augment = BatchAugment(widened)
+        self.augment = BatchAugment(widened, device)
         self.generator = torch.Generator()
 
     def reseed(self, seed: int) -> None:
@@ -107,7 +115,7 @@ class Views:
 
 
 def pretrain_backbone(
-    images: torch.Tensor, params: TrainParams, seed: int, cache_dir: Path, device: torch.device
+    images: Rows, params: TrainParams, seed: int, cache_dir: Path, device: torch.device
 ) -> Path:
     """The cached self-supervised weights for `images` (N, 1, S, S); pretrains them first if absent.
 
@@ -136,7 +144,7 @@ def pretrain_backbone(
 
 
 def _train(
-    images: torch.Tensor,
+    images: Rows,
     params: TrainParams,
     seed: int,
     backbone: nn.Module,
@@ -145,7 +153,7 @@ def _train(
 ) -> None:
     """`pretrain_epochs` of SimCLR over every image; one warm-up epoch, then cosine decay per step."""
     spec = {"input": input_spec(params.in_channels)}
-    views = Views(params)
+    views = Views(params, device)
     parameters = [*backbone.parameters(), *projector.parameters()]
     optimizer = torch.optim.AdamW(
         parameters, lr=params.pretrain_learning_rate, weight_decay=params.weight_decay

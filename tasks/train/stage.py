@@ -1,7 +1,9 @@
 """Train stage: preprocessed store -> candidate model (`paths.model`: model.safetensors + config.json).
 
 Transfer modes: `full` fine-tuning, `partial` (last N blocks), `linear_probe` (cached frozen features).
-Resumable from `paths.checkpoints`; per-epoch metrics in `paths.train_live` (DVCLive).
+Resumable from `paths.checkpoints`; per-epoch metrics in `paths.train_live` (DVCLive). With several
+processes (`train.processes` x `train.nodes`) the stage launches itself through torchrun and trains
+with DDP (tasks.train.launch, tasks.train.distributed); rank 0 writes every output.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from tasks.common.data_profile import describe_store
 from tasks.common.params import parse_section
 from tasks.common.paths import project_paths
 from tasks.train.augment import BatchAugment
-from tasks.train.data import TrainData, class_weights, load_data
+from tasks.train.data import Rows, TrainData, class_weights, hold, load_data
+from tasks.train.distributed import SINGLE, Dist, barrier, broadcast_tensor, launched, start, stop, wrap
 from tasks.train.features import backbone_digest, cached_features
+from tasks.train.launch import check_launch, launch, world_size
 from tasks.train.loop import Job, LoopSettings, Prepare, fit
 from tasks.train.lr_finder import pick_learning_rate, range_test, write_curve
 from tasks.train.network import Network, build_network, make_optimizer, make_scheduler, set_train_mode
@@ -33,42 +37,48 @@ __all__ = ["TrainParams", "main", "train"]
 console = Console(stderr=True)
 
 
-def pick_device(params: TrainParams) -> torch.device:
-    """CUDA when asked for or (auto) available; the CPU otherwise."""
+def pick_device(params: TrainParams, dist: Dist = SINGLE) -> torch.device:
+    """CUDA (this rank's GPU) when asked for or (auto) available; the CPU otherwise."""
     if params.device == "cuda" or (params.device == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda")
+        return torch.device("cuda", dist.local_rank)
     return torch.device("cpu")
 
 
-def model_config(network: Network, data: TrainData, params: TrainParams, seed: int) -> dict[str, Any]:
+def model_config(
+    network: Network, data: TrainData, params: TrainParams, seed: int, dist: Dist = SINGLE
+) -> dict[str, Any]:
     """config.json: how to rebuild the network and feed it (docs/CONTRACTS.md)."""
     return {
         "architecture": network.config.to_dict(),
         "classes": data.classes,
         "image_size": data.image_size,
         "input": input_spec(network.config.in_channels),
-        "train": params.to_dict(),
+        "train": {**params.to_dict(), "world_size": dist.world_size},
         "seed": seed,
     }
 
 
 def make_job(
-    network: Network, data: TrainData, params: TrainParams, config: dict[str, Any], cache: Path
+    network: Network,
+    data: TrainData,
+    params: TrainParams,
+    config: dict[str, Any],
+    cache: Path,
+    dist: Dist = SINGLE,
 ) -> Job:
     """Wire inputs, preprocessing, loss and optimiser for the configured mode and device."""
-    device = pick_device(params)
+    device = pick_device(params, dist)
     cuda = device.type == "cuda"
     memory_format = torch.channels_last  # (B, S, S, C) in memory: faster convs on CUDA and oneDNN CPUs
     network.model.to(device)
     network.model.to(memory_format=memory_format)  # type: ignore[call-overload]
-    augment = BatchAugment(params)
+    augment = BatchAugment(params, device)
 
     def images_in(batch: torch.Tensor) -> torch.Tensor:  # (B, 1, S, S) float16 -> (B, C, S, S)
-        return to_model_input(batch.to(device).float(), config).contiguous(memory_format=memory_format)
+        return to_model_input(batch.to(device), config, memory_format)
 
     def augmented_in(batch: torch.Tensor) -> torch.Tensor:
-        batch = batch.to(device).float()
-        return images_in(augment(batch) if params.augment else batch)
+        return images_in(augment(batch.to(device).float()) if params.augment else batch)
 
     def features_in(features: torch.Tensor) -> torch.Tensor:  # (B, F) cached features need nothing
         return features
@@ -83,17 +93,26 @@ def make_job(
     prepare_eval: Prepare = images_in
 
     net: nn.Module = network.model
-    inputs = data.images.to(device) if cuda else data.images  # the whole store on the GPU when there is one
+    inputs: Rows = data.images
     if params.mode == "linear_probe":
         key = backbone_digest(network.backbone, {"data": data.fingerprint, "input": config["input"]})
         features = cached_features(
-            network.backbone, inputs, images_in, cache, key, params.batch_size, params.feature_cache_keep
+            network.backbone,
+            inputs,
+            images_in,
+            cache,
+            key,
+            params.batch_size,
+            params.feature_cache_keep,
+            dist,
         )
-        inputs = features.to(device)  # (N, F)
+        inputs = hold(features, params.store, device, params.processes, "the feature cache")  # (N, F)
         net = network.head
         prepare_train = prepare_eval = features_in
-    if params.compile and cuda:
-        net = torch.compile(net)  # type: ignore[assignment]
+    train_net = wrap(dist, net, device)  # DDP across ranks, `net` itself alone
+    if params.compile and cuda:  # the DDP wrapper is compiled, as torch advises
+        train_net = torch.compile(train_net)  # type: ignore[assignment]
+        net = net if dist.active else train_net
     train_labels = data.labels[data.splits["train"]]
     weights = (
         class_weights(train_labels, len(data.classes)) if params.class_balance == "weighted_loss" else None
@@ -114,32 +133,61 @@ def make_job(
         set_train_mode=set_mode,
         reseed=augment.reseed,
         autocast=torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext(),  # type: ignore[arg-type]
+        train_net=train_net,
     )
+
+
+def self_supervised_weights(
+    data: TrainData, params: TrainParams, seed: int, checkpoints: Path, dist: Dist
+) -> Path | None:
+    """The SimCLR-pretrained backbone file (`weights: self_supervised`), else None.
+
+    Rank 0 pretrains (or finds the cache) while the others wait, then every rank loads the same file:
+    with several nodes `paths.checkpoints` is shared storage (docs/CONTRACTS.md).
+    """
+    if params.weights != "self_supervised":
+        return None
+    cache = checkpoints / "pretrain"
+    path = (
+        pretrain_backbone(data.images, params, seed, cache, pick_device(params, dist))
+        if dist.leader
+        else None
+    )
+    barrier(dist)
+    return path or pretrain_backbone(data.images, params, seed, cache, pick_device(params, dist))
 
 
 def train(
-    data: TrainData, params: TrainParams, seed: int, checkpoints: Path, live: Path, registry: Path
+    data: TrainData,
+    params: TrainParams,
+    seed: int,
+    checkpoints: Path,
+    live: Path,
+    registry: Path,
+    dist: Dist = SINGLE,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Build, train and return (best model on the CPU, its config.json content)."""
+    """Build, train and return (best model on the CPU, its config.json content); every rank calls it."""
     torch.manual_seed(seed)
-    self_supervised = (
-        pretrain_backbone(data.images, params, seed, checkpoints / "pretrain", pick_device(params))
-        if params.weights == "self_supervised"
-        else None
+    network = build_network(
+        params, len(data.classes), registry, self_supervised_weights(data, params, seed, checkpoints, dist)
     )
-    network = build_network(params, len(data.classes), registry, self_supervised)
-    config = model_config(network, data, params, seed)
-    curve = []
+    config = model_config(network, data, params, seed, dist)
+    curve: list[tuple[float, float, float]] = []
     if params.learning_rate == "auto":  # a range test with the real job, then the job at its pick
-        probe = make_job(network, data, replace(params, learning_rate=1.0), config, checkpoints / "features")
-        curve = range_test(probe, params.batch_size, params.lr_finder_steps, seed)
-        params = replace(params, learning_rate=pick_learning_rate(curve))
-        config["learning_rate_found"] = params.learning_rate
-        console.print(
-            f"train: learning_rate auto -> {params.learning_rate:.3g} (range test, {len(curve)} steps)"
+        probe = make_job(
+            network, data, replace(params, learning_rate=1.0), config, checkpoints / "features", dist
         )
-    write_curve(curve, live)
-    job = make_job(network, data, params, config, checkpoints / "features")
+        curve = range_test(probe, params.batch_size, params.lr_finder_steps, seed)
+        found = float(
+            broadcast_tensor(dist, torch.tensor([pick_learning_rate(curve)], dtype=torch.float64)).item()
+        )
+        params = replace(params, learning_rate=found)  # rank 0's pick on every rank
+        config["learning_rate_found"] = found
+        if dist.leader:
+            console.print(f"train: learning_rate auto -> {found:.3g} (range test, {len(curve)} steps)")
+    if dist.leader:
+        write_curve(curve, live)
+    job = make_job(network, data, params, config, checkpoints / "features", dist)
     settings = LoopSettings(
         epochs=params.epochs,
         batch_size=params.batch_size,
@@ -148,25 +196,38 @@ def train(
         seed=seed,
         checkpoints=checkpoints,
         live_dir=live,
-        identity={"train": params.to_dict(), "seed": seed, "data": data.fingerprint},
+        identity={"train": params.identity(), "seed": seed, "data": data.fingerprint},
+        dist=dist,
     )
     loop = fit(job, settings)
-    console.print(
-        f"train: best val AUC {loop['best_auc']:.3f} at epoch {loop['best_epoch']} of {loop['epoch']}"
-    )
+    if dist.leader:
+        console.print(
+            f"train: best val AUC {loop['best_auc']:.3f} at epoch {loop['best_epoch']} of {loop['epoch']}"
+        )
     config["training_summary"] = summarise(loop, data, params)
     return network.model.cpu().eval(), config
 
 
 def main(params: dict[str, Any]) -> None:
-    """Stage entry point (`radflow stage train`)."""
+    """Stage entry point (`radflow stage train`); also what each torchrun worker runs."""
     settings = parse_section(params, "train", TrainParams)
     paths = project_paths(params)
+    on_gpu = pick_device(settings).type == "cuda"
+    check_launch(settings, torch.cuda.device_count() if on_gpu else None)
+    if world_size(settings) > 1 and not launched():
+        launch(params, settings)  # this process waits while the workers run main() again
+        return
     if settings.threads > 0:
         torch.set_num_threads(settings.threads)
-    data = load_data(paths.preprocessed)
-    model, config = train(
-        data, settings, int(params["seed"]), paths.checkpoints, paths.train_live, paths.registry
-    )
-    config["data_profile"] = describe_store(paths.preprocessed)  # predict's out-of-distribution check
-    save_model(model, config, paths.model)
+    dist = start("cuda" if on_gpu else "cpu")
+    try:
+        device = pick_device(settings, dist)
+        data = load_data(paths.preprocessed, settings.store, device, settings.processes, dist)
+        model, config = train(
+            data, settings, int(params["seed"]), paths.checkpoints, paths.train_live, paths.registry, dist
+        )
+        if dist.leader:
+            config["data_profile"] = describe_store(paths.preprocessed)  # predict's out-of-distribution check
+            save_model(model, config, paths.model)
+    finally:
+        stop(dist)
