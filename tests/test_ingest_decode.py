@@ -69,16 +69,7 @@ def test_rescale_and_monochrome1(tmp_path: Path, ingest_settings: IngestSettings
         ("MONOCHROME2", None),
         ("MONOCHROME1", None),
         ("MONOCHROME2", (2.0, -1000.0)),
-        pytest.param(
-            "MONOCHROME1",
-            (2.0, -1000.0),
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="known defect: with voi_lut, MONOCHROME1 is mirrored within the stored range "
-                "(0-4095) although the window's output is in the rescaled one (-1000-7190): every value "
-                "comes out 2095 too low (tasks/ingest/dicom.py, _pixels)",
-            ),
-        ),
+        ("MONOCHROME1", (2.0, -1000.0)),  # the window's output is in the rescaled range: mirrored there
     ],
 )
 def test_voi_window_then_monochrome1_inversion_by_hand(

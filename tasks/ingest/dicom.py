@@ -184,7 +184,7 @@ def _pixels(ds: Dataset, voi_lut: bool) -> np.ndarray:
         if voi_lut:
             array = apply_voi_lut(array, ds)
         if photometric == "MONOCHROME1":
-            low, high = _nominal_range(ds, rescaled=not voi_lut)
+            low, high = _mirror_range(ds, voi_lut)
             array = (high + low) - array
     stack = array if array.dtype.kind in "iu" else np.asarray(array, dtype=np.float32)
     if frames == 1:
@@ -206,14 +206,20 @@ def _rescale(ds: Dataset) -> tuple[float, float]:
     return float(_get(ds, "RescaleSlope", 1) or 1), float(_get(ds, "RescaleIntercept", 0) or 0)
 
 
-def _nominal_range(ds: Dataset, rescaled: bool) -> tuple[float, float]:
-    """The value range Bits Stored allows (after rescale when `rescaled`): MONOCHROME1 flips within it."""
+def _mirror_range(ds: Dataset, voi_lut: bool) -> tuple[float, float]:
+    """The value range MONOCHROME1 is flipped within: where the last step put the values.
+
+    A VOI LUT table (pydicom prefers it to a window) outputs 0 .. 2^(its bits) - 1; a window, or no VOI
+    step at all, leaves them in the range Bits Stored allows after the modality rescale.
+    """
+    if voi_lut and "VOILUTSequence" in ds:
+        descriptor = ds.VOILUTSequence[0].LUTDescriptor
+        return 0.0, float(2 ** int(descriptor[2]) - 1)
     bits = int(_get(ds, "BitsStored", 16))
     signed = int(_get(ds, "PixelRepresentation", 0)) == 1
     low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
-    if rescaled:
-        slope, intercept = _rescale(ds)
-        low, high = sorted((low * slope + intercept, high * slope + intercept))
+    slope, intercept = _rescale(ds)
+    low, high = sorted((low * slope + intercept, high * slope + intercept))
     return float(low), float(high)
 
 

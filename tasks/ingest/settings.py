@@ -12,7 +12,7 @@ from tasks.common.params import Check, check_values, parse_section
 from tasks.ingest.patients import AUTO, compile_pattern
 
 SliceStrategy = Literal["middle", "n", "mip", "all"]
-DECODER_VERSION = 6  # bump when decoding changes, so incremental runs re-decode everything
+DECODER_VERSION = 7  # bump when decoding changes, so incremental runs re-decode everything
 CHECKS: dict[str, Check] = {  # what parse_section's types and choices do not catch
     "labels": (lambda v: v == "folders" or v.lower().endswith(".csv"), "folders, or a .csv in the source"),
     "slices": (lambda v: v >= 1, "an integer >= 1"),
