@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
 from rich.console import Console
 from rich.table import Table
 
@@ -29,6 +30,7 @@ from tasks.demo_data import write_demo_archive
 from tasks.evaluate.evaluation import EvaluateParams
 from tasks.evaluate.reference import baseline_scores
 from tasks.train.data import load_data
+from tasks.train.distributed import SINGLE
 from tasks.train.network import build_network
 from tasks.train.params import TrainParams
 from tasks.train.stage import model_config
@@ -46,7 +48,7 @@ def prepare(root: Path) -> dict:
     ingest.main(params)
     preprocess.main(params)
     settings = parse_section(params, "train", TrainParams)
-    data = load_data(Path(params["paths"]["preprocessed"]))
+    data = load_data(Path(params["paths"]["preprocessed"]), "memory", torch.device("cpu"), 1, SINGLE)
     network = build_network(settings, len(data.classes), Path(params["paths"]["registry"]))
     models.save_model(network.model, model_config(network, data, settings, 0), Path(params["paths"]["model"]))
     return params

@@ -30,6 +30,7 @@ from tasks.common.operating import log_probabilities
 from tasks.common.params import apply_override, load_params, parse_section
 from tasks.common.scoring import predict_logits
 from tasks.train.data import load_data
+from tasks.train.distributed import SINGLE
 from tasks.train.loop import macro_auc
 from tasks.train.params import TrainParams
 from tasks.train.stage import train
@@ -60,11 +61,11 @@ def baseline_score(data: TaskData, seed: int) -> Score:
 def recipe_score(store: Path, params: TrainParams, seed: int, work: Path) -> Score:
     """Train with `params` on the store in `store` and score the best model on its test split."""
     started = time.perf_counter()
-    data = load_data(store)
+    data = load_data(store, "memory", torch.device("cpu"), 1, SINGLE)
     model, config = train(data, params, seed, work / "checkpoints", work / "live", work / "registry")
     test = data.splits["test"].numpy()
     # AUC is rank-based: log-softmax orders the images as the softmax does
-    probs = log_probabilities(predict_logits(model, config, data.images.numpy(), test, 64))
+    probs = log_probabilities(predict_logits(model, config, np.asarray(data.images.source), test, 64))
     auc = macro_auc(data.labels[test].numpy(), probs)
     summary = config["training_summary"]
     note = (

@@ -98,7 +98,7 @@ def baseline_epoch(folder: Path, params: TrainParams, probe: bool) -> Epoch:
     network = build_network(params, len(CLASSES), Path("."))
     config = model_config(network, data, params, seed=0)
     trainable = network.head if probe else network.model
-    optimizer = torch.optim.AdamW(trainable.parameters(), lr=params.learning_rate)
+    optimizer = torch.optim.AdamW(trainable.parameters(), lr=float(params.learning_rate))
     loader = baseline_loader(folder, params, augment=not probe)
     loss_fn = nn.CrossEntropyLoss()
 

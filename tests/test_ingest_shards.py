@@ -38,7 +38,8 @@ def test_every_record_reads_back_exactly(tmp_path: Path) -> None:
 
 def test_the_same_images_make_the_same_shard(tmp_path: Path) -> None:
     first, second = tmp_path / "one", tmp_path / "two"
-    first.mkdir(), second.mkdir()
+    first.mkdir()
+    second.mkdir()
     records = _write_shard(first, _arrays())
     assert _write_shard(second, _arrays()) == records
     assert (first / records[0].shard).read_bytes() == (second / records[0].shard).read_bytes()

@@ -21,6 +21,7 @@ from models import load_model
 from tasks.common.operating import log_probabilities
 from tasks.common.scoring import predict_logits
 from tasks.train.data import load_data
+from tasks.train.distributed import SINGLE
 from tasks.train.loop import macro_auc
 from tasks.train.lr_finder import pick_learning_rate
 from tasks.train.pretrain import nt_xent
@@ -118,10 +119,10 @@ def test_default_recipe_fits_a_task_a_linear_model_solves(tmp_path: Path) -> Non
     summary = config["training_summary"]
     assert summary["learned"], summary["reason"]
     assert summary["lowest_train_loss"] < 0.5 * math.log(2)
-    data = load_data(tmp_path / "store")
+    data = load_data(tmp_path / "store", "memory", torch.device("cpu"), 1, SINGLE)
     test = data.splits["test"].numpy()
     # AUC is rank-based: log-softmax orders the images as the softmax does
-    probs = log_probabilities(predict_logits(model, config, data.images.numpy(), test, 32))
+    probs = log_probabilities(predict_logits(model, config, np.asarray(data.images.source), test, 32))
     assert macro_auc(data.labels[test].numpy(), probs) > 0.9
 
 

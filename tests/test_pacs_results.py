@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pydicom
@@ -38,7 +38,7 @@ def test_receive_stores_pushed_studies_from_allowed_aes_only(pacs: Orthanc, tmp_
     options = {"receive_aets": [PACS_AET], "receive_port": pacs.move_port}
     receiver = Receiver(pacs_settings(tmp_path, pacs.dicomweb_url, **options), incoming)
     try:
-        (study,) = pacs.get("/studies")  # type: ignore[misc]
+        (study,) = cast(list[str], pacs.get("/studies"))  # one study
         response = requests.post(
             f"{pacs.rest}/modalities/radflow/store",
             json={"Resources": [study], "Synchronous": True},

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -229,7 +230,7 @@ def test_each_store_row_holds_its_own_image(tmp_path: Path) -> None:
         ({"min_val_images": -1}, "preprocess.min_val_images: invalid value -1"),
     ],
 )
-def test_bad_values_are_refused_before_any_work(changes: dict[str, float], message: str) -> None:
+def test_bad_values_are_refused_before_any_work(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(RadflowError, match=message):
         replace(SETTINGS, **changes)
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate, generate_frames
+from pydicom.uid import UID
 
 from tests.dicom_factory import PLANTED
 from tests.fault.dicom_bytes import flip_bits
@@ -54,7 +55,9 @@ def template(codec: str, sop: str) -> Dataset:
     ds.PatientBirthDate, ds.AccessionNumber = PLANTED.birth_date, PLANTED.accession
     ds.InstitutionName, ds.ReferringPhysicianName = PLANTED.institution, PLANTED.referring_physician
     ds.StudyInstanceUID, ds.SeriesInstanceUID = PLANTED.study_uid, f"{sop}.1"  # a series each: CT/MR/NM
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = sop  # instances of one series are slices
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = UID(
+        sop
+    )  # instances of one series are slices
     return ds
 
 

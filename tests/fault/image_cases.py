@@ -13,6 +13,7 @@ import io
 import random
 import struct
 import zlib
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -33,7 +34,8 @@ def _png(pixels: np.ndarray) -> bytes:
 
 def _chunks(data: bytes) -> dict[bytes, int]:
     """Offset of the first chunk of each type in a PNG (its length field)."""
-    found, position = {}, 8
+    found: dict[bytes, int] = {}
+    position = 8
     while position + 8 <= len(data):
         length, kind = struct.unpack_from(">I4s", data, position)
         found.setdefault(kind, position)
@@ -162,7 +164,7 @@ def _damaged_nifti_cases(rng: random.Random, nprng: np.random.Generator) -> list
     cases += [
         (f"data-flip-{flips}.nii", flip_bits(data, rng, 352, len(data), flips)) for flips in (1, 16, 256)
     ]
-    header = {  # offset: field (NIfTI-1)
+    header: dict[str, tuple[Any, ...]] = {  # offset: field (NIfTI-1)
         "datatype-bitpix-mismatch": (70, "<hh", 2, 64),  # uint8 declared, 64 bits per voxel
         "datatype-bogus": (70, "<hh", 0x7FFF, 32),
         "datatype-complex": (70, "<hh", 32, 64),
