@@ -28,6 +28,7 @@ from tasks.train.pretrain import nt_xent
 from tasks.train.stage import main
 from tasks.train.summary import chance_loss, training_summary
 from tests.defaults import train_params
+from tests.store_index import write_index
 
 SIZE = 64
 
@@ -51,17 +52,7 @@ def write_linear_store(root: Path, patients: int = 48, shuffle_labels: bool = Fa
         labels = np.repeat(rng.permutation(labels[::2]), 2)  # a patient's images keep one label
     root.mkdir(parents=True)
     np.save(root / "images.npy", images.clip(0, 1).astype(np.float16))
-    pd.DataFrame(
-        {
-            "row": np.arange(n),
-            "image_id": [f"{i:016x}" for i in range(n)],
-            "patient_id": [f"P-{i // 2:012x}" for i in range(n)],
-            "label": np.array(["finding", "normal"])[labels],
-            "label_index": labels,
-            "split": np.repeat(split_of_patient, 2),
-        }
-    ).to_csv(root / "index.csv", index=False)
-    (root / "classes.json").write_text(json.dumps({"classes": ["finding", "normal"], "image_size": SIZE}))
+    write_index(root, labels, np.repeat(split_of_patient, 2), ["finding", "normal"], np.arange(n) // 2, SIZE)
 
 
 def project(tmp_path: Path, store: Path, **train: Any) -> dict[str, Any]:

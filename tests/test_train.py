@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 import yaml
@@ -26,6 +25,7 @@ from tasks.train.features import cached_features
 from tasks.train.network import build_network
 from tasks.train.stage import main
 from tests.defaults import train_params
+from tests.store_index import write_index
 
 SIZE = 64
 # Small and quick: 1-channel AlexNet with a narrow head, single thread for bitwise-repeatable runs.
@@ -42,18 +42,7 @@ def write_store(root: Path, per_class: int = 16) -> None:
     splits = np.array(["train", "train", "val", "test"])[np.arange(n) // 2 % 4]
     root.mkdir(parents=True)
     np.save(root / "images.npy", images)
-    index = pd.DataFrame(
-        {
-            "row": np.arange(n),
-            "image_id": [f"{i:016x}" for i in range(n)],
-            "patient_id": [f"P-{i // 2:012x}" for i in range(n)],
-            "label": np.array(["effusion", "normal"])[labels],
-            "label_index": labels,
-            "split": splits,
-        }
-    )
-    index.to_csv(root / "index.csv", index=False)
-    (root / "classes.json").write_text(json.dumps({"classes": ["effusion", "normal"], "image_size": SIZE}))
+    write_index(root, labels, splits, ["effusion", "normal"], np.arange(n) // 2, SIZE)
 
 
 def project(tmp_path: Path, name: str = "run", **train: Any) -> dict[str, Any]:

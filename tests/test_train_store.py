@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import yaml
 
+from tests.store_index import write_index
 from tests.test_train import SIZE, main, project
 
 CAP_BYTES = 900 * 2**20  # RLIMIT_DATA of the capped stage: imports and training need ~600 MB of it
@@ -47,17 +47,7 @@ def write_large_store(root: Path, learnable: int = 1_200) -> None:
     del images
     split = np.full(STORE_ROWS, "test", dtype=object)
     split[:learnable] = np.where(np.arange(learnable) // 2 % 4 == 2, "val", "train")
-    pd.DataFrame(
-        {
-            "row": np.arange(STORE_ROWS),
-            "image_id": [f"{i:016x}" for i in range(STORE_ROWS)],
-            "patient_id": [f"P-{i:012x}" for i in range(STORE_ROWS)],
-            "label": np.array(["effusion", "normal"])[labels],
-            "label_index": labels,
-            "split": split,
-        }
-    ).to_csv(root / "index.csv", index=False)
-    (root / "classes.json").write_text(json.dumps({"classes": ["effusion", "normal"], "image_size": SIZE}))
+    write_index(root, labels, split, ["effusion", "normal"], np.arange(STORE_ROWS), SIZE)
 
 
 def capped_stage(project_dir: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
