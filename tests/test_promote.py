@@ -131,7 +131,9 @@ def test_a_run_on_shuffled_labels_is_flagged_and_not_promoted(tmp_path: Path) ->
     metrics = json.loads((Path(params["paths"]["evaluation"]) / "metrics.json").read_text())
     detail = json.loads((Path(params["paths"]["evaluation"]) / "metrics_detail.json").read_text())
     assert metrics["learned"] is False
-    assert any("training loss did not fall below chance" in text for text in detail["learning_warnings"])
+    # Which check fires depends on whether the tiny net memorised the noise (train) or not (test AUC).
+    chance = ("training loss did not fall below chance", "is near chance")
+    assert any(flag in text for text in detail["learning_warnings"] for flag in chance)
     card = (Path(params["paths"]["evaluation"]) / "report" / "model_card.md").read_text()
     assert "WARNING: the model did not learn" in card
     decision = json.loads((Path(params["paths"]["promotion"]) / "promotion.json").read_text())
