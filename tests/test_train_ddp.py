@@ -241,6 +241,34 @@ def test_killed_rank_fails_the_stage_clearly_and_a_rerun_resumes(tmp_path: Path)
     assert live["step"] == 7  # the curves hold all 8 epochs, the resumed ones included
 
 
+@pytest.mark.slow
+def test_self_supervised_pretraining_and_the_learning_rate_range_test_run_across_ranks(
+    tmp_path: Path,
+) -> None:
+    """Rank 0 pretrains while the other waits, every rank loads the same file; rank 0's rate is everyone's."""
+    params = project(
+        tmp_path,
+        "run",
+        processes=2,
+        weights="self_supervised",
+        pretrain_epochs=1,
+        pretrain_batch_size=8,
+        learning_rate="auto",
+        lr_finder_steps=8,
+    )
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    command = [sys.executable, "-c", "from flows.cli import app; app()", "stage", "train"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = squash(result.stderr)
+    assert log.count(squash("self-supervised pretraining: epoch 1/1")) == 1  # rank 0 alone pretrained
+    assert squash("all 2 ranks ended with identical weights") in log
+    assert log.count(squash("learning_rate auto ->")) == 1
+    config = json.loads((Path(params["paths"]["model"]) / "config.json").read_text())
+    assert config["train"]["world_size"] == 2 and config["learning_rate_found"] > 0
+    assert len(list((Path(params["paths"]["checkpoints"]) / "pretrain").glob("pretrain-*.safetensors"))) == 1
+
+
 # The small demo of tests/project.py, grown to 60 patients and trained long enough to learn it: 20 quick
 # epochs of a 1-channel AlexNet without augmentation reach test ROC-AUC ~0.89 (2 cores, 2 ranks).
 DDP_DEMO = (
