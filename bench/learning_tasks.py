@@ -87,17 +87,32 @@ def _move(image: np.ndarray, dy: float, dx: float, angle: float = 0.0, scale: fl
     return ndimage.affine_transform(image, matrix, offset, order=1, mode="nearest")
 
 
+def paint_chest_opacity(patient: int, finding: bool, count: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """One patient: 2-4 faint patchy opacities spread over the lungs; per-patient exposure and noise."""
+    anatomy = _chest_background(rng)
+    opacity = np.zeros_like(anatomy)
+    if finding:
+        for _ in range(int(rng.integers(2, 5))):
+            cy, cx = _lung_point(rng, int(rng.integers(0, 2)))
+            opacity += _gaussian_spot(cy, cx, rng.uniform(OPACITY_SIGMA[0], OPACITY_SIGMA[1])) * rng.uniform(*OPACITY_GAIN)
+    exposure, offset, noise = rng.uniform(0.75, 1.2), rng.uniform(-0.08, 0.08), rng.uniform(0.01, 0.03)
+    images = []
+    for _ in range(count):
+        moved = _move(anatomy + opacity, *rng.normal(0, 4, 2), angle=rng.normal(0, 2))
+        images.append(moved * exposure + offset + rng.normal(0, noise, moved.shape))
+    return images
+
+
 def paint_chest_nodule(patient: int, finding: bool, count: int, rng: np.random.Generator) -> list[np.ndarray]:
     """One patient: same anatomy and nodule in every image, moved a little; per-patient exposure."""
     anatomy = _chest_background(rng)
-    side = int(rng.integers(0, 2))
-    cy, cx = _lung_point(rng, side)
-    nodule = _gaussian_spot(cy, cx, rng.uniform(0.014, 0.022)) * rng.uniform(0.1, 0.16) * finding
-    exposure, offset = rng.uniform(0.75, 1.2), rng.uniform(-0.08, 0.08)
+    cy, cx = _lung_point(rng, int(rng.integers(0, 2)))
+    nodule = _gaussian_spot(cy, cx, rng.uniform(*NODULE_SIGMA)) * rng.uniform(*NODULE_GAIN) * finding
+    exposure, offset, noise = rng.uniform(0.75, 1.2), rng.uniform(-0.08, 0.08), rng.uniform(0.01, 0.03)
     images = []
     for _ in range(count):
         moved = _move(anatomy + nodule, *rng.normal(0, 4, 2), angle=rng.normal(0, 2))
-        images.append(moved * exposure + offset + rng.normal(0, 0.015, moved.shape))
+        images.append(moved * exposure + offset + rng.normal(0, noise, moved.shape))
     return images
 
 
@@ -124,7 +139,7 @@ def _square(image: np.ndarray) -> np.ndarray:
 
 
 def paint_brain_lesion(patient: int, finding: bool, count: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """One patient's axial slices near one level; a lesion 5-8 mm across in the white matter."""
+    """One patient's axial slices near one level; a lesion in the white matter, darker or brighter."""
     t1, wm = _mni_slices()
     level = int(rng.integers(75, 105))  # around the lateral ventricles (MNI z index, 1 mm)
     bias_axis = rng.normal(0, 1, 2)
@@ -132,7 +147,7 @@ def paint_brain_lesion(patient: int, finding: bool, count: int, rng: np.random.G
     yy, xx = np.mgrid[0:RAW_SIZE, 0:RAW_SIZE].astype(np.float32) / RAW_SIZE - 0.5
     bias = 1 + 0.25 * (bias_axis[0] * yy + bias_axis[1] * xx)  # scanner coil inhomogeneity
     gain, noise = rng.uniform(0.7, 1.3), rng.uniform(0.01, 0.03)
-    contrast = rng.choice([-1.0, 1.0]) * rng.uniform(0.25, 0.4)  # share of the local intensity
+    contrast = rng.choice([-1.0, 1.0]) * rng.uniform(*LESION_CONTRAST)  # share of the local intensity
     images = []
     for _ in range(count):
         z = level + int(rng.integers(-3, 4))  # a neighbouring slice each time
@@ -140,7 +155,7 @@ def paint_brain_lesion(patient: int, finding: bool, count: int, rng: np.random.G
         if finding:
             inside = np.argwhere(ndimage.binary_erosion(mask, iterations=4))
             cy, cx = (inside[rng.integers(len(inside))] if len(inside) else (RAW_SIZE // 2,) * 2) / RAW_SIZE
-            lesion = _gaussian_spot(cy, cx, rng.uniform(0.01, 0.016) * 256 / 197)
+            lesion = _gaussian_spot(cy, cx, rng.uniform(*LESION_SIGMA))
             image = image * (1 + contrast * lesion)
         moved = _move(image, *rng.normal(0, 3, 2), angle=angle, scale=scale)
         images.append(moved * bias * gain + rng.normal(0, noise, moved.shape))
@@ -153,13 +168,12 @@ SCANNERS = ((1.0, 0.01), (0.7, 0.025), (1.4, 0.015))  # (gamma of the contrast c
 def paint_chest_rare_marker(
     patient: int, finding: bool, count: int, rng: np.random.Generator
 ) -> list[np.ndarray]:
-    """One patient: a faint diffuse opacity (rare); scanner curve and a side marker unrelated to it."""
+    """One patient: a rare faint opacity; scanner curve and a side marker unrelated to it."""
     anatomy = _chest_background(rng)
     gamma, noise = SCANNERS[int(rng.integers(len(SCANNERS)))]
     marker = rng.random() < 0.5
-    side = int(rng.integers(0, 2))
-    cy, cx = _lung_point(rng, side)
-    opacity = _gaussian_spot(cy, cx, rng.uniform(0.03, 0.045)) * rng.uniform(0.08, 0.12) * finding
+    cy, cx = _lung_point(rng, int(rng.integers(0, 2)))
+    opacity = _gaussian_spot(cy, cx, rng.uniform(*RARE_SIGMA)) * rng.uniform(*RARE_GAIN) * finding
     images = []
     for _ in range(count):
         image = _move(anatomy + opacity, *rng.normal(0, 4, 2), angle=rng.normal(0, 2))
@@ -171,30 +185,25 @@ def paint_chest_rare_marker(
     return images
 
 
+import os
+_E = os.environ
+OPACITY_SIGMA = tuple(map(float, _E.get("OS", "0.025,0.05").split(",")))
+OPACITY_GAIN = tuple(map(float, _E.get("OG", "0.05,0.1").split(",")))
+NODULE_SIGMA = tuple(map(float, _E.get("NS", "0.018,0.025").split(",")))
+NODULE_GAIN = tuple(map(float, _E.get("NG", "0.15,0.25").split(",")))
+LESION_SIGMA = tuple(map(float, _E.get("LS", "0.016,0.022").split(",")))
+LESION_CONTRAST = tuple(map(float, _E.get("LC", "0.3,0.5").split(",")))
+RARE_SIGMA = tuple(map(float, _E.get("RS", "0.03,0.045").split(",")))
+RARE_GAIN = tuple(map(float, _E.get("RG", "0.1,0.15").split(",")))
+PREV = float(_E.get("PREV", "0.15"))
+
 TASKS = {
     task.name: task
     for task in (
-        LearningTask(
-            "chest_nodule",
-            "small faint nodule in a lung, synthetic radiographs, per-patient exposure/position",
-            prevalence=0.5,
-            target_auc=0.85,
-            paint=paint_chest_nodule,
-        ),
-        LearningTask(
-            "brain_lesion",
-            "5-8 mm white-matter lesion on MNI152 T1 anatomy, per-patient level/rotation/bias field",
-            prevalence=0.5,
-            target_auc=0.8,
-            paint=paint_brain_lesion,
-        ),
-        LearningTask(
-            "chest_rare_marker",
-            "rare (20 %) faint diffuse opacity, three scanners, side marker unrelated to the label",
-            prevalence=0.2,
-            target_auc=0.75,
-            paint=paint_chest_rare_marker,
-        ),
+        LearningTask("chest_opacity", "opac", prevalence=0.5, target_auc=0.9, paint=paint_chest_opacity),
+        LearningTask("chest_nodule", "nod", prevalence=0.5, target_auc=0.85, paint=paint_chest_nodule),
+        LearningTask("brain_lesion", "brain", prevalence=0.5, target_auc=0.8, paint=paint_brain_lesion),
+        LearningTask("chest_rare_marker", "rare", prevalence=PREV, target_auc=0.75, paint=paint_chest_rare_marker),
     )
 }
 

@@ -18,9 +18,9 @@ from safetensors.torch import load_file
 
 from bench.learning_tasks import TASKS, make_task
 from models import load_model
-from tasks.common.scoring import predict_probabilities
+from tasks.common.metrics import roc_auc
+from tasks.common.scoring import predict_logits
 from tasks.train.data import load_data
-from tasks.train.loop import macro_auc
 from tasks.train.lr_finder import pick_learning_rate
 from tasks.train.pretrain import nt_xent
 from tasks.train.stage import main
@@ -119,8 +119,8 @@ def test_default_recipe_fits_a_task_a_linear_model_solves(tmp_path: Path) -> Non
     assert summary["lowest_train_loss"] < 0.5 * math.log(2)
     data = load_data(tmp_path / "store")
     test = data.splits["test"].numpy()
-    probs = predict_probabilities(model, config, data.images.numpy(), test, 32)
-    assert macro_auc(data.labels[test].numpy(), probs) > 0.9
+    logits = predict_logits(model, config, data.images.numpy(), test, 32)
+    assert roc_auc(data.labels[test].numpy(), logits) > 0.9
 
 
 @pytest.mark.slow
