@@ -66,7 +66,9 @@ def scores_of(model: torch.nn.Module, config: dict[str, Any], store: TensorStore
     return Scores(val=logits("val"), test=logits("test"))
 
 
-def difference_ci(store: TensorStore, model: np.ndarray, baseline: np.ndarray, samples: int, seed: int) -> Any:
+def difference_ci(
+    store: TensorStore, model: np.ndarray, baseline: np.ndarray, samples: int, seed: int
+) -> Any:
     """95% interval of test ROC-AUC (model - baseline), both on each patient resample."""
     test = store.split("test")
     labels = test["label_index"].to_numpy(dtype=int)
@@ -85,7 +87,12 @@ def last_epoch_auc(model: torch.nn.Module, config: dict[str, Any], store: Tensor
 
 
 def run_recipe(
-    folder: Path, store: TensorStore, baseline: Scores, params: TrainParams, evaluate: EvaluateParams, seed: int
+    folder: Path,
+    store: TensorStore,
+    baseline: Scores,
+    params: TrainParams,
+    evaluate: EvaluateParams,
+    seed: int,
 ) -> Outcome:
     """Train with `params` on the store in `folder`, then evaluate as the evaluate stage does."""
     started = time.perf_counter()
@@ -196,7 +203,8 @@ def main() -> None:
         data = make_task(task, args.patients, args.images_per_patient, size, args.seed)
         console.print(f"{name}: {describe(data)} (generated in {time.perf_counter() - started:.0f} s)")
         test_rows = data.splits == "test"
-        test_patients = f"{len(set(data.patients[test_rows]))} ({len(set(data.patients[test_rows & (data.labels == 0)]))})"
+        positive = test_rows & (data.labels == CLASSES.index("finding"))
+        test_patients = f"{len(set(data.patients[test_rows]))} ({len(set(data.patients[positive]))})"
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             write_store(data, folder / "store")
@@ -205,7 +213,8 @@ def main() -> None:
             baseline = baseline_scores(store, evaluate, seed)
             base = baseline_record(store, baseline, evaluate.bootstrap_samples, seed)
             base["seconds"] = time.perf_counter() - started
-            console.print(f"{name}: baseline test AUC {base['auc']:.3f} [{interval(base['ci'])}] ({base['seconds']:.0f} s)")
+            line = f"baseline test AUC {base['auc']:.3f} [{interval(base['ci'])}] ({base['seconds']:.0f} s)"
+            console.print(f"{name}: {line}")
             outcomes = {}
             for recipe, settings in recipes.items():
                 outcome = run_recipe(folder, store, baseline, settings, evaluate, seed)
