@@ -17,8 +17,6 @@ from models.config import ModelConfig
 LAYOUTS = {
     "torchvision": [(64, 11, 4, 2, True), (192, 5, 1, 2, True), (384, 3, 1, 1, False),
                     (256, 3, 1, 1, False), (256, 3, 1, 1, True)],
-    "torchvision_s2": [(64, 11, 2, 5, True), (192, 5, 1, 2, True), (384, 3, 1, 1, False),
-                       (256, 3, 1, 1, False), (256, 3, 1, 1, True)],
     "original": [(96, 11, 4, 2, True), (256, 5, 1, 2, True), (384, 3, 1, 1, False),
                  (384, 3, 1, 1, False), (256, 3, 1, 1, True)],
 }  # fmt: skip

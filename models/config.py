@@ -8,7 +8,7 @@ from typing import Any, Literal
 from tasks.common.params import from_dict
 
 ModelName = Literal["alexnet", "resnet18", "densenet121"]
-Layout = Literal["torchvision", "torchvision_s2", "original"]
+Layout = Literal["torchvision", "original"]
 Norm = Literal["lrn", "batchnorm", "batchnorm_fc", "none"]
 Activation = Literal["relu", "leaky_relu"]
 
