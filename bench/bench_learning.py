@@ -60,6 +60,8 @@ class Outcome:
 
 
 def scores_of(model: torch.nn.Module, config: dict[str, Any], store: TensorStore) -> Scores:
+    """The model's val and test logits, as the evaluate stage computes them."""
+
     def logits(split: str) -> np.ndarray:
         return predict_logits(model, config, store.images, store.split(split)["row"].to_numpy(), 64)
 
@@ -80,6 +82,7 @@ def difference_ci(
 
 
 def last_epoch_auc(model: torch.nn.Module, config: dict[str, Any], store: TensorStore, last: Path) -> float:
+    """Test ROC-AUC of the weights in `last` (the final epoch's), whichever epoch the stage kept."""
     final = copy.deepcopy(model)
     final.load_state_dict(torch.load(last, map_location="cpu", weights_only=True)["model"])
     test = store.split("test")
@@ -125,6 +128,7 @@ def run_recipe(
 
 
 def baseline_record(store: TensorStore, baseline: Scores, samples: int, seed: int) -> dict[str, Any]:
+    """The baseline's test ROC-AUC and its patient-bootstrap 95% interval."""
     test = store.split("test")
     labels = test["label_index"].to_numpy(dtype=int)
 
@@ -141,6 +145,7 @@ def interval(values: list[float | None]) -> str:
 
 
 def verdict(outcome: Outcome, baseline_auc: float, task: LearningTask) -> str:
+    """met / missed against the task's target, with the evaluation's flags."""
     flags = [] if outcome.learned else ["NOT LEARNED"]
     if not outcome.beats_baseline:
         flags.append("no better than baseline")
@@ -149,6 +154,7 @@ def verdict(outcome: Outcome, baseline_auc: float, task: LearningTask) -> str:
 
 
 def recipe_params(base: dict[str, Any], changes: list[str]) -> TrainParams:
+    """params.yaml's train section with `changes` (SECTION.KEY=VALUE) applied, parsed strictly."""
     params = copy.deepcopy(base)
     for change in changes:
         apply_override(params, change)
