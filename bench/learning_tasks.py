@@ -5,13 +5,20 @@ or not), split by patient (train/val/test), and carries nuisances that differ pe
 nothing about the label: exposure, position, scanner response, a burnt-in marker. Backgrounds are real
 anatomy or the project's own synthetic radiographs, so the finding must be told apart from structure:
 
-- `chest_nodule`: one small faint nodule (3-5 px across at 128 px) in a lung of the project's synthetic
-  radiographs (`tasks.demo_data.synth`); per-patient exposure, position and noise.
-- `brain_lesion`: a small lesion, darker or brighter than its surroundings, in the white matter of real
-  brain MR anatomy (the MNI152 T1 template that nilearn ships inside its wheel); per-patient slice level,
-  rotation, scale and scanner bias field.
-- `chest_rare_marker`: a rare (20 %) faint diffuse opacity in a lung; three scanners with their own
-  contrast curve and noise, and a bright side marker in half of the patients, unrelated to the label.
+- `chest_opacity`: 2-4 faint diffuse opacities (Gaussian patches 6-11 px across at 96 px) spread over
+  the lungs of the project's synthetic radiographs (`tasks.demo_data.synth`): the spread of intensities
+  inside the lung fields separates the classes well; per-patient exposure, position and noise.
+- `chest_nodule`: one small faint nodule (4-6 px across at 96 px) in a lung of the same radiographs;
+  per-patient exposure, position and noise.
+- `brain_lesion`: a small lesion (12-16 mm across, 6-8 px at 96 px), darker or brighter than its
+  surroundings, in the white matter of real brain MR anatomy (the MNI152 T1 template that nilearn ships
+  inside its wheel); per-patient slice level, rotation, scale and scanner bias field.
+- `chest_rare_marker`: a rare (15 %) faint opacity (7-10 px across at 96 px) in a lung; three scanners
+  with their own contrast curve and noise, and a bright side marker in half of the patients, unrelated
+  to the label.
+
+Sizes are full widths at half maximum. The finding strengths (below) are set so the simple baseline
+sees each finding but not all of it (test AUC ~0.7-0.9 at 240 patients), so beating it means something.
 
 Raw images are made at `RAW_SIZE` px and go through preprocess's own transform
 (`tasks.preprocess.transform.image_to_tensor`: percentile window, resize), so a store built here at
@@ -36,6 +43,15 @@ from tasks.preprocess.transform import TransformSettings, build_transform, image
 RAW_SIZE = 256  # side of the generated images before preprocess's resize (px)
 CLASSES = ["finding", "normal"]  # sorted, as preprocess orders classes; "normal" is the negative class
 SPLIT_FRACTIONS = {"test": 0.25, "val": 0.15}  # share of patients per split (the rest: train)
+
+# Finding strengths, ranges drawn per patient: sigma is the Gaussian's width as a fraction of the image
+# side (0.02 = ~2 px at 96 px), gain its height in [0, 1] image units, contrast a share of the local
+# intensity.
+OPACITY_SIGMA, OPACITY_GAIN = (0.025, 0.05), (0.05, 0.1)  # chest_opacity: 2-4 diffuse patches
+NODULE_SIGMA, NODULE_GAIN = (0.018, 0.025), (0.11, 0.18)  # chest_nodule: one small nodule
+LESION_SIGMA, LESION_CONTRAST = (0.025, 0.035), (0.5, 0.7)  # brain_lesion: share of the local intensity
+RARE_SIGMA, RARE_GAIN = (0.03, 0.045), (0.18, 0.25)  # chest_rare_marker: one faint opacity
+RARE_PREVALENCE = 0.15  # chest_rare_marker: share of patients with the finding
 
 
 @dataclass(frozen=True)
@@ -87,17 +103,36 @@ def _move(image: np.ndarray, dy: float, dx: float, angle: float = 0.0, scale: fl
     return ndimage.affine_transform(image, matrix, offset, order=1, mode="nearest")
 
 
+def paint_chest_opacity(
+    patient: int, finding: bool, count: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """One patient: 2-4 faint patchy opacities spread over the lungs; per-patient exposure and noise."""
+    anatomy = _chest_background(rng)
+    opacity = np.zeros_like(anatomy)
+    if finding:
+        for _ in range(int(rng.integers(2, 5))):
+            cy, cx = _lung_point(rng, int(rng.integers(0, 2)))
+            opacity += _gaussian_spot(cy, cx, rng.uniform(OPACITY_SIGMA[0], OPACITY_SIGMA[1])) * rng.uniform(
+                *OPACITY_GAIN
+            )
+    exposure, offset, noise = rng.uniform(0.75, 1.2), rng.uniform(-0.08, 0.08), rng.uniform(0.01, 0.03)
+    images = []
+    for _ in range(count):
+        moved = _move(anatomy + opacity, rng.normal(0, 4), rng.normal(0, 4), angle=rng.normal(0, 2))
+        images.append(moved * exposure + offset + rng.normal(0, noise, moved.shape))
+    return images
+
+
 def paint_chest_nodule(patient: int, finding: bool, count: int, rng: np.random.Generator) -> list[np.ndarray]:
     """One patient: same anatomy and nodule in every image, moved a little; per-patient exposure."""
     anatomy = _chest_background(rng)
-    side = int(rng.integers(0, 2))
-    cy, cx = _lung_point(rng, side)
-    nodule = _gaussian_spot(cy, cx, rng.uniform(0.014, 0.022)) * rng.uniform(0.1, 0.16) * finding
-    exposure, offset = rng.uniform(0.75, 1.2), rng.uniform(-0.08, 0.08)
+    cy, cx = _lung_point(rng, int(rng.integers(0, 2)))
+    nodule = _gaussian_spot(cy, cx, rng.uniform(*NODULE_SIGMA)) * rng.uniform(*NODULE_GAIN) * finding
+    exposure, offset, noise = rng.uniform(0.75, 1.2), rng.uniform(-0.08, 0.08), rng.uniform(0.01, 0.03)
     images = []
     for _ in range(count):
-        moved = _move(anatomy + nodule, *rng.normal(0, 4, 2), angle=rng.normal(0, 2))
-        images.append(moved * exposure + offset + rng.normal(0, 0.015, moved.shape))
+        moved = _move(anatomy + nodule, rng.normal(0, 4), rng.normal(0, 4), angle=rng.normal(0, 2))
+        images.append(moved * exposure + offset + rng.normal(0, noise, moved.shape))
     return images
 
 
@@ -124,7 +159,7 @@ def _square(image: np.ndarray) -> np.ndarray:
 
 
 def paint_brain_lesion(patient: int, finding: bool, count: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """One patient's axial slices near one level; a lesion 5-8 mm across in the white matter."""
+    """One patient's axial slices near one level; a lesion in the white matter, darker or brighter."""
     t1, wm = _mni_slices()
     level = int(rng.integers(75, 105))  # around the lateral ventricles (MNI z index, 1 mm)
     bias_axis = rng.normal(0, 1, 2)
@@ -132,17 +167,18 @@ def paint_brain_lesion(patient: int, finding: bool, count: int, rng: np.random.G
     yy, xx = np.mgrid[0:RAW_SIZE, 0:RAW_SIZE].astype(np.float32) / RAW_SIZE - 0.5
     bias = 1 + 0.25 * (bias_axis[0] * yy + bias_axis[1] * xx)  # scanner coil inhomogeneity
     gain, noise = rng.uniform(0.7, 1.3), rng.uniform(0.01, 0.03)
-    contrast = rng.choice([-1.0, 1.0]) * rng.uniform(0.25, 0.4)  # share of the local intensity
+    contrast = rng.choice([-1.0, 1.0]) * rng.uniform(*LESION_CONTRAST)  # share of the local intensity
     images = []
     for _ in range(count):
         z = level + int(rng.integers(-3, 4))  # a neighbouring slice each time
         image, mask = _square(t1[z]), _square(wm[z]) > 0.7
         if finding:
             inside = np.argwhere(ndimage.binary_erosion(mask, iterations=4))
-            cy, cx = (inside[rng.integers(len(inside))] if len(inside) else (RAW_SIZE // 2,) * 2) / RAW_SIZE
-            lesion = _gaussian_spot(cy, cx, rng.uniform(0.01, 0.016) * 256 / 197)
+            centre = inside[rng.integers(len(inside))] if len(inside) else np.full(2, RAW_SIZE // 2)
+            cy, cx = centre / RAW_SIZE
+            lesion = _gaussian_spot(cy, cx, rng.uniform(*LESION_SIGMA))
             image = image * (1 + contrast * lesion)
-        moved = _move(image, *rng.normal(0, 3, 2), angle=angle, scale=scale)
+        moved = _move(image, rng.normal(0, 3), rng.normal(0, 3), angle=angle, scale=scale)
         images.append(moved * bias * gain + rng.normal(0, noise, moved.shape))
     return images
 
@@ -153,16 +189,15 @@ SCANNERS = ((1.0, 0.01), (0.7, 0.025), (1.4, 0.015))  # (gamma of the contrast c
 def paint_chest_rare_marker(
     patient: int, finding: bool, count: int, rng: np.random.Generator
 ) -> list[np.ndarray]:
-    """One patient: a faint diffuse opacity (rare); scanner curve and a side marker unrelated to it."""
+    """One patient: a rare faint opacity; scanner curve and a side marker unrelated to it."""
     anatomy = _chest_background(rng)
     gamma, noise = SCANNERS[int(rng.integers(len(SCANNERS)))]
     marker = rng.random() < 0.5
-    side = int(rng.integers(0, 2))
-    cy, cx = _lung_point(rng, side)
-    opacity = _gaussian_spot(cy, cx, rng.uniform(0.03, 0.045)) * rng.uniform(0.08, 0.12) * finding
+    cy, cx = _lung_point(rng, int(rng.integers(0, 2)))
+    opacity = _gaussian_spot(cy, cx, rng.uniform(*RARE_SIGMA)) * rng.uniform(*RARE_GAIN) * finding
     images = []
     for _ in range(count):
-        image = _move(anatomy + opacity, *rng.normal(0, 4, 2), angle=rng.normal(0, 2))
+        image = _move(anatomy + opacity, rng.normal(0, 4), rng.normal(0, 4), angle=rng.normal(0, 2))
         image = np.clip(image, 0, 1) ** gamma + rng.normal(0, noise, image.shape)
         if marker:  # a burnt-in side letter's bright block in a top corner
             x0 = 12 if rng.random() < 0.5 else RAW_SIZE - 36
@@ -175,23 +210,30 @@ TASKS = {
     task.name: task
     for task in (
         LearningTask(
+            "chest_opacity",
+            "2-4 faint diffuse opacities in the lungs, synthetic radiographs, per-patient exposure/position",
+            prevalence=0.5,
+            target_auc=0.9,
+            paint=paint_chest_opacity,
+        ),
+        LearningTask(
             "chest_nodule",
-            "small faint nodule in a lung, synthetic radiographs, per-patient exposure/position",
+            "one small faint nodule in a lung, synthetic radiographs, per-patient exposure/position/noise",
             prevalence=0.5,
             target_auc=0.85,
             paint=paint_chest_nodule,
         ),
         LearningTask(
             "brain_lesion",
-            "5-8 mm white-matter lesion on MNI152 T1 anatomy, per-patient level/rotation/bias field",
+            "small white-matter lesion on MNI152 T1 anatomy, per-patient level/rotation/bias field",
             prevalence=0.5,
             target_auc=0.8,
             paint=paint_brain_lesion,
         ),
         LearningTask(
             "chest_rare_marker",
-            "rare (20 %) faint diffuse opacity, three scanners, side marker unrelated to the label",
-            prevalence=0.2,
+            "rare (15 %) faint opacity, three scanners, side marker unrelated to the label",
+            prevalence=RARE_PREVALENCE,
             target_auc=0.75,
             paint=paint_chest_rare_marker,
         ),

@@ -16,15 +16,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from bench.learning_tasks import TASKS, make_task
+from bench.learning_tasks import TASKS, TaskData, make_task, patient_splits, write_store
 from models import load_model
-from tasks.common.operating import log_probabilities
-from tasks.common.scoring import predict_logits
+from tasks.common.metrics import roc_auc
+from tasks.common.scoring import predict_logits, read_store
+from tasks.evaluate.checks import data_caveats
 from tasks.train.data import load_data
 from tasks.train.distributed import SINGLE
-from tasks.train.loop import macro_auc
 from tasks.train.lr_finder import pick_learning_rate
 from tasks.train.pretrain import nt_xent
+from tasks.train.selection import thin_val_reason
 from tasks.train.stage import main
 from tasks.train.summary import chance_loss, training_summary
 from tests.defaults import train_params
@@ -110,11 +111,11 @@ def test_default_recipe_fits_a_task_a_linear_model_solves(tmp_path: Path) -> Non
     summary = config["training_summary"]
     assert summary["learned"], summary["reason"]
     assert summary["lowest_train_loss"] < 0.5 * math.log(2)
+    assert summary["selected"] == "last_epoch"  # 8 val images a class: too few to choose an epoch by
     data = load_data(tmp_path / "store", "memory", torch.device("cpu"), 1, SINGLE)
     test = data.splits["test"].numpy()
-    # AUC is rank-based: log-softmax orders the images as the softmax does
-    probs = log_probabilities(predict_logits(model, config, np.asarray(data.images.source), test, 32))
-    assert macro_auc(data.labels[test].numpy(), probs) > 0.9
+    logits = predict_logits(model, config, np.asarray(data.images.source), test, 32)
+    assert roc_auc(data.labels[test].numpy(), logits) > 0.9
 
 
 @pytest.mark.slow
@@ -164,3 +165,23 @@ def test_range_test_pick_is_a_tenth_of_the_minimum_or_the_stable_edge_without_de
     )
     flat = (0.7, 0.71, 0.71, 0.72, 0.74, 0.76, 1.3, 1.5)  # never falls; within 10 % of 0.7 up to 1e-2
     assert pick_learning_rate([(r, 0.0, s) for r, s in zip(rates, flat, strict=True)]) == pytest.approx(1e-3)
+
+
+def test_a_val_split_like_round_ones_rare_task_is_flagged_by_train_and_evaluate(tmp_path: Path) -> None:
+    """100 patients x 3 images at 20 % prevalence: 3 positive val patients, 9 images (round 1's split)."""
+    rng = np.random.default_rng(0)
+    patient_labels = (np.arange(100) >= 20).astype(int)  # 20 "finding" (0), 80 "normal" (1)
+    splits = np.repeat(patient_splits(patient_labels, rng), 3)
+    labels = np.repeat(patient_labels, 3)
+    patients = np.repeat([f"P-{p:04d}" for p in range(100)], 3)
+    write_store(TaskData(np.zeros((300, 1, 8, 8)), labels, patients, splits), tmp_path / "store")
+    caveats = data_caveats(read_store(tmp_path / "store"), negative_index=1, min_per_side=10)
+    assert any("the val split holds 36 negative and 9 abnormal images" in c for c in caveats)
+    reason = thin_val_reason(
+        load_data(tmp_path / "store", "memory", torch.device("cpu"), 1, SINGLE), minimum=20
+    )
+    assert reason is not None and "only 9 finding" in reason and "last epoch" in reason
+    assert (
+        thin_val_reason(load_data(tmp_path / "store", "memory", torch.device("cpu"), 1, SINGLE), minimum=9)
+        is None
+    )

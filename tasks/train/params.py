@@ -45,6 +45,7 @@ class TrainParams:
     step_epochs: int
     step_gamma: float
     patience: int
+    min_val_images_per_class: int
     class_balance: Literal["weighted_loss", "sampler", "none"]
     augment: bool
     flip: bool

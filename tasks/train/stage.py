@@ -31,6 +31,7 @@ from tasks.train.lr_finder import pick_learning_rate, range_test, write_curve
 from tasks.train.network import Network, build_network, make_optimizer, make_scheduler, set_train_mode
 from tasks.train.params import TrainParams
 from tasks.train.pretrain import pretrain_backbone
+from tasks.train.selection import select_weights
 from tasks.train.summary import summarise
 
 __all__ = ["TrainParams", "main", "train"]
@@ -204,7 +205,8 @@ def train(
         console.print(
             f"train: best val AUC {loop['best_auc']:.3f} at epoch {loop['best_epoch']} of {loop['epoch']}"
         )
-    config["training_summary"] = summarise(loop, data, params)
+    kept = select_weights(network.model, data, params.min_val_images_per_class, checkpoints, dist)
+    config["training_summary"] = summarise(loop, data, params) | kept
     return network.model.cpu().eval(), config
 
 
