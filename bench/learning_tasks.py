@@ -112,15 +112,8 @@ def paint_chest_opacity(
     if finding:
         for _ in range(int(rng.integers(2, 5))):
             cy, cx = _lung_point(rng, int(rng.integers(0, 2)))
-            opacity += _gaussian_spot(cy, cx, rng.uniform(OPACITY_SIGMA[0], OPACITY_SIGMA[1])) * rng.uniform(
-                *OPACITY_GAIN
-            )
-    exposure, offset, noise = rng.uniform(0.75, 1.2), rng.uniform(-0.08, 0.08), rng.uniform(0.01, 0.03)
-    images = []
-    for _ in range(count):
-        moved = _move(anatomy + opacity, rng.normal(0, 4), rng.normal(0, 4), angle=rng.normal(0, 2))
-        images.append(moved * exposure + offset + rng.normal(0, noise, moved.shape))
-    return images
+            opacity += _gaussian_spot(cy, cx, rng.uniform(*OPACITY_SIGMA)) * rng.uniform(*OPACITY_GAIN)
+    return _radiographs(anatomy + opacity, count, rng)
 
 
 def paint_chest_nodule(patient: int, finding: bool, count: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -128,10 +121,16 @@ def paint_chest_nodule(patient: int, finding: bool, count: int, rng: np.random.G
     anatomy = _chest_background(rng)
     cy, cx = _lung_point(rng, int(rng.integers(0, 2)))
     nodule = _gaussian_spot(cy, cx, rng.uniform(*NODULE_SIGMA)) * rng.uniform(*NODULE_GAIN) * finding
+    return _radiographs(anatomy + nodule, count, rng)
+
+
+def _radiographs(chest: np.ndarray, count: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """`count` exposures of one patient's chest: moved a little each time; the patient's own exposure,
+    offset and noise level (a nuisance the label does not follow)."""
     exposure, offset, noise = rng.uniform(0.75, 1.2), rng.uniform(-0.08, 0.08), rng.uniform(0.01, 0.03)
     images = []
     for _ in range(count):
-        moved = _move(anatomy + nodule, rng.normal(0, 4), rng.normal(0, 4), angle=rng.normal(0, 2))
+        moved = _move(chest, rng.normal(0, 4), rng.normal(0, 4), angle=rng.normal(0, 2))
         images.append(moved * exposure + offset + rng.normal(0, noise, moved.shape))
     return images
 

@@ -112,6 +112,9 @@ def test_default_recipe_fits_a_task_a_linear_model_solves(tmp_path: Path) -> Non
     assert summary["learned"], summary["reason"]
     assert summary["lowest_train_loss"] < 0.5 * math.log(2)
     assert summary["selected"] == "last_epoch"  # 8 val images a class: too few to choose an epoch by
+    last = torch.load(Path(params["paths"]["checkpoints"]) / "last.pt", weights_only=True)["model"]
+    saved = load_file(str(Path(params["paths"]["model"]) / "model.safetensors"))
+    assert saved.keys() == last.keys() and all(torch.equal(saved[k], last[k]) for k in saved)
     data = load_data(tmp_path / "store", "memory", torch.device("cpu"), 1, SINGLE)
     test = data.splits["test"].numpy()
     logits = predict_logits(model, config, np.asarray(data.images.source), test, 32)

@@ -72,6 +72,7 @@ class LoopSettings:
     checkpoints: Path
     live_dir: Path
     identity: dict[str, Any]  # what a checkpoint must match to be resumed
+    restore_best: bool  # end on the best epoch's weights (by val AUC); False: keep the last epoch's
     dist: Dist = field(default=SINGLE)
 
 
@@ -173,7 +174,8 @@ def validate(job: Job, settings: LoopSettings, labels: np.ndarray) -> float:
 
 
 def fit(job: Job, settings: LoopSettings) -> dict[str, Any]:
-    """Train until `epochs` or early stop, resuming from `last.pt`; leaves the best weights in the model."""
+    """Train until `epochs` or early stop, resuming from `last.pt`; leaves the best weights in the model
+    (`restore_best`), else the last epoch's."""
     dist = settings.dist
     loop = resume_state(job, settings)
     if loop["epoch"] and dist.leader:
@@ -236,7 +238,7 @@ def fit(job: Job, settings: LoopSettings) -> dict[str, Any]:
             console.print(
                 f"train: all {dist.world_size} ranks ended with identical weights (sha256 {digest[:16]})"
             )
-    if dist.leader:
+    if dist.leader and settings.restore_best:
         best = torch.load(settings.checkpoints / BEST, map_location="cpu", weights_only=True)
         job.model.load_state_dict(best["model"])
     return loop

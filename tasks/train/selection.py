@@ -12,14 +12,11 @@ last epoch's test AUC beside the chosen epoch's on every task).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
 from rich.console import Console
-from torch import nn
 
-from tasks.train.checkpoint import LAST
 from tasks.train.data import TrainData
 from tasks.train.distributed import SINGLE, Dist
 
@@ -39,17 +36,12 @@ def thin_val_reason(data: TrainData, minimum: int) -> str | None:
     )
 
 
-def select_weights(
-    model: nn.Module, data: TrainData, minimum: int, checkpoints: Path, dist: Dist = SINGLE
-) -> dict[str, Any]:
-    """Load the last epoch's weights into `model` (which holds the best epoch's) when the val split is too
-    small; return the `training_summary` fields that say which was kept and why. Only rank 0's model is
-    saved, so only rank 0 loads (the loop's closing collective comes after its last checkpoint write)."""
+def weight_choice(data: TrainData, minimum: int, dist: Dist = SINGLE) -> dict[str, Any]:
+    """The `training_summary` fields that say which epoch's weights the stage keeps and why, decided
+    before training (`LoopSettings.restore_best`); warns once, on rank 0, when it is the last epoch's."""
     reason = thin_val_reason(data, minimum)
     if reason is None:
         return {"selected": "best_val_auc", "selection_reason": "best validation AUC"}
     if dist.leader:
-        last = torch.load(checkpoints / LAST, map_location="cpu", weights_only=True)
-        model.load_state_dict(last["model"])
         console.print(f"[bold red]WARNING: {reason}[/bold red]")
     return {"selected": "last_epoch", "selection_reason": reason}

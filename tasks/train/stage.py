@@ -31,7 +31,7 @@ from tasks.train.lr_finder import pick_learning_rate, range_test, write_curve
 from tasks.train.network import Network, build_network, make_optimizer, make_scheduler, set_train_mode
 from tasks.train.params import TrainParams
 from tasks.train.pretrain import pretrain_backbone
-from tasks.train.selection import select_weights
+from tasks.train.selection import weight_choice
 from tasks.train.summary import summarise
 
 __all__ = ["TrainParams", "main", "train"]
@@ -189,6 +189,7 @@ def train(
     if dist.leader:
         write_curve(curve, live)
     job = make_job(network, data, params, config, checkpoints / "features", dist)
+    kept = weight_choice(data, params.min_val_images_per_class, dist)
     settings = LoopSettings(
         epochs=params.epochs,
         batch_size=params.batch_size,
@@ -198,6 +199,7 @@ def train(
         checkpoints=checkpoints,
         live_dir=live,
         identity={"train": params.identity(), "seed": seed, "data": data.fingerprint},
+        restore_best=kept["selected"] == "best_val_auc",
         dist=dist,
     )
     loop = fit(job, settings)
@@ -205,7 +207,6 @@ def train(
         console.print(
             f"train: best val AUC {loop['best_auc']:.3f} at epoch {loop['best_epoch']} of {loop['epoch']}"
         )
-    kept = select_weights(network.model, data, params.min_val_images_per_class, checkpoints, dist)
     config["training_summary"] = summarise(loop, data, params) | kept
     return network.model.cpu().eval(), config
 
