@@ -70,6 +70,7 @@ class TrainData:
     classes: list[str]
     image_size: int
     fingerprint: str  # hash of the store and its index: what a checkpoint or feature cache belongs to
+    pixels: str  # hash of images.npy alone: what self-supervised pretraining (no labels) belongs to
 
 
 def free_memory(device: torch.device) -> int:
@@ -126,11 +127,11 @@ def hold(array: np.ndarray, mode: StoreMode, device: torch.device, sharers: int,
     return Rows(held, device, streamed=False)
 
 
-def store_fingerprint(preprocessed: Path) -> str:
-    """XXH3-128 of images.npy and index.csv, read in chunks (no copy of the store is kept)."""
-    return content_hash(
-        file_content_hash(preprocessed / "images.npy").encode(), (preprocessed / "index.csv").read_bytes()
-    )
+def store_fingerprints(preprocessed: Path) -> tuple[str, str]:
+    """(XXH3-128 of images.npy and index.csv, of images.npy alone), the file read in chunks (no copy of
+    the store is kept)."""
+    pixels = file_content_hash(preprocessed / "images.npy")
+    return content_hash(pixels.encode(), (preprocessed / "index.csv").read_bytes()), pixels
 
 
 def load_data(
@@ -150,12 +151,13 @@ def load_data(
     labels = torch.full((store.images.shape[0],), -1, dtype=torch.long)
     labels[torch.tensor(index["row"].to_numpy())] = torch.tensor(index["label_index"].to_numpy())
     # Rank 0 reads the whole store once to fingerprint it; the other ranks take its answer.
-    fingerprint = broadcast_text(dist, store_fingerprint(preprocessed) if dist.leader else "", 32)
+    fingerprint, pixels = store_fingerprints(preprocessed) if dist.leader else ("", "")
+    fingerprint, pixels = broadcast_text(dist, fingerprint, 32), broadcast_text(dist, pixels, 32)
     images = hold(store.images, mode, device, sharers, str(preprocessed / "images.npy"))
     if dist.leader:
         where = "streamed from disk" if images.streamed else f"held in {device.type} memory"
         console.print(f"train: store {store.images.nbytes / 1e6:.0f} MB, {where} (train.store={mode})")
-    return TrainData(images, labels, splits, store.classes, store.images.shape[-1], fingerprint)
+    return TrainData(images, labels, splits, store.classes, store.images.shape[-1], fingerprint, pixels)
 
 
 def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -40,19 +40,12 @@ from tasks.train.params import TrainParams
 VIEW_ROTATE_DEGREES, VIEW_ZOOM, VIEW_SHIFT, VIEW_NOISE = 15.0, 0.25, 0.1, 0.03
 VIEW_CONTRAST = 0.3  # each view's contrast scaled by 1 +- this around its mean
 PROJECTION = 128  # projection head output width (SimCLR: 128)
-HASH_CHUNK = 4096  # images read at a time for the content key
 console = Console(stderr=True)
 
 
-def pretrain_key(images: Rows, params: TrainParams, seed: int) -> str:
-    """Content key: the pixels of every image, the architecture and the pretraining settings.
-
-    The pixels are read in chunks, so a streamed store is never held whole.
-    """
-    digest = xxhash.xxh3_128()
-    for start in range(0, len(images), HASH_CHUNK):
-        rows = torch.arange(start, min(start + HASH_CHUNK, len(images)))
-        digest.update(images[rows].cpu().contiguous().numpy().data)
+def pretrain_key(pixels: str, params: TrainParams, seed: int) -> str:
+    """Content key: the store's pixels (`TrainData.pixels`), the architecture and the pretraining settings."""
+    digest = xxhash.xxh3_128(pixels.encode())
     settings = {
         "architecture": params.model_config(num_classes=2).to_dict(),
         "pretrain": {k: v for k, v in params.to_dict().items() if k.startswith("pretrain_")},
@@ -115,14 +108,15 @@ class Views:
 
 
 def pretrain_backbone(
-    images: Rows, params: TrainParams, seed: int, cache_dir: Path, device: torch.device
+    images: Rows, pixels: str, params: TrainParams, seed: int, cache_dir: Path, device: torch.device
 ) -> Path:
-    """The cached self-supervised weights for `images` (N, 1, S, S); pretrains them first if absent.
+    """The cached self-supervised weights for `images` (N, 1, S, S), whose content hash is `pixels`;
+    pretrains them first if absent.
 
     Returns a safetensors file of the encoder's part of the state dict (AlexNet: the conv layers);
     `models.weights.load_matching` leaves the rest freshly initialised.
     """
-    path = cache_dir / f"pretrain-{pretrain_key(images, params, seed)}.safetensors"
+    path = cache_dir / f"pretrain-{pretrain_key(pixels, params, seed)}.safetensors"
     if path.is_file():
         console.print(f"self-supervised backbone: reusing {path.name} (same images and settings)")
         path.touch()  # used now: the last to be dropped

@@ -150,12 +150,12 @@ def self_supervised_weights(
         return None
     cache = checkpoints / "pretrain"
     path = (
-        pretrain_backbone(data.images, params, seed, cache, pick_device(params, dist))
+        pretrain_backbone(data.images, data.pixels, params, seed, cache, pick_device(params, dist))
         if dist.leader
         else None
     )
     barrier(dist)
-    return path or pretrain_backbone(data.images, params, seed, cache, pick_device(params, dist))
+    return path or pretrain_backbone(data.images, data.pixels, params, seed, cache, pick_device(params, dist))
 
 
 def train(
