@@ -102,7 +102,10 @@ def train_one_epoch(job: Job, order: torch.Tensor, batch_size: int, advance: Cal
     mean training loss."""
     job.set_train_mode()
     net = job.train_net or job.net
-    total, seen = 0.0, 0
+    # Summed where the loss is (float64, as Python's float would): `.item()` per step would make every
+    # CUDA step wait for the GPU; the one read is at the end of the epoch.
+    total: float | torch.Tensor = 0.0
+    seen = 0
     for start in range(0, len(order), batch_size):
         rows = job.train_rows[order[start : start + batch_size]]
         if len(rows) < 2:  # batch norm cannot train on a single image
@@ -113,10 +116,10 @@ def train_one_epoch(job: Job, order: torch.Tensor, batch_size: int, advance: Cal
         job.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         job.optimizer.step()
-        total += loss.item() * len(rows)
+        total = total + loss.detach().double() * len(rows)
         seen += len(rows)
         advance(len(rows))
-    return total / max(seen, 1)
+    return float(total) / max(seen, 1)
 
 
 def log_epoch(live: Live, metrics: dict[str, float]) -> None:
