@@ -39,6 +39,9 @@ def tool_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("RADFLOW_SALT", "test-salt-not-secret")
+    # `dvc init` here writes no `core.analytics = false` (the repo's .dvc/config has it): without this,
+    # every dvc command forks an analytics daemon that cannot reach the network and leaves a file in /tmp.
+    env["DVC_NO_ANALYTICS"] = "1"
     for variable in ("GIT_AUTHOR", "GIT_COMMITTER"):
         env.setdefault(f"{variable}_NAME", "radflow tests")
         env.setdefault(f"{variable}_EMAIL", "tests@radflow.invalid")
