@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from typing import Any
 
 from rich.console import Console
@@ -94,12 +95,14 @@ def launch(params: dict[str, Any], settings: TrainParams) -> None:
     # torchrun gives each worker 1 thread unless told otherwise: share this node's cores out instead.
     cores = len(os.sched_getaffinity(0))
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, cores // settings.processes)))
-    try:
-        run(parse_args(args))
-    except ChildFailedError as error:
-        raise RadflowError(describe(*error.get_first_failure())) from None
-    finally:
-        del os.environ[PARAMS_ENV]
+    # torchrun otherwise leaves an empty torchelastic_* folder in /tmp per run, even a successful one.
+    with tempfile.TemporaryDirectory(prefix="radflow-torchrun-") as log_dir:
+        try:
+            run(parse_args(["--log-dir", log_dir, *args]))
+        except ChildFailedError as error:
+            raise RadflowError(describe(*error.get_first_failure())) from None
+        finally:
+            del os.environ[PARAMS_ENV]
 
 
 def worker() -> None:
