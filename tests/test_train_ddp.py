@@ -7,6 +7,7 @@ import contextlib
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -304,3 +305,42 @@ def test_dvc_exp_run_with_two_processes_learns_the_demo(tmp_path: Path) -> None:
     assert metrics["roc_auc"] >= 0.85
     card = (project_dir / "data/evaluation/report/model_card.md").read_text()
     assert "| world_size | 2 |" in card
+
+
+def free_port() -> int:
+    with contextlib.closing(socket.socket()) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_two_nodes_meet_at_the_rendezvous_and_only_node_0_writes(tmp_path: Path) -> None:
+    """Two machines as the README runs them: each its own checkout (params.yaml, outputs) over a shared
+    store, each `radflow stage train` with its node rank, node 1 started first; they meet at node 0's
+    rendezvous address (loopback here) and train as one 2-rank job."""
+    rendezvous = f"127.0.0.1:{free_port()}"
+    command = [sys.executable, "-c", "from flows.cli import app; app()", "stage", "train"]
+    nodes = {}
+    for rank in (1, 0):
+        checkout = tmp_path / f"node{rank}"
+        checkout.mkdir()
+        params = project(tmp_path, f"node{rank}", processes=1, nodes=2, rendezvous=rendezvous)
+        (checkout / "params.yaml").write_text(yaml.safe_dump(params))
+        nodes[rank] = subprocess.Popen(
+            [*command, "--set", f"train.node_rank={rank}"],
+            cwd=checkout,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    try:
+        ended = {rank: node.communicate(timeout=600) for rank, node in nodes.items()}
+    finally:
+        for node in nodes.values():
+            node.kill()
+    for rank, node in nodes.items():
+        assert node.returncode == 0, ended[rank][1][-3000:]
+    assert squash("all 2 ranks ended with identical weights") in squash(ended[0][1])
+    config = json.loads((tmp_path / "node0" / "model" / "config.json").read_text())
+    assert config["train"]["world_size"] == 2 and config["train"]["nodes"] == 2
+    assert not (tmp_path / "node1" / "model").exists()  # node 1 (global rank 1) writes no model
