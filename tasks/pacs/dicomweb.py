@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -148,11 +149,24 @@ class DicomWebTransport:
             raise PacsUnavailable(
                 f"PACS {where} did not answer within pacs.timeout_s={self.timeout[1]:g} s ({action})"
             ) from None
+        except requests.exceptions.SSLError as error:  # a ConnectionError, but no retry can fix it
+            raise RadflowError(
+                f"PACS {where}: TLS {_tls_problem(error)}; if the PACS certificate is signed by the "
+                "hospital's own CA, point the environment variable REQUESTS_CA_BUNDLE at that CA's "
+                "certificate (PEM)"
+            ) from None
         except requests.ConnectionError:
             raise PacsUnavailable(
                 f"PACS {where} is unreachable (connection refused or no route to "
                 f"{self.where.host}:{self.where.port})"
             ) from None
+
+
+def _tls_problem(error: requests.exceptions.SSLError) -> str:
+    """What OpenSSL said (`certificate verify failed: self-signed certificate`), without the request
+    URL that requests wraps around it (it carries study UIDs)."""
+    found = re.search(r"\[SSL: [A-Z_]+\] ([^(\'\"]+)", str(error))
+    return found.group(1).strip() if found else "handshake failed"
 
 
 def _refused(where: Endpoint, status: int, auth_env: str) -> PacsRefused:
