@@ -220,3 +220,41 @@ def test_a_labels_row_that_names_nothing_is_refused(tmp_path: Path, monkeypatch:
     (tmp_path / "raw" / "labels.csv").write_text("file,label\nstudy1,normal\n")
     with pytest.raises(RadflowError, match="one of \\['path', 'study_uid', 'accession'\\]"):
         _run(tmp_path, labels="labels.csv")
+
+
+def test_csv_rows_that_label_nothing_and_unlabeled_images_are_warned_about(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Windows-style path still matches; a typo and a folder prefix label nothing, and the summary
+    says which rows (by number, never by value) and how many images are left unlabeled."""
+    monkeypatch.setenv("RADFLOW_SALT", "labels")
+    _public_dataset(tmp_path, {"Smith_John": ["a.png", "b.png"], "Doe_Jane": ["c.png"], "other": ["d.png"]})
+    (tmp_path / "raw" / "other" / "broken.png").write_bytes(b"not a PNG")  # quarantined, but it exists
+    (tmp_path / "raw" / "labels.csv").write_text(
+        "path,label\nSmith_John\\a.png,effusion\nSmith_John/b.png,normal\nSmith_Jhon/c.png,normal\n"
+        "raw/Doe_Jane/c.png,normal\nother/broken.png,normal\n"
+    )
+    manifest, summary = _run(tmp_path, labels="labels.csv")
+    assert sorted(manifest["label"]) == ["", "", "effusion", "normal"]
+    assert summary.label_rows == 5 and summary.unused_label_rows == [3, 4] and summary.unlabeled == 2
+    summary.render()
+    printed = " ".join(capsys.readouterr().err.split())
+    assert "2 of 4 images have no label (no row of labels.csv names them" in printed
+    assert "2 of 5 rows of labels.csv label no image (data rows 3, 4)" in printed
+    assert not any(name in printed for name in ("Smith", "Jhon", "Doe_Jane"))  # names stay in the CSV
+
+    _, again = _run(tmp_path, labels="labels.csv")  # nothing changed: the same counts from the state
+    assert again.unused_label_rows == [3, 4] and again.decoded == 0
+
+
+def test_two_rows_that_label_one_file_differently_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RADFLOW_SALT", "labels")
+    _public_dataset(tmp_path, {"study1": ["a.png"]})
+    (tmp_path / "raw" / "labels.csv").write_text("path,label\nstudy1/a.png,normal\n./study1/a.png,normal\n")
+    manifest, _ = _run(tmp_path, labels="labels.csv")  # the same label twice is fine
+    assert list(manifest["label"]) == ["normal"]
+    (tmp_path / "raw" / "labels.csv").write_text("path,label\nstudy1/a.png,normal\nstudy1\\a.png,effusion\n")
+    with pytest.raises(RadflowError, match="data rows 1 and 2 give the same path a different label"):
+        _run(tmp_path, labels="labels.csv")

@@ -1,9 +1,14 @@
 """Labels, patients and predefined splits for each source file, from a CSV or from folder names.
 
-A CSV row names what it labels by `path` (a file or folder relative to the source) or, for studies
-pulled from a PACS (whose file names are opaque), by `study_uid` (StudyInstanceUID) or `accession`
-(Accession Number). Those two are pseudonymised with the salt as soon as they are read, and matched
-against the pseudonyms ingest keeps for each image: the raw values stay in the CSV.
+A CSV row names what it labels by `path` (a file or folder relative to the source; `\\` separators, as a
+Windows export writes them, are read as `/`) or, for studies pulled from a PACS (whose file names are
+opaque), by `study_uid` (StudyInstanceUID) or `accession` (Accession Number). Those two are
+pseudonymised with the salt as soon as they are read, and matched against the pseudonyms ingest keeps
+for each image: the raw values stay in the CSV.
+
+Rows that label no image are counted and named by row number (never by value: a path may carry a
+patient's name), so a CSV that silently misses half the archive says so. Two rows giving one key
+different labels are refused.
 """
 
 from __future__ import annotations
@@ -56,9 +61,11 @@ class LabelIndex:
         self.settings = settings
         # relative path, or study/accession pseudonym -> (label, patient)
         self.entries: dict[str, tuple[str, str]] = {}
+        self.rows: dict[str, list[int]] = {}  # key -> the CSV data rows that give it
+        self.used: set[str] = set()  # keys some looked-up file took its label from
         self.names = PatientNames(settings.patient_pattern)
         if settings.labels != FOLDERS:
-            self.entries = _read_csv(settings, salt)
+            self.entries, self.rows = _read_csv(settings, salt)
 
     def lookup(self, relative: str, study_id: str = "", accession_id: str = "") -> FileLabel:
         """The label, patient key and predefined split for `relative` (a POSIX path under the source),
@@ -75,16 +82,26 @@ class LabelIndex:
         else:
             parents = ("/".join(parts[:end]) for end in range(len(parts) - 1, 0, -1))
             keys = (relative, *parents, study_id or "-", accession_id or "-", ".")
-            label, patient = next((self.entries[key] for key in keys if key in self.entries), ("", ""))
+            found = next((key for key in keys if key in self.entries), None)
+            label, patient = ("", "") if found is None else self.entries[found]
+            if found is not None:
+                self.used.add(found)
             patient_folder = len(parts) if free is None else free
         named = self.names.find(relative, patient_folder)
         key, source = (patient, "csv") if patient else (named.key, named.source)
         split = SPLIT_FOLDERS[folders[split_at].lower()] if split_at is not None else ""
         return FileLabel(label, key, source, split if self.settings.predefined_split else "")
 
+    def unused_rows(self) -> list[int]:
+        """The labels CSV's data rows (1-based) that no looked-up file took its label from (the stage
+        looks up quarantined files too, so this is: rows that name no source file)."""
+        return sorted(row for key, rows in self.rows.items() if key not in self.used for row in rows)
 
-def _read_csv(settings: IngestSettings, salt: bytes) -> dict[str, tuple[str, str]]:
-    """labels CSV -> {relative path or study/accession pseudonym: (label, patient)}.
+
+def _read_csv(
+    settings: IngestSettings, salt: bytes
+) -> tuple[dict[str, tuple[str, str]], dict[str, list[int]]]:
+    """labels CSV -> ({relative path or study/accession pseudonym: (label, patient)}, {that key: its rows}).
 
     Columns: label, at least one of path / study_uid / accession (a row uses the first it fills), and
     optionally patient.
@@ -102,6 +119,7 @@ def _read_csv(settings: IngestSettings, salt: bytes) -> dict[str, tuple[str, str
             f"found {list(table.columns)} (columns: path|study_uid|accession,label[,patient])"
         )
     entries: dict[str, tuple[str, str]] = {}
+    rows: dict[str, list[int]] = {}
     for row, record in enumerate(table.to_dict("records"), start=1):
         column = next((name for name in keyed if record[name].strip()), None)
         if column is None:
@@ -110,9 +128,16 @@ def _read_csv(settings: IngestSettings, salt: bytes) -> dict[str, tuple[str, str
             )
         value = record[column].strip()
         key = (
-            str(PurePosixPath(value.strip("/")))
+            str(PurePosixPath(value.replace("\\", "/").strip("/")))
             if column == "path"
             else pseudonym(PSEUDONYM_PREFIX[column], value, salt)
         )
-        entries[key] = (record["label"].strip(), record.get("patient", "").strip())
-    return entries
+        entry = (record["label"].strip(), record.get("patient", "").strip())
+        if key in entries and entries[key] != entry:
+            raise RadflowError(
+                f"labels file {path}, data rows {rows[key][0]} and {row} give the same {column} a different "
+                "label or patient; keep one"
+            )
+        entries[key] = entry
+        rows.setdefault(key, []).append(row)
+    return entries, rows

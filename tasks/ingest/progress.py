@@ -26,6 +26,7 @@ from rich.text import Text
 from tasks.ingest.overview import Overview
 
 console = Console(stderr=True)
+MAX_ROWS_SHOWN = 5  # labels CSV row numbers named in the warning; the count says how many more
 
 
 class FilesPerSecond(ProgressColumn):
@@ -83,6 +84,8 @@ class Summary:
     reused: int = 0  # unchanged since the last run
     images: int = 0
     unlabeled: int = 0
+    label_rows: int = 0  # data rows of the labels CSV (0 with labels: folders)
+    unused_label_rows: list[int] = field(default_factory=list)  # those that labelled no image (row numbers)
     pruned: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     quarantined: Counter[str] = field(default_factory=Counter)
@@ -103,8 +106,33 @@ class Summary:
         for title, value in self.overview.rows():
             table.add_row(title, value)
         console.print(table)
-        for line in self.overview.warnings():
+        for line in [*self.label_warnings(), *self.overview.warnings()]:
             console.print(f"[bold yellow]warning:[/] {line}")
+
+    def label_warnings(self) -> list[str]:
+        """Loud lines when the labels reach only part of the archive: unlabeled images are left out of
+        training, and a CSV row that labels nothing is usually a wrong path."""
+        lines = []
+        if self.unlabeled:
+            where = (
+                f"no row of {self.overview.labels_from} names them or a folder above them"
+                if self.label_rows
+                else "they are not under a class folder"
+            )
+            lines.append(
+                f"{self.unlabeled} of {self.images} images have no label ({where}); they are left out of "
+                "training and evaluation"
+            )
+        if self.unused_label_rows:
+            shown = ", ".join(map(str, self.unused_label_rows[:MAX_ROWS_SHOWN]))
+            more = len(self.unused_label_rows) - MAX_ROWS_SHOWN
+            lines.append(
+                f"{len(self.unused_label_rows)} of {self.label_rows} rows of {self.overview.labels_from} "
+                f"label no image (data rows {shown}{f', ... +{more}' if more > 0 else ''}): their path "
+                "(relative to ingest.source), study_uid or accession matches no source file (a typo, or a "
+                "folder prefix such as the source folder's own name?)"
+            )
+        return lines
 
 
 def reason_category(reason: str) -> str:

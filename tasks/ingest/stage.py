@@ -97,6 +97,10 @@ def _update(
     write_tables(tables, ingested, private)
     summary.images = len(tables.manifest)
     summary.unlabeled = sum(1 for row in tables.manifest if not row["label"])
+    for row in tables.quarantine:  # a row naming a quarantined or skipped file names a file: not unused
+        labels.lookup(str(row["source_path"]))
+    summary.label_rows = sum(len(rows) for rows in labels.rows.values())
+    summary.unused_label_rows = labels.unused_rows()
     summary.overview = overview(tables.manifest, settings.labels)
     for row in tables.quarantine:
         counter = summary.quarantined if row["disposition"] == "quarantined" else summary.skipped
