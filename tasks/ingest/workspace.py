@@ -37,7 +37,6 @@ class Workspace:
         self.db = _connect(self.scratch)
         # Sorts that spill go to private too (a process-wide setting; deprecated, still supported).
         self.db.execute("PRAGMA temp_store_directory = '{}'".format(str(private).replace("'", "''")))
-        self._attached = False
 
     def begin_update(self, fingerprint: str) -> None:
         """Attach the previous state (when made under `fingerprint`) and a new, empty one."""
@@ -46,6 +45,7 @@ class Workspace:
         source = f"{previous.absolute().as_uri()}?mode=ro" if usable else ":memory:"
         self.db.execute("ATTACH DATABASE ? AS old", (source,))
         create_schema(self.db, "old")  # no-op on a usable state, the empty tables otherwise
+        self.db.execute(f"PRAGMA old.cache_size = -{CACHE_KIB}")
         self.new_state.unlink(missing_ok=True)
         self.db.execute("ATTACH DATABASE ? AS new", (f"{self.new_state.absolute().as_uri()}",))
         self.db.execute("PRAGMA new.journal_mode = OFF")
@@ -53,7 +53,6 @@ class Workspace:
         self.db.execute(f"PRAGMA new.cache_size = -{CACHE_KIB}")
         create_schema(self.db, "new")
         self.db.commit()
-        self._attached = True
 
     def publish(self) -> None:
         """Make the new state the state: commit, fsync, rename into place; then drop the old JSON state
@@ -61,7 +60,6 @@ class Workspace:
         self.db.commit()
         self.db.execute("DETACH DATABASE new")
         self.db.execute("DETACH DATABASE old")
-        self._attached = False
         with open(self.new_state, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(self.new_state, self.private / STATE_FILE)
@@ -81,7 +79,7 @@ class Workspace:
 
 def _connect(path: Path) -> sqlite3.Connection:
     path.unlink(missing_ok=True)
-    db = sqlite3.connect(path, isolation_level="DEFERRED")
+    db = sqlite3.connect(path, isolation_level="DEFERRED", uri=True)  # uri: ATTACH takes `file:` URIs
     db.execute("PRAGMA journal_mode = OFF")  # a scratch file: a crash discards it whole
     db.execute("PRAGMA synchronous = OFF")
     db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
