@@ -60,7 +60,7 @@ def plan(settings: IngestSettings, db: sqlite3.Connection, images_dir: Path) -> 
         _hash_todo(settings, db)
         _reuse_by_content(db)
     db.execute("UPDATE todo SET key = CASE WHEN digest != '' THEN digest ELSE relative END")
-    db.execute("CREATE INDEX todo_by_key ON todo (key)")
+    db.execute("CREATE INDEX todo_by_key ON todo (key, relative)")
     db.execute("UPDATE todo SET lead = 1 WHERE relative IN (SELECT MIN(relative) FROM todo GROUP BY key)")
     db.commit()
     reused = db.execute("SELECT COUNT(*) FROM new.files").fetchone()[0]

@@ -42,6 +42,7 @@ SCHEMA = (
     " height INTEGER, width INTEGER, pixel_hash TEXT, shard TEXT, start INTEGER, nbytes INTEGER,"
     " PRIMARY KEY (relative, idx)) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS {db}.files_by_hash ON files (source_hash)",
+    "CREATE INDEX IF NOT EXISTS {db}.files_by_series ON files (series_id)",  # series selection, in order
     "CREATE INDEX IF NOT EXISTS {db}.images_by_place ON images (shard, start)",
     "CREATE INDEX IF NOT EXISTS {db}.images_by_id ON images (image_id)",
 )

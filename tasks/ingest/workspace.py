@@ -35,7 +35,8 @@ class Workspace:
         self.scratch = temp_path(private / SCRATCH_FILE)
         self.new_state = temp_path(private / STATE_FILE)
         self.db = _connect(self.scratch)
-        # Sorts that spill go to private too (a process-wide setting; deprecated, still supported).
+        # Sorts that spill go to private too (the indexes spare most, not all). A process-wide setting,
+        # not safe while another thread uses SQLite: the stage runs no other thread (it forks workers).
         self.db.execute("PRAGMA temp_store_directory = '{}'".format(str(private).replace("'", "''")))
 
     def begin_update(self, fingerprint: str) -> None:
