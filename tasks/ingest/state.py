@@ -150,6 +150,8 @@ def states(db: sqlite3.Connection, name: str) -> Iterator[tuple[str, FileState]]
     pending = images.fetchone()
     for relative, size, mtime_ns, source_hash, disposition, body in files:
         records = []
+        while pending is not None and pending[0] < relative:  # an image row without its file: never read
+            pending = images.fetchone()
         while pending is not None and pending[0] == relative:
             records.append(ImageRecord(*pending[1:]))
             pending = images.fetchone()
