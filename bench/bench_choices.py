@@ -176,7 +176,7 @@ def main() -> None:
             ),
         ),
         "state of 2,000 files as compact JSON, vs indented": (
-            "tasks/ingest/state.py save_state",
+            "tasks/ingest/state.py put",
             pair(
                 lambda: json.dumps(entries, separators=(",", ":")),
                 lambda: json.dumps(entries, indent=2),

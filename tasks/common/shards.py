@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import io
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -120,24 +121,36 @@ def holds(sizes: dict[str, int], record: Record) -> bool:
 
 
 def compact(images_dir: Path, live: list[Record]) -> dict[tuple[str, int], Record]:
-    """Make the store hold exactly the `live` records.
-
-    Shards with no live record are deleted, shards with some are rewritten with only those, and every
-    other file is removed: leftovers of interrupted writers, and the one-file-per-image `.npy` store of
-    earlier versions. Returns the records that moved, keyed by their old (shard, offset).
-    """
+    """Make the store hold exactly the `live` records (see `compact_each`); returns the records that
+    moved, keyed by their old (shard, offset)."""
     by_shard: dict[str, dict[int, Record]] = {}
     for record in live:
         by_shard.setdefault(record.shard, {})[record.offset] = record
-    moved: dict[tuple[str, int], Record] = {}
+
+    def live_in(name: str) -> list[Record]:
+        return sorted(by_shard.get(name, {}).values(), key=lambda record: record.offset)
+
+    return dict(compact_each(images_dir, live_in))
+
+
+def compact_each(
+    images_dir: Path, live_in: Callable[[str], list[Record]]
+) -> Iterator[tuple[tuple[str, int], Record]]:
+    """Make the store hold exactly the live records, one shard at a time: `live_in(name)` gives a
+    shard's live records in offset order (one record per offset), so the caller need not hold every
+    record at once (ingest asks its state database).
+
+    Shards with no live record are deleted, shards with some are rewritten with only those, and every
+    other file is removed: leftovers of interrupted writers, and the one-file-per-image `.npy` store of
+    earlier versions. Yields each record that moved, with its old (shard, offset).
+    """
     for name, size in shard_sizes(images_dir).items():
         if not name.endswith(SHARD_SUFFIX):
             (images_dir / name).unlink(missing_ok=True)
             continue
-        kept = sorted(by_shard.get(name, {}).values(), key=lambda record: record.offset)
+        kept = live_in(name)
         if sum(record.nbytes for record in kept) != size:  # it holds records nobody wants
-            moved.update(_rewrite(images_dir, name, kept))
-    return moved
+            yield from _rewrite(images_dir, name, kept).items()
 
 
 def _rewrite(images_dir: Path, name: str, kept: list[Record]) -> dict[tuple[str, int], Record]:

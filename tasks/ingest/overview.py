@@ -1,14 +1,14 @@
 """What the data set looks like to radflow: classes, patients and splits, so a wrong reading shows at once.
 
-Computed from the manifest rows and printed under the ingest summary. It says loudly when images have
-no patient id (each is then its own patient: splits are per image and metrics may be optimistic) and
-when the data set's own split folders put one patient in two splits. Class names and counts only: no
-path, no identifier.
+Computed in SQL from the manifest (the stage's scratch table) and printed under the ingest summary.
+It says loudly when images have no patient id (each is then its own patient: splits are per image and
+metrics may be optimistic) and when the data set's own split folders put one patient in two splits.
+Class names and counts only: no path, no identifier.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import sqlite3
 from dataclasses import dataclass, field
 
 from tasks.ingest.patients import TITLES
@@ -68,19 +68,26 @@ class Overview:
         ]
 
 
-def overview(manifest: list[dict[str, object]], labels_from: str) -> Overview:
-    """Count classes, patient sources and the data set's own splits over the labelled rows."""
-    labelled = [row for row in manifest if row["label"]]
-    splits_of: dict[object, set[object]] = {}
-    for row in labelled:
-        if row["predefined_split"]:
-            splits_of.setdefault(row["patient_id"], set()).add(row["predefined_split"])
-    named = {(str(row["patient_source"]), row["patient_id"]) for row in labelled if row["patient_source"]}
+def overview(db: sqlite3.Connection, labels_from: str) -> Overview:
+    """Count classes, patient sources and the data set's own splits over the labelled rows of the
+    scratch table `manifest` (`tasks.ingest.assemble`), in SQL: memory holds the counts only."""
+    labelled = "FROM manifest WHERE label != ''"
+
+    def counts(column: str, where: str = "") -> dict[str, int]:  # in the manifest's (image id) order
+        query = f"SELECT {column}, COUNT(*) {labelled} {where} GROUP BY {column} ORDER BY MIN(image_id)"
+        return {str(value): count for value, count in db.execute(query)}
+
+    named = f"SELECT DISTINCT patient_source, patient_id {labelled} AND patient_source != ''"
+    by_source = f"SELECT patient_source, COUNT(*) FROM ({named}) GROUP BY patient_source ORDER BY 1"
+    crossing = (
+        f"SELECT COUNT(*) FROM (SELECT patient_id {labelled} AND predefined_split != ''"
+        " GROUP BY patient_id HAVING COUNT(DISTINCT predefined_split) > 1)"
+    )
     return Overview(
         labels_from=labels_from,
-        classes=dict(Counter(str(row["label"]) for row in labelled)),
-        images_by_source=dict(Counter(str(row["patient_source"]) for row in labelled)),
-        patients_by_source=dict(Counter(source for source, _ in named)),
-        splits=dict(Counter(str(row["predefined_split"]) for row in labelled if row["predefined_split"])),
-        crossing=sum(1 for splits in splits_of.values() if len(splits) > 1),
+        classes=counts("label"),
+        images_by_source=counts("patient_source"),
+        patients_by_source={str(source): count for source, count in db.execute(by_source)},
+        splits=counts("predefined_split", "AND predefined_split != ''"),
+        crossing=db.execute(crossing).fetchone()[0],
     )

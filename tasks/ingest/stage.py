@@ -5,34 +5,40 @@ unchanged files (same size+mtime, or same content hash) -> decode the rest in is
 image shards -> pseudonymise -> drop stored images no file refers to -> assemble tables -> write
 outputs and state -> summary. Exits cleanly unless more than `ingest.max_failed_fraction` of the
 files were quarantined.
+
+Every per-file and per-image collection lives in SQLite (`tasks.ingest.workspace`: the listing, the
+previous and new state, the tables being assembled), streamed a page or a file at a time, so the
+stage's memory stays bounded as the archive grows (issue #15): what it holds grows with the shards,
+classes and splits, not with the files.
 """
 
 from __future__ import annotations
 
 import logging
-import os
+import sqlite3
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from tasks.common.errors import RadflowError
-from tasks.common.hashing import file_content_hash
 from tasks.common.paths import project_paths
-from tasks.common.shards import Record, compact, holds, shard_sizes
-from tasks.ingest.assemble import assemble
+from tasks.common.shards import Record, compact_each
+from tasks.ingest.assemble import LINKAGE_COLUMNS, QUARANTINE_COLUMNS, assemble
 from tasks.ingest.labels import FOLDERS, LabelIndex
+from tasks.ingest.listing import list_sources
 from tasks.ingest.overview import Overview, overview
-from tasks.ingest.progress import DecodeProgress, Summary, reason_category
+from tasks.ingest.plan import jobs, plan, same_content
+from tasks.ingest.progress import DecodeProgress, Summary
 from tasks.ingest.pseudonym import load_salt, pseudonym, salt_check
-from tasks.ingest.records import FileState, ImageRecord, SourceKeys
+from tasks.ingest.records import FileState, SourceKeys
 from tasks.ingest.runner import run_jobs
 from tasks.ingest.series import select_series_slices
 from tasks.ingest.settings import IngestSettings, load_settings
-from tasks.ingest.state import last_counts, load_state, run_signature, save_state
-from tasks.ingest.store import IMAGES_DIR, PRIVATE_TABLES, write_tables
+from tasks.ingest.state import last_counts, put, run_signature, write_header
+from tasks.ingest.store import IMAGES_DIR, PRIVATE_TABLES, CsvTable, manifest_table
 from tasks.ingest.worker import Job, Reported
+from tasks.ingest.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -52,24 +58,31 @@ def run_ingest(settings: IngestSettings, ingested: Path, private: Path) -> Summa
     fingerprint = f"{settings.decode_fingerprint()}|{salt_check(salt)}"
     images_dir = ingested / IMAGES_DIR
     images_dir.mkdir(parents=True, exist_ok=True)
-    sources = _list_sources(settings)
     watched = [ingested / "manifest.csv", *(private / name for name in PRIVATE_TABLES)]
     if settings.labels != FOLDERS:
         watched.append(settings.source / settings.labels)
     settings_key = f"{fingerprint}|{settings!r}"  # the decoder version too: an upgrade re-decodes
-    counts = last_counts(private, run_signature(settings_key, sources, images_dir, watched))
-    if counts is None:
-        current, summary = _update(settings, sources, labels, salt, fingerprint, ingested, private)
-        signature = run_signature(settings_key, sources, images_dir, watched)  # as this run leaves it
-        save_state(private, fingerprint, current, signature, _counts(summary))
-    else:
-        log.info("ingest: nothing changed since the last run")
-        summary = _unchanged(counts)
+    with Workspace(private) as work:
+        files, listing = list_sources(settings, work.db)
+        counts = last_counts(private, run_signature(settings_key, listing, images_dir, watched))
+        if counts is None:
+            work.begin_update(fingerprint)
+            summary = _update(settings, work.db, files, labels, salt, ingested, private)
+            signature = run_signature(settings_key, listing, images_dir, watched)  # as this run leaves it
+            write_header(
+                work.db,
+                "new",
+                {"fingerprint": fingerprint, "signature": signature, "counts": _counts(summary)},
+            )
+            work.publish()
+        else:
+            log.info("ingest: nothing changed since the last run")
+            summary = _unchanged(counts)
     summary.render()
     failed = sum(summary.quarantined.values())
-    if sources and failed / len(sources) > settings.max_failed_fraction:
+    if files and failed / files > settings.max_failed_fraction:
         raise RadflowError(
-            f"{failed} of {len(sources)} files were quarantined, more than ingest.max_failed_fraction="
+            f"{failed} of {files} files were quarantined, more than ingest.max_failed_fraction="
             f"{settings.max_failed_fraction}; see {private / 'quarantine.csv'}"
         )
     return summary
@@ -77,35 +90,40 @@ def run_ingest(settings: IngestSettings, ingested: Path, private: Path) -> Summa
 
 def _update(
     settings: IngestSettings,
-    sources: dict[str, os.stat_result],
+    db: sqlite3.Connection,
+    files: int,
     labels: LabelIndex,
     salt: bytes,
-    fingerprint: str,
     ingested: Path,
     private: Path,
-) -> tuple[dict[str, FileState], Summary]:
-    """Decode what is new or changed, then rewrite the store and tables to match the sources; returns
-    the state to save and the counts."""
+) -> Summary:
+    """Decode what is new or changed, then rewrite the store and tables to match the sources; the
+    state to save is left in the workspace's `new` database. Returns the counts."""
     images_dir = ingested / IMAGES_DIR
-    previous = load_state(private, fingerprint)
-    current, jobs = _plan(settings, sources, previous, images_dir)
-    summary = Summary(files=len(sources), reused=len(current))
-    _decode(settings, jobs, current, salt, summary)
-    current = _compact_store(images_dir, current)
-    summary.pruned = len(_image_ids(previous) - _image_ids(current))
-    tables = assemble(select_series_slices(current, settings.slice_strategy, settings.slices), labels, salt)
-    write_tables(tables, ingested, private)
-    summary.images = len(tables.manifest)
-    summary.unlabeled = sum(1 for row in tables.manifest if not row["label"])
-    for row in tables.quarantine:  # a row naming a quarantined or skipped file names a file: not unused
-        labels.lookup(str(row["source_path"]))
+    reused, distinct = plan(settings, db, images_dir)
+    summary = Summary(files=files, reused=reused)
+    _decode(settings, db, distinct, images_dir, salt, summary)
+    _compact_store(db, images_dir)
+    summary.pruned = db.execute(
+        "SELECT COUNT(*) FROM (SELECT image_id FROM old.images EXCEPT SELECT image_id FROM new.images)"
+    ).fetchone()[0]
+    select_series_slices(db, settings.slice_strategy, settings.slices)
+    with (
+        CsvTable(private / PRIVATE_TABLES[0], LINKAGE_COLUMNS) as linkage,
+        CsvTable(private / PRIVATE_TABLES[1], QUARANTINE_COLUMNS) as quarantine,
+    ):
+        problems = assemble(db, labels, salt, linkage, quarantine)
+        with manifest_table(db, ingested / "manifest.csv") as manifest:
+            for table in (manifest, linkage, quarantine):
+                table.publish()
+    summary.quarantined, summary.skipped = problems["quarantined"], problems["skipped"]
+    summary.images, summary.unlabeled = db.execute(
+        "SELECT COUNT(*), COUNT(*) FILTER (WHERE label = '') FROM manifest"
+    ).fetchone()
     summary.label_rows = sum(len(rows) for rows in labels.rows.values())
     summary.unused_label_rows = labels.unused_rows()
-    summary.overview = overview(tables.manifest, settings.labels)
-    for row in tables.quarantine:
-        counter = summary.quarantined if row["disposition"] == "quarantined" else summary.skipped
-        counter[reason_category(str(row["reason"]))] += 1
-    return current, summary
+    summary.overview = overview(db, settings.labels)
+    return summary
 
 
 def _counts(summary: Summary) -> dict[str, Any]:
@@ -127,146 +145,55 @@ def _unchanged(counts: dict[str, Any]) -> Summary:
     return replace(summary, decoded=0, reused=summary.files, pruned=0)
 
 
-def _list_sources(settings: IngestSettings) -> dict[str, os.stat_result]:
-    """Every regular file under the source (hidden files and the labels CSV excluded): POSIX path
-    relative to the source -> its stat.
-
-    One `scandir` pass with one stat per file and no per-file `Path` objects: on an unchanged archive
-    this listing is most of a re-run's work. Symlinks to files are listed (decoding refuses those that
-    leave the source); symlinked folders are not descended into.
-    """
-    labels_file = None if settings.labels == FOLDERS else (settings.source / settings.labels).resolve()
-    found: dict[str, os.stat_result] = {}
-    folders = [("", os.fspath(settings.source))]
-    while folders:
-        prefix, folder = folders.pop()
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                if entry.name.startswith("."):
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    folders.append((f"{prefix}{entry.name}/", entry.path))
-                elif _is_file(entry) and not (
-                    labels_file
-                    and entry.name == labels_file.name
-                    and Path(entry.path).resolve() == labels_file
-                ):
-                    found[prefix + entry.name] = entry.stat()
-    return dict(sorted(found.items()))
-
-
-def _is_file(entry: os.DirEntry[str]) -> bool:
-    """A regular file, or a symlink to one; False for symlink loops and dangling links (as `Path.is_file`)."""
-    try:
-        return entry.is_file() and bool(entry.stat())
-    except OSError:
-        return False
-
-
-def _plan(
-    settings: IngestSettings,
-    sources: dict[str, os.stat_result],
-    previous: dict[str, FileState],
-    images_dir: Path,
-) -> tuple[dict[str, FileState], dict[str, list[Job]]]:
-    """Reuse what is unchanged; return (reused states, jobs to decode grouped by content hash)."""
-    present = shard_sizes(images_dir)
-    current: dict[str, FileState] = {}
-    to_hash: list[str] = []
-    for relative, stat in sources.items():
-        known = previous.get(relative)
-        if (
-            known
-            and (known.size, known.mtime_ns) == (stat.st_size, stat.st_mtime_ns)
-            and _stored(known, present)
-        ):
-            current[relative] = known
-        else:
-            to_hash.append(relative)
-    by_content = {
-        state.source_hash: state
-        for state in previous.values()
-        if state.source_hash and _stored(state, present)
-    }
-    hashes: dict[str, str] = {}
-    if by_content and to_hash:  # content seen before may come back moved or touched: hash to recognise it
-        with ThreadPoolExecutor(max_workers=4) as pool:  # reads overlap
-            digests = pool.map(lambda rel: file_content_hash(settings.source / rel), to_hash)
-            hashes = dict(zip(to_hash, digests, strict=True))
-    jobs: dict[str, list[Job]] = {}
-    for relative in to_hash:
-        stat, digest = sources[relative], hashes.get(relative, "")
-        if digest in by_content:  # moved, copied or touched: same content, no decode
-            known = by_content[digest]
-            current[relative] = replace(known, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
-        else:  # identical new files decode once when their hash is known, else each on its own
-            jobs.setdefault(digest or relative, []).append(
-                Job(
-                    settings.source / relative,
-                    relative,
-                    digest,
-                    stat.st_size,
-                    stat.st_mtime_ns,
-                    images_dir,
-                    settings,
-                )
-            )
-    return current, jobs
-
-
-def _stored(state: FileState, present: dict[str, int]) -> bool:
-    """Whether every image a state refers to is in the store, whole: someone may have deleted a shard,
-    and a power cut after a run can leave one short (shards are not fsynced one by one)."""
-    return all(holds(present, image.record()) for image in state.images)
-
-
-def _compact_store(images_dir: Path, current: dict[str, FileState]) -> dict[str, FileState]:
+def _compact_store(db: sqlite3.Connection, images_dir: Path) -> None:
     """Drop stored images no current file refers to (deleted or changed sources: their pixels must go),
     and point the states at the records that moved. Images of series instances the slice strategy
-    leaves out stay stored, so a re-run need not decode them."""
-    moved = compact(images_dir, [image.record() for state in current.values() for image in state.images])
-    if not moved:
-        return current
-    return {
-        relative: replace(
-            state,
-            images=[_relocated(image, moved.get((image.shard, image.offset))) for image in state.images],
+    leaves out stay stored, so a re-run need not decode them. One shard's records in memory at a time;
+    the moves are applied once every shard is done (each shard is judged by the records as they were)."""
+    db.execute(
+        "CREATE TABLE moves (shard TEXT, start INTEGER, new_shard TEXT, new_start INTEGER, nbytes INTEGER,"
+        " PRIMARY KEY (shard, start)) WITHOUT ROWID"
+    )
+
+    def live_in(name: str) -> list[Record]:
+        query = "SELECT image_id, shard, start, nbytes FROM new.images WHERE shard = ? GROUP BY start"
+        return [Record(*row) for row in db.execute(f"{query} ORDER BY start", (name,))]
+
+    for (shard, start), record in compact_each(images_dir, live_in):
+        db.execute(
+            "INSERT INTO moves VALUES (?, ?, ?, ?, ?)",
+            (shard, start, record.shard, record.offset, record.nbytes),
         )
-        for relative, state in current.items()
-    }
-
-
-def _image_ids(files: dict[str, FileState]) -> set[str]:
-    return {image.image_id for state in files.values() for image in state.images}
-
-
-def _relocated(image: ImageRecord, record: Record | None) -> ImageRecord:
-    return image if record is None else replace(image, shard=record.shard, offset=record.offset)
+    db.execute(
+        "UPDATE new.images SET shard = M.new_shard, start = M.new_start, nbytes = M.nbytes FROM moves M"
+        " WHERE images.shard = M.shard AND images.start = M.start"
+    )
+    db.commit()
 
 
 def _decode(
     settings: IngestSettings,
-    jobs: dict[str, list[Job]],
-    current: dict[str, FileState],
+    db: sqlite3.Connection,
+    distinct: int,
+    images_dir: Path,
     salt: bytes,
     summary: Summary,
 ) -> None:
     """Decode one job per distinct content; every path holding that content gets the outcome, with
-    its own size and mtime as listed."""
-    unique = [group[0] for group in jobs.values()]
-    with DecodeProgress(total=len(unique)) as bar:
+    its own size and mtime as listed. Outcomes go to the new state as they come."""
+    with DecodeProgress(total=distinct) as bar:
 
         def on_done(job: Job, report: Reported, printed: str) -> None:
             state = _kept(*report, printed, salt)
-            for same in jobs[job.source_hash or job.relative]:
-                current[same.relative] = (
-                    state if same is job else replace(state, size=same.size, mtime_ns=same.mtime_ns)
-                )
+            for relative, size, mtime_ns in same_content(db, job):
+                same = state if relative == job.relative else replace(state, size=size, mtime_ns=mtime_ns)
+                put(db, "new", relative, same)
             summary.decoded += 1
             bar.advance()
 
-        run_jobs(unique, settings, on_done)
-    log.info("ingest decoded %d distinct files", len(unique))
+        run_jobs(jobs(settings, db, images_dir), settings, on_done)
+    db.commit()
+    log.info("ingest decoded %d distinct files", distinct)
 
 
 def _kept(state: FileState, keys: SourceKeys, printed: str, salt: bytes) -> FileState:

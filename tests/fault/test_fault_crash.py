@@ -7,8 +7,10 @@ the registry's in tests/test_registry.py and tests/fault/test_fault_registry.py.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -16,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks.ingest.state import STATE_FILE
+from tasks.ingest.state import STATE_FILE, states
 from tests.defaults import repo_params, write_params
 from tests.dicom_factory import identity, write_dicom, write_nifti
 from tests.project import run, tool_env
@@ -44,8 +46,9 @@ def _project(root: Path, source: Path) -> Path:
 
 
 def _outputs(project: Path) -> dict[str, bytes]:
-    """Every file ingest produced (tables, images, private reports, state), by relative path; not the
-    salt (generated per project) nor the state's header line (it signs this project's paths and mtimes)."""
+    """Every file ingest produced (tables, images, private reports), by relative path, and the state's
+    files and images as stored (not its header: it signs this project's paths and mtimes; nor the
+    database's bytes: their layout depends on the order rows came in); not the salt (per project)."""
     folders = [project / "data/ingested", project / "private"]
     outputs = {
         str(path.relative_to(project)): path.read_bytes()
@@ -53,8 +56,8 @@ def _outputs(project: Path) -> dict[str, bytes]:
         for path in sorted(folder.rglob("*"))
         if path.is_file() and path.name != "salt"
     }
-    state = f"private/{STATE_FILE}"
-    outputs[state] = outputs[state].split(b"\n", 1)[1]
+    with contextlib.closing(sqlite3.connect(project / "private" / STATE_FILE)) as db:
+        outputs[f"private/{STATE_FILE}"] = repr(list(states(db, "main"))).encode()
     return outputs
 
 
