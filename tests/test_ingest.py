@@ -19,7 +19,7 @@ from tasks.ingest import settings as ingest_settings
 from tasks.ingest.assemble import MANIFEST_COLUMNS
 from tasks.ingest.stage import main, run_ingest
 from tasks.ingest.state import STATE_FILE
-from tests.dicom_factory import identity, write_dicom
+from tests.dicom_factory import identity, ramp, write_dicom
 from tests.ingest_helpers import ingest_params, settings_for, stored_images
 from tests.leakscan import planted_identifiers, scan_for_identifiers
 
@@ -219,6 +219,30 @@ def test_symlinks_out_of_the_source_are_not_followed(tmp_path: Path, monkeypatch
     assert "outside ingest.source" in quarantine.loc["escape.dcm", "reason"]
     linked = set(pd.read_csv(tmp_path / "private/linkage.csv")["source_path"])
     assert "inside.dcm" in linked and "escape.dcm" not in linked
+
+
+def test_a_file_name_that_is_not_utf8_costs_that_file_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Latin-1 name (`M\xfcller.dcm`, from an old Windows share) cannot go into the UTF-8 tables: it is
+    quarantined by its escaped name, the rest is ingested, and once renamed it is ingested too."""
+    monkeypatch.setenv("RADFLOW_SALT", SALT)
+    (tmp_path / "raw").mkdir()
+    write_dicom(tmp_path / "raw" / "plain.dcm")
+    latin1 = os.fsencode(tmp_path / "raw") + b"/M\xfcller/1.dcm"
+    write_dicom(
+        Path(os.fsdecode(latin1)), ramp(maximum=300), who=identity(sop_uid="1.2.826.0.1.3680043.8.498.77")
+    )
+    settings = settings_for(tmp_path, labels="folders")
+    first = run_ingest(settings, tmp_path / "ingested", tmp_path / "private")
+    assert first.files == 2 and first.images == 1 and first.quarantined == {"file name not valid UTF-8": 1}
+    quarantine = pd.read_csv(tmp_path / "private/quarantine.csv")
+    assert list(quarantine["source_path"]) == ["M\\xfcller/1.dcm"]
+    assert run_ingest(settings, tmp_path / "ingested", tmp_path / "private").decoded == 0  # stable
+
+    os.rename(os.fsdecode(os.path.dirname(latin1)), tmp_path / "raw" / "Mueller")
+    renamed = run_ingest(settings, tmp_path / "ingested", tmp_path / "private")
+    assert renamed.images == 2 and not renamed.quarantined and renamed.decoded == 1
 
 
 def test_the_state_header_alone_answers_an_unchanged_run(

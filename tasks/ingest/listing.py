@@ -4,6 +4,10 @@ database (`tasks.ingest.workspace`) with its size and mtime, and digested for th
 One `scandir` pass with one stat per file and no per-file `Path` objects: on an unchanged archive this
 listing is most of a re-run's work. Rows go to SQLite in batches of BATCH, so memory holds one batch
 and the folders still to visit, never the whole listing.
+
+A path that is not valid UTF-8 (a Latin-1 name from an old Windows share: `M\xfcller.dcm`) cannot be
+stored or written to the UTF-8 tables; it goes to table `misnamed`, under its name with the bad bytes
+escaped, and the stage quarantines it (one file, never the run).
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ def list_sources(settings: IngestSettings, db: sqlite3.Connection) -> tuple[int,
     source (hidden files and the labels CSV excluded); returns (files, digest of the listing in path
     order). Symlinks to files are listed (decoding refuses those that leave the source); symlinked
     folders are not descended into."""
-    db.execute(
-        "CREATE TABLE listing (relative TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER) WITHOUT ROWID"
-    )
+    for table in ("listing", "misnamed"):
+        db.execute(
+            f"CREATE TABLE {table} (relative TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER) WITHOUT ROWID"
+        )
     labels_file = None if settings.labels == FOLDERS else (settings.source / settings.labels).resolve()
     rows: list[tuple[str, int, int]] = []
     folders = [("", os.fspath(settings.source))]
@@ -45,7 +50,15 @@ def list_sources(settings: IngestSettings, db: sqlite3.Connection) -> tuple[int,
                     and Path(entry.path).resolve() == labels_file
                 ):
                     stat = entry.stat()
-                    rows.append((prefix + entry.name, stat.st_size, stat.st_mtime_ns))
+                    relative = prefix + entry.name
+                    if not relative.isascii() and not _is_utf8(relative):
+                        escaped = os.fsencode(relative).decode("utf-8", "backslashreplace")
+                        db.execute(
+                            "INSERT OR REPLACE INTO misnamed VALUES (?, ?, ?)",
+                            (escaped, stat.st_size, stat.st_mtime_ns),
+                        )
+                        continue
+                    rows.append((relative, stat.st_size, stat.st_mtime_ns))
                     if len(rows) >= BATCH:
                         db.executemany("INSERT INTO listing VALUES (?, ?, ?)", rows)
                         rows.clear()
@@ -53,10 +66,22 @@ def list_sources(settings: IngestSettings, db: sqlite3.Connection) -> tuple[int,
     db.commit()
     digest = xxhash.xxh3_128()
     count = 0
-    for name, size, mtime_ns in db.execute("SELECT relative, size, mtime_ns FROM listing ORDER BY relative"):
+    every = (
+        "SELECT relative, size, mtime_ns FROM listing UNION ALL SELECT relative, size, mtime_ns FROM misnamed"
+    )
+    for name, size, mtime_ns in db.execute(f"{every} ORDER BY relative"):
         digest.update(f"{name}\0{size}\0{mtime_ns}\n".encode())
         count += 1
     return count, digest.hexdigest()
+
+
+def _is_utf8(name: str) -> bool:
+    """Whether a name from the file system is valid UTF-8 (os decodes bad bytes to lone surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _is_file(entry: os.DirEntry[str]) -> bool:

@@ -41,6 +41,9 @@ from tasks.ingest.worker import Job, Reported
 from tasks.ingest.workspace import Workspace
 
 log = logging.getLogger(__name__)
+MISNAMED = (
+    "file name not valid UTF-8: rename it (e.g. with convmv) to ingest it; its bad bytes are shown escaped"
+)
 
 
 def main(params: dict[str, Any]) -> None:
@@ -101,6 +104,7 @@ def _update(
     state to save is left in the workspace's `new` database. Returns the counts."""
     images_dir = ingested / IMAGES_DIR
     reused, distinct = plan(settings, db, images_dir)
+    _quarantine_misnamed(db)
     summary = Summary(files=files, reused=reused)
     _decode(settings, db, distinct, images_dir, salt, summary)
     _compact_store(db, images_dir)
@@ -143,6 +147,12 @@ def _unchanged(counts: dict[str, Any]) -> Summary:
     }
     summary = Summary(**fields, overview=Overview(**counts.get("overview", {})))
     return replace(summary, decoded=0, reused=summary.files, pruned=0)
+
+
+def _quarantine_misnamed(db: sqlite3.Connection) -> None:
+    """Files whose path is not valid UTF-8 (`tasks.ingest.listing`): quarantined undecoded, by name."""
+    for relative, size, mtime_ns in db.execute("SELECT * FROM misnamed").fetchall():
+        put(db, "new", relative, FileState(size, mtime_ns, "", "quarantined", MISNAMED, "UnusableFileName"))
 
 
 def _compact_store(db: sqlite3.Connection, images_dir: Path) -> None:
