@@ -21,8 +21,9 @@ PREFECT_DIR = ".prefect"  # git-ignored; holds the server's SQLite database and 
 DEPLOYMENT = "weekly-retrain"
 
 
-# Hospital networks are offline: neither the server nor a client may try to phone home.
-OFFLINE_ENV = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+# Hospital networks are offline: neither the server nor a client may try to phone home (DVC's usage
+# analytics included: the dvc commands a flow runs would each fork a daemon trying to send a report).
+OFFLINE_ENV = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "DVC_NO_ANALYTICS": "1"}
 STOP_GRACE_S = 30  # seconds a stopped server gets to shut down before it is killed
 
 
