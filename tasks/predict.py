@@ -32,7 +32,7 @@ from tasks.common.data_profile import HEADER, image_statistics, unlike_training
 from tasks.common.errors import RadflowError
 from tasks.common.operating import OperatingPoint, from_record, log_probabilities
 from tasks.common.params import check_values, parse_section
-from tasks.common.paths import project_paths
+from tasks.common.paths import printable_path, project_paths
 from tasks.common.scoring import predict_logits
 from tasks.evaluate.gradcam import gradcam_map, save_overlay
 from tasks.ingest.decode import image_id
@@ -88,7 +88,7 @@ def decode_all(
     for file, decoded in zip(files, decode_files(files, ingest), strict=True):
         if decoded.disposition != "ok":  # skipped (holds no image) or quarantined (damaged, refused)
             records.append(
-                {"source_path": str(file), "status": decoded.disposition, "reason": decoded.reason}
+                {"source_path": printable_path(file), "status": decoded.disposition, "reason": decoded.reason}
             )
             continue
         content = decoded.source_hash
@@ -97,7 +97,7 @@ def decode_all(
             reason = screen(image.meta, tensor)
             records.append(
                 {
-                    "source_path": str(file),
+                    "source_path": printable_path(file),
                     "frame": image.frame,
                     "image_id": image_id(content, image.frame),
                     "patient_id": pseudonym("P", image.keys.patient or f"file:{content}", salt),

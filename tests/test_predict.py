@@ -5,6 +5,7 @@ and the exit code."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -213,6 +214,18 @@ def test_gradcam_files_are_named_after_the_inputs() -> None:
     assert gradcam_names(frame) == [
         "scan.png", "scan-2.png", "1.2.840.5.png", "vol_frame2.png", "vol_frame3.png", "x.png",
     ]  # fmt: skip
+
+
+def test_an_input_whose_name_is_not_utf8_is_classified_and_reported_escaped(setup: tuple[dict, Path]) -> None:
+    """A Latin-1 name (`M\\xfcller.png`) cannot go into the UTF-8 report as it is: it is classified, and
+    named with its bad byte escaped (it crashed the report before)."""
+    params, inputs = setup
+    write_plain(Path(os.fsdecode(os.fsencode(inputs) + b"/M\xfcller.png")), np.full((48, 48), 120, np.uint8))
+    out = inputs.parent / "predictions.csv"
+    predict_files([inputs], params=params, model="champion", out=out, gradcam_dir=inputs.parent / "cams")
+    rows = pd.read_csv(out).set_index("source_path")
+    assert rows.loc[f"{inputs}/M\\xfcller.png", "status"] == "ok"
+    assert (inputs.parent / "cams" / "M\\xfcller.png").exists()
 
 
 def test_a_bad_margin_is_refused_naming_what_is_valid() -> None:

@@ -45,3 +45,9 @@ class ProjectPaths:
 def project_paths(params: dict[str, Any]) -> ProjectPaths:
     """Parse params.yaml's `paths` section."""
     return parse_section(params, "paths", ProjectPaths)
+
+
+def printable_path(path: str | os.PathLike[str]) -> str:
+    """`path` as text any UTF-8 table can hold: a name that is not valid UTF-8 (a Latin-1 `M\\xfcller.dcm`
+    from an old Windows share, which Python holds as lone surrogates) gets its bad bytes escaped."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import xxhash
 
+from tasks.common.paths import printable_path
 from tasks.ingest.labels import FOLDERS
 from tasks.ingest.settings import IngestSettings
 
@@ -52,7 +53,7 @@ def list_sources(settings: IngestSettings, db: sqlite3.Connection) -> tuple[int,
                     stat = entry.stat()
                     relative = prefix + entry.name
                     if not relative.isascii() and not _is_utf8(relative):
-                        escaped = os.fsencode(relative).decode("utf-8", "backslashreplace")
+                        escaped = printable_path(relative)
                         db.execute(
                             "INSERT OR REPLACE INTO misnamed VALUES (?, ?, ?)",
                             (escaped, stat.st_size, stat.st_mtime_ns),
