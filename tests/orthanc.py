@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import warnings
@@ -26,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+
+from flows.server import free_port
 
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 USER, PASSWORD = "radflow", "orthanc-test-password"
@@ -47,13 +48,6 @@ def missing_reason() -> str | None:
             "(`make test` installs them when run as root; else: apt-get install orthanc orthanc-dicomweb)"
         )
     return None
-
-
-def free_port() -> int:
-    """A TCP port free on this namespace's loopback right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass(frozen=True)

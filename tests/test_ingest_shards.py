@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.common.shards import Record, ShardWriter, compact, holds, read_image, shard_sizes
+from tasks.common.shards import Record, ShardWriter, compact_each, holds, read_image, shard_sizes
 
 
 def _write_shard(images: Path, arrays: dict[str, np.ndarray]) -> list[Record]:
@@ -43,6 +43,15 @@ def test_the_same_images_make_the_same_shard(tmp_path: Path) -> None:
     records = _write_shard(first, _arrays())
     assert _write_shard(second, _arrays()) == records
     assert (first / records[0].shard).read_bytes() == (second / records[0].shard).read_bytes()
+
+
+def compact(images: Path, live: list[Record]) -> dict[tuple[str, int], Record]:
+    """Make the store hold exactly `live`; the records that moved, by their old (shard, offset)."""
+
+    def live_in(name: str) -> list[Record]:
+        return sorted((record for record in live if record.shard == name), key=lambda record: record.offset)
+
+    return dict(compact_each(images, live_in))
 
 
 def test_compaction_drops_unwanted_pixels_from_disk(tmp_path: Path) -> None:

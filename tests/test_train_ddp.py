@@ -7,7 +7,6 @@ import contextlib
 import json
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ import yaml
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from flows.server import free_port
 from models import build_model, input_spec, to_model_input
 from tasks.common.errors import RadflowError
 from tasks.train.data import Rows, load_data
@@ -305,12 +305,6 @@ def test_dvc_exp_run_with_two_processes_learns_the_demo(tmp_path: Path) -> None:
     assert metrics["roc_auc"] >= 0.85
     card = (project_dir / "data/evaluation/report/model_card.md").read_text()
     assert "| world_size | 2 |" in card
-
-
-def free_port() -> int:
-    with contextlib.closing(socket.socket()) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.mark.slow

@@ -120,19 +120,6 @@ def holds(sizes: dict[str, int], record: Record) -> bool:
     return sizes.get(record.shard, -1) >= record.offset + record.nbytes
 
 
-def compact(images_dir: Path, live: list[Record]) -> dict[tuple[str, int], Record]:
-    """Make the store hold exactly the `live` records (see `compact_each`); returns the records that
-    moved, keyed by their old (shard, offset)."""
-    by_shard: dict[str, dict[int, Record]] = {}
-    for record in live:
-        by_shard.setdefault(record.shard, {})[record.offset] = record
-
-    def live_in(name: str) -> list[Record]:
-        return sorted(by_shard.get(name, {}).values(), key=lambda record: record.offset)
-
-    return dict(compact_each(images_dir, live_in))
-
-
 def compact_each(
     images_dir: Path, live_in: Callable[[str], list[Record]]
 ) -> Iterator[tuple[tuple[str, int], Record]]:

@@ -52,8 +52,8 @@ def list_sources(settings: IngestSettings, db: sqlite3.Connection) -> tuple[int,
                 ):
                     stat = entry.stat()
                     relative = prefix + entry.name
-                    if not relative.isascii() and not _is_utf8(relative):
-                        escaped = printable_path(relative)
+                    escaped = relative if relative.isascii() else printable_path(relative)
+                    if escaped != relative:  # not valid UTF-8: its bad bytes came escaped
                         db.execute(
                             "INSERT OR REPLACE INTO misnamed VALUES (?, ?, ?)",
                             (escaped, stat.st_size, stat.st_mtime_ns),
@@ -74,15 +74,6 @@ def list_sources(settings: IngestSettings, db: sqlite3.Connection) -> tuple[int,
         digest.update(f"{name}\0{size}\0{mtime_ns}\n".encode())
         count += 1
     return count, digest.hexdigest()
-
-
-def _is_utf8(name: str) -> bool:
-    """Whether a name from the file system is valid UTF-8 (os decodes bad bytes to lone surrogates)."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _is_file(entry: os.DirEntry[str]) -> bool:
