@@ -27,7 +27,7 @@ import tasks.preprocess.stage as preprocess
 from tasks.common.params import load_params, parse_section
 from tasks.common.scoring import read_store
 from tasks.demo_data import write_demo_archive
-from tasks.evaluate.evaluation import EvaluateParams
+from tasks.evaluate.params import EvaluateParams
 from tasks.evaluate.reference import baseline_scores
 from tasks.train.data import load_data
 from tasks.train.distributed import SINGLE

@@ -32,7 +32,8 @@ from bench.learning_tasks import CLASSES, TASKS, LearningTask, describe, make_ta
 from tasks.common.metrics import patient_bootstrap, roc_auc
 from tasks.common.params import apply_override, load_params, parse_section
 from tasks.common.scoring import TensorStore, predict_logits, read_store
-from tasks.evaluate.evaluation import EvaluateParams, Scores, evaluate_scores
+from tasks.evaluate.evaluation import Scores, evaluate_scores
+from tasks.evaluate.params import EvaluateParams
 from tasks.evaluate.reference import baseline_scores
 from tasks.evaluate.training import read_training_record
 from tasks.train.checkpoint import LAST

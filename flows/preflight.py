@@ -13,7 +13,7 @@ from flows.settings import RetrainParams
 from tasks.common.params import parse_section
 from tasks.common.paths import ProjectPaths
 from tasks.demo_data import DemoParams
-from tasks.evaluate.evaluation import EvaluateParams
+from tasks.evaluate.params import EvaluateParams
 from tasks.ingest.settings import IngestSettings
 from tasks.preprocess.stage import PreprocessParams
 from tasks.promote.gate import PromoteParams

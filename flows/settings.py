@@ -2,25 +2,36 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from tasks.common.params import parse_section
+from pydantic import Field
+
+from tasks.common.params import Lax, parse_section, section
+
+Seconds = Annotated[float, Field(ge=0)]
 
 
-@dataclass(frozen=True)
+@section("retrain")
 class RetrainParams:
     """How the Prefect retrain flow syncs data, retries, locks, pushes and notifies."""
 
-    incoming: str | None  # folder of newly arrived studies synced into ingest.source; None = off
-    incoming_settle_s: float  # files modified more recently than this are still arriving: next run
-    dvc_remote: str | None  # `dvc push -r <remote>` after a successful run; None = no push
-    retries: int  # retries of a stage after a transient failure (I/O, lock held)
-    retry_delay_s: float  # first retry delay; doubles on every further retry
-    lock_wait_s: float  # how long a second run waits for the project lock before it is skipped
-    notify_command: str | None  # shell-free command run on failure/promotion; event JSON on stdin
-    notify_webhook: str | None  # URL that gets the event JSON as an HTTP POST
-    notify_on: tuple[Literal["failure", "promotion"], ...]
+    # folder of newly arrived studies synced into ingest.source; None = off
+    incoming: Annotated[str | None, Field(min_length=1, description="a folder, or null (off)")]
+    incoming_settle_s: Seconds  # files modified more recently than this are still arriving: next run
+    # `dvc push -r <remote>` after a successful run; None = no push
+    dvc_remote: Annotated[str | None, Field(min_length=1, description="a DVC remote name, or null (no push)")]
+    retries: Annotated[
+        int, Field(ge=0, le=5)
+    ]  # retries of a stage after a transient failure (I/O, lock held)
+    retry_delay_s: Seconds  # first retry delay; doubles on every further retry
+    lock_wait_s: Seconds  # how long a second run waits for the project lock before it is skipped
+    # shell-free command run on failure/promotion; event JSON on stdin
+    notify_command: Annotated[str | None, Field(min_length=1, description="a command (no shell), or null")]
+    # URL that gets the event JSON as an HTTP POST
+    notify_webhook: Annotated[
+        str | None, Field(pattern=r"^https?://", description="an http(s):// URL, or null")
+    ]
+    notify_on: Annotated[tuple[Literal["failure", "promotion"], ...], Lax]
 
 
 def retrain_params(params: dict[str, Any]) -> RetrainParams:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import asdict
+from typing import Annotated, Any, Literal
 
-from tasks.common.params import from_dict
+from pydantic import Field
+
+from tasks.common.params import parse, section
 
 ModelName = Literal["alexnet", "resnet18", "densenet121"]
 Layout = Literal["torchvision", "original"]
 Norm = Literal["lrn", "batchnorm", "batchnorm_fc", "none"]
 Activation = Literal["relu", "leaky_relu"]
+Dropout = Annotated[float, Field(ge=0, lt=1)]  # 1 would drop every unit: the classifier sees nothing
+Width = Annotated[int, Field(ge=1)]  # hidden units, input channels
 
 
-@dataclass(frozen=True)
+@section("architecture")
 class ModelConfig:
     """Everything needed to rebuild a network; stored in config.json so a model file is self-describing.
 
@@ -25,10 +29,10 @@ class ModelConfig:
     layout: Layout
     norm: Norm
     activation: Activation
-    dropout: float
-    hidden_units: int
-    in_channels: int
-    num_classes: int
+    dropout: Dropout
+    hidden_units: Width
+    in_channels: Width
+    num_classes: Annotated[int, Field(ge=2)]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -36,4 +40,4 @@ class ModelConfig:
     @staticmethod
     def from_dict(data: dict[str, Any]) -> ModelConfig:
         """Strict parse: an unknown field or a bad choice is a RadflowError naming the valid ones."""
-        return from_dict(data, ModelConfig, where="architecture")
+        return parse(data, ModelConfig)

@@ -17,12 +17,12 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 import models
 from models.registry import Registry
@@ -31,7 +31,7 @@ from tasks.common.atomic import atomic_path, write_json
 from tasks.common.data_profile import HEADER, image_statistics, unlike_training
 from tasks.common.errors import RadflowError
 from tasks.common.operating import OperatingPoint, from_record, log_probabilities
-from tasks.common.params import check_values, parse_section
+from tasks.common.params import parse_section, section
 from tasks.common.paths import printable_path, project_paths
 from tasks.common.scoring import predict_logits
 from tasks.evaluate.gradcam import gradcam_map, save_overlay
@@ -50,14 +50,11 @@ COLUMNS = ["source_path", "frame", "image_id", "patient_id", "status", "reason"]
 Screen = Callable[[ImageMeta, np.ndarray], str]  # (header attributes, (1, S, S) tensor) -> reason or ""
 
 
-@dataclass(frozen=True)
+@section("predict")
 class PredictParams:
     """params.yaml `predict` section."""
 
-    ood_margin: float
-
-    def __post_init__(self) -> None:
-        check_values("predict", self, {"ood_margin": (lambda v: v >= 0, "a number >= 0 (0.5 typical)")})
+    ood_margin: Annotated[float, Field(ge=0)]
 
 
 def expand(paths: list[Path]) -> list[Path]:

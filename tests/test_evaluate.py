@@ -29,6 +29,7 @@ from tasks.common.params import parse_section
 from tasks.common.record import HEADLINE_KEYS
 from tasks.common.scoring import TensorStore
 from tasks.evaluate.checks import training_reasons
+from tasks.evaluate.params import EvaluateParams
 from tasks.evaluate.training import TrainingRecord, read_training_record
 from tests.tiny_pipeline import make_store, project_params, save_candidate, train_tiny
 
@@ -153,7 +154,7 @@ def _store(val_labels: list[int], test_labels: list[int]) -> TensorStore:
     return TensorStore(np.zeros((len(rows), 1, 2, 2), np.float16), index, ["abnormal", "normal"])
 
 
-def _evaluate(store: TensorStore, val: np.ndarray, test: np.ndarray, settings: evaluation.EvaluateParams):
+def _evaluate(store: TensorStore, val: np.ndarray, test: np.ndarray, settings: EvaluateParams):
     """evaluate_scores on probabilities given as logits, with a know-nothing baseline."""
     flat = evaluation.Scores(val=np.zeros_like(val), test=np.zeros_like(test))
     return evaluation.evaluate_scores(
@@ -168,7 +169,7 @@ def _evaluate(store: TensorStore, val: np.ndarray, test: np.ndarray, settings: e
 
 
 def test_threshold_comes_from_validation_not_test(tmp_path: Path) -> None:
-    settings = parse_section(project_params(tmp_path), "evaluate", evaluation.EvaluateParams)
+    settings = parse_section(project_params(tmp_path), "evaluate", EvaluateParams)
     # classes ["abnormal", "normal"]: negative class "normal" is index 1, abnormal score = p(abnormal).
     store = _store(val_labels=[1, 1, 0, 0], test_labels=[1, 1, 0, 0])
     val = np.array([[0.1, 0.9], [0.2, 0.8], [0.3, 0.7], [0.9, 0.1]])  # abnormal scores .3 and .9 -> cut .3
@@ -188,7 +189,7 @@ def test_threshold_comes_from_validation_not_test(tmp_path: Path) -> None:
 
 
 def test_a_model_no_better_than_chance_or_the_baseline_is_flagged(tmp_path: Path) -> None:
-    settings = parse_section(project_params(tmp_path), "evaluate", evaluation.EvaluateParams)
+    settings = parse_section(project_params(tmp_path), "evaluate", EvaluateParams)
     store = _store(val_labels=[1, 1, 0, 0], test_labels=[1, 1, 0, 0])
     coin = np.array([[0.6, 0.4], [0.4, 0.6], [0.6, 0.4], [0.4, 0.6]])  # AUC 0.5 on both splits
     result = _evaluate(store, coin, coin, settings)

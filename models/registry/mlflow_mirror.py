@@ -11,24 +11,31 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from models.registry.dvc_hashes import model_artifact
 from models.registry.store import Registry
 from tasks.common.errors import RadflowError
-from tasks.common.params import parse_section
+from tasks.common.params import parse_section, section
 
 EXPERIMENT = "radflow-registry"  # MLflow experiment holding one run per mirrored version
 VERSION_TAG = "radflow.version"
 
 
-@dataclass(frozen=True)
+@section("registry")
 class RegistryParams:
     """params.yaml `registry` section (see the comments there)."""
 
-    mlflow_uri: str | None
+    mlflow_uri: Annotated[
+        str | None,
+        Field(
+            pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:",
+            description="an MLflow tracking URI (sqlite:///mlflow.db, http://mlflow:5000, ...), or null",
+        ),
+    ]
 
 
 def _client(uri: str) -> Any:

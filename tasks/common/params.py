@@ -1,19 +1,27 @@
-"""Reading params.yaml once, applying `--set` overrides, and parsing sections into typed dataclasses.
+"""Reading params.yaml once, applying `--set` overrides, and parsing sections into typed, checked objects.
 
 Stages call `parse_section(params, "train", TrainParams)`; helpers receive the typed object and never
-open params.yaml themselves. Unknown keys and wrong types are errors that name the valid choices.
+open params.yaml themselves. Each section is a `@section("name")` class: a frozen pydantic dataclass
+whose fields declare their type, choices (Literal) and range (`Field(ge=..., lt=...)`); rules between
+fields are its `model_validator`s. Whatever is wrong (an unknown key, a wrong type, a value out of range,
+two values that do not fit together) is one `RadflowError` line before any work starts:
+`SECTION.KEY: invalid value X; valid: <what the field accepts, in words>`.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import types
 import typing
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+from pydantic.fields import FieldInfo
+from typing_extensions import dataclass_transform
 
 from tasks.common.errors import RadflowError
 
@@ -22,6 +30,112 @@ PARAMS_FILE = Path("params.yaml")
 # C loader is several times faster (BENCHMARKS.md, code choices).
 FastSafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 T = TypeVar("T")
+# Strict: a YAML string is not a number and `true` is not 1; an int is still accepted where a float is
+# expected (pydantic's strict mode allows that one widening). NaN and infinity are never a valid setting.
+SECTION_CONFIG = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+Seed = Annotated[int, Field(strict=True, ge=0, lt=2**32)]  # numpy, torch and scikit-learn all take it
+Lax = Field(strict=False)  # for the types YAML does not have: a string becomes a Path, a list a tuple
+LaxPath = Annotated[Path, Lax]
+EnvName = Annotated[
+    str,
+    Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="an environment variable name (A-Z, a-z, 0-9, _)"),
+]
+BOUNDS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))  # annotated_types' names, in words
+
+
+class InvalidValue(ValueError):
+    """A rule a field's type and range cannot express, broken: raised by a section's validators and
+    reported, like every other error, as `SECTION.KEY: invalid value X; valid: ...`."""
+
+    def __init__(self, key: str, value: Any, valid: str) -> None:
+        super().__init__(f"{key}: invalid value {value!r}; valid: {valid}")
+        self.key, self.value, self.valid = key, value, valid
+
+
+@dataclass_transform(field_specifiers=(Field,), frozen_default=True)
+def section(name: str) -> Callable[[type[T]], type[T]]:
+    """Class decorator: a frozen, strict pydantic dataclass for params.yaml's section `name`.
+
+    It stays a dataclass (`dataclasses.replace`/`asdict` work, and a `replace` is checked again), and its
+    constructor raises RadflowError with the one-line message instead of pydantic's ValidationError.
+    """
+
+    def build(cls: type[T]) -> type[T]:
+        model = pydantic_dataclass(frozen=True, config=SECTION_CONFIG)(cls)
+        validate = model.__init__
+
+        @functools.wraps(validate)
+        def checked_init(self: Any, *args: Any, **kwargs: Any) -> None:
+            try:
+                validate(self, *args, **kwargs)
+            except ValidationError as error:
+                given = dict(zip(fields_of(model), args, strict=False)) | kwargs
+                raise RadflowError(error_line(name, model, given, error)) from None
+
+        model.__init__ = checked_init  # type: ignore[method-assign]
+        model.__section__ = name  # type: ignore[attr-defined]
+        return model  # type: ignore[return-value]
+
+    return build
+
+
+def fields_of(cls: type) -> dict[str, FieldInfo]:
+    """A section's fields in declaration order (pydantic's own record of them)."""
+    return dict(cls.__pydantic_fields__)  # type: ignore[attr-defined]
+
+
+def valid_text(field: FieldInfo) -> str:
+    """What a field accepts, in words: its description when it has one, else its type and range."""
+    return field.description or describe(field.annotation, field.metadata)
+
+
+def describe(hint: Any, metadata: list[Any] | tuple[Any, ...] = ()) -> str:
+    """`float` with Ge(0), Lt(1) -> "a number >= 0 and < 1"; Literal -> "a | b"; ... (or null)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Annotated:  # a field type used inside another (a list's items, a union's arm)
+        described = [
+            extra.description for extra in args[1:] if isinstance(extra, FieldInfo) and extra.description
+        ]
+        inner = [item for extra in args[1:] for item in _constraints(extra)]
+        return described[0] if described else describe(args[0], [*metadata, *inner])
+    if origin in (typing.Union, types.UnionType):
+        text = ", or ".join(describe(arm) for arm in args if arm is not type(None))
+        return f"{text}, or null" if type(None) in args else text
+    if origin is typing.Literal:
+        return " | ".join(str(choice) for choice in args)
+    if origin in (list, tuple):
+        return f"a list of: {describe(args[0])}"
+    if origin is dict:
+        return "a mapping"
+    words = {bool: "true or false", int: "an integer", float: "a number", str: "a text", Path: "a path"}
+    limits = [
+        f"{symbol} {getattr(item, attr)}"
+        for item in metadata
+        for attr, symbol in BOUNDS
+        if hasattr(item, attr)
+    ]
+    return f"{words.get(hint, getattr(hint, '__name__', str(hint)))} {' and '.join(limits)}".strip()
+
+
+def _constraints(extra: Any) -> list[Any]:
+    return list(extra.metadata) if isinstance(extra, FieldInfo) else [extra]
+
+
+def error_line(name: str, cls: type, given: dict[str, Any], error: ValidationError) -> str:
+    """pydantic's first error as radflow's one line (no traceback, no pydantic URL)."""
+    first = error.errors()[0]
+    cause = first.get("ctx", {}).get("error")
+    if isinstance(cause, InvalidValue):
+        return f"{name}.{cause}"
+    fields = fields_of(cls)
+    key = str(first["loc"][0]) if first["loc"] else ""
+    if first["type"] == "unexpected_keyword_argument":
+        return f"{name}.{key}: unknown key; valid keys: {', '.join(fields)}"
+    if key not in fields:  # not one field's error (cannot happen for a section's own rules)
+        return f"{name}: {first['msg']}"
+    if first["type"] == "missing":
+        return f"{name}.{key}: missing; valid: {valid_text(fields[key])}"
+    return f"{name}.{key}: invalid value {given.get(key, first['input'])!r}; valid: {valid_text(fields[key])}"
 
 
 def load_params(path: Path = PARAMS_FILE, overrides: list[str] | None = None) -> dict[str, Any]:
@@ -31,9 +145,11 @@ def load_params(path: Path = PARAMS_FILE, overrides: list[str] | None = None) ->
     params = yaml.load(path.read_text(), Loader=FastSafeLoader) or {}
     for override in overrides or []:
         apply_override(params, override)
-    seed = params.get("seed")  # the one top-level setting: every stage reads it as int(params["seed"])
-    if "seed" in params and (not isinstance(seed, int) or isinstance(seed, bool)):
-        raise RadflowError(f"seed: expected an integer, got {seed!r}")
+    if "seed" in params:  # the one top-level setting: every stage reads it as int(params["seed"])
+        try:
+            TypeAdapter(Seed).validate_python(params["seed"])
+        except ValidationError:
+            raise RadflowError(f"seed: invalid value {params['seed']!r}; valid: {describe(Seed)}") from None
     return params
 
 
@@ -53,78 +169,17 @@ def apply_override(params: dict[str, Any], override: str) -> None:
     node[leaf] = yaml.safe_load(raw_value)
 
 
-Check = tuple[Callable[[Any], bool], str]  # (test of a value, what is valid, in words)
-
-
-def check_values(section: str, settings: object, checks: dict[str, Check]) -> None:
-    """A section's range checks, run from its dataclass's `__post_init__` (parse_section has checked
-    types and choices): the first bad value raises one line naming what is valid."""
-    for name, (ok, valid) in checks.items():
-        value = getattr(settings, name)
-        if not ok(value):
-            raise RadflowError(f"{section}.{name}: invalid value {value!r}; valid: {valid}")
-
-
 def parse_section(params: dict[str, Any], name: str, cls: type[T]) -> T:
-    """Build dataclass `cls` from `params[name]`, rejecting unknown keys and wrong types."""
+    """Build section class `cls` (a `@section`) from `params[name]`: every value checked."""
     if name not in params:
         raise RadflowError(f"params.yaml has no section {name!r}")
-    return from_dict(params[name], cls, where=name)
+    return parse(params[name], cls)
 
 
-def from_dict(data: Any, cls: type[T], where: str) -> T:
-    """Strictly convert a mapping into dataclass `cls` (nested dataclasses allowed)."""
+def parse(data: Any, cls: type[T]) -> T:
+    """Build section class `cls` from a mapping (a params.yaml section, or one stored in a model's
+    config.json), refusing what `cls` does not accept in the one-line form."""
     if not isinstance(data, dict):
-        raise RadflowError(f"{where}: expected a mapping, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise RadflowError(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(fields)}")
-    hints = typing.get_type_hints(cls)
-    values = {key: _coerce(value, hints[key], f"{where}.{key}") for key, value in data.items()}
-    try:
-        return cls(**values)
-    except TypeError as error:  # a required key is missing
-        raise RadflowError(f"{where}: {error}") from None
-
-
-def _coerce(value: Any, hint: Any, where: str) -> Any:
-    """Check `value` against a type hint; ints are accepted where floats are expected."""
-    origin = typing.get_origin(hint)
-    if dataclasses.is_dataclass(hint):
-        return from_dict(value, hint, where)  # type: ignore[arg-type]
-    if origin is typing.Literal:
-        choices = typing.get_args(hint)
-        if value not in choices:
-            raise RadflowError(f"{where}: invalid value {value!r}; valid choices: {list(choices)}")
-        return value
-    if origin in (typing.Union, types.UnionType):
-        for option in typing.get_args(hint):
-            try:
-                return _coerce(value, option, where)
-            except RadflowError:
-                continue
-        raise RadflowError(f"{where}: {value!r} does not match {hint}")
-    if origin in (list, tuple):
-        if not isinstance(value, list | tuple):
-            raise RadflowError(f"{where}: expected a list, got {value!r}")
-        (item_hint, *_) = typing.get_args(hint) or (Any,)
-        items = [_coerce(item, item_hint, f"{where}[{i}]") for i, item in enumerate(value)]
-        return items if origin is list else tuple(items)
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise RadflowError(f"{where}: expected a mapping, got {value!r}")
-        return value
-    if hint is Any:
-        return value
-    if hint is type(None):
-        if value is not None:
-            raise RadflowError(f"{where}: expected null, got {value!r}")
-        return None
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint is Path and isinstance(value, str):
-        return Path(value)
-    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
-        raise RadflowError(f"{where}: expected {hint.__name__}, got {value!r}")
-    return value
+        name, keys = cls.__section__, ", ".join(fields_of(cls))  # type: ignore[attr-defined]
+        raise RadflowError(f"{name}: invalid value {data!r}; valid: a mapping of its keys ({keys})")
+    return cls(**{str(key): value for key, value in data.items()})

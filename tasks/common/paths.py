@@ -3,43 +3,50 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from tasks.common.errors import RadflowError
-from tasks.common.params import parse_section
+from pydantic import Field, model_validator
+
+from tasks.common.params import InvalidValue, Lax, parse_section, section
+
+Folder = Annotated[Path, Lax, Field(description="a folder (relative to the project root, or absolute)")]
 
 
-@dataclass(frozen=True)
+@section("paths")
 class ProjectPaths:
     """Where each stage reads and writes; relative paths are relative to the project root."""
 
-    ingested: Path
-    private: Path
-    preprocessed: Path
-    model: Path
-    checkpoints: Path
-    train_live: Path
-    evaluation: Path
-    promotion: Path
-    registry: Path
+    ingested: Folder
+    private: Folder
+    preprocessed: Folder
+    model: Folder
+    checkpoints: Folder
+    train_live: Folder
+    evaluation: Folder
+    promotion: Folder
+    registry: Folder
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def folders_apart(self) -> ProjectPaths:
         """Each a folder of its own: DVC cannot track a stage output inside another, and the operator-only
         `private` folder must not sit inside an output that DVC caches or pushes."""
-        places = {name: Path(os.path.normpath(path)) for name, path in vars(self).items()}
+        places = {name: Path(os.path.normpath(path)) for name, path in asdict(self).items()}
         for name, path in places.items():
             if path == Path("."):
-                raise RadflowError(f"paths.{name}: invalid value '.'; valid: a folder, not the project root")
+                raise InvalidValue(name, str(path), "a folder, not the project root")
         for name, path in places.items():
             inside = [other for other, at in places.items() if other != name and path.is_relative_to(at)]
             if inside:
                 where = "the same folder as" if path == places[inside[0]] else "inside"
-                raise RadflowError(
-                    f"paths.{name}: invalid value {str(path)!r}: it is {where} paths.{inside[0]}; valid: "
-                    f"a folder apart from every other path ({', '.join(map(str, places.values()))})"
+                raise InvalidValue(
+                    name,
+                    str(path),
+                    f"a folder apart from every other path (it is {where} paths.{inside[0]}; "
+                    f"all: {', '.join(map(str, places.values()))})",
                 )
+        return self
 
 
 def project_paths(params: dict[str, Any]) -> ProjectPaths:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import csv
 import io
 import os
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import Field
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
@@ -26,7 +27,7 @@ from pydicom.uid import (
 )
 
 from tasks.common.atomic import write_text
-from tasks.common.params import Check, check_values, parse_section
+from tasks.common.params import parse_section, section
 from tasks.demo_data.dicom import Identity, build_dataset, encode
 from tasks.demo_data.extras import (
     BROKEN_FILES,
@@ -66,25 +67,16 @@ LAST_NAMES = (
 )
 INSTITUTIONS = ("WEXBRIDGE VANTMOOR INFIRMARY", "SAINT OSWOLD KERRIGAN CLINIC")
 NIFTI_SIZE, NIFTI_SLICES = 64, 6  # small volumes: (64, 64, 6)
-CHECKS: dict[str, Check] = {  # what parse_section's types do not catch
-    "patients": (lambda v: v >= len(CLASSES), f"an integer >= {len(CLASSES)} (one per class)"),
-    "images_per_patient": (lambda v: v >= 1, "an integer >= 1"),
-    "image_size": (lambda v: v >= 32, "an integer >= 32 (pixels)"),
-    "nifti_volumes": (lambda v: v >= 0, "an integer >= 0"),
-}
 
 
-@dataclass(frozen=True)
+@section("demo")
 class DemoParams:
     """params.yaml `demo` section."""
 
-    patients: int
-    images_per_patient: int
-    image_size: int
-    nifti_volumes: int
-
-    def __post_init__(self) -> None:
-        check_values("demo", self, CHECKS)
+    patients: Annotated[int, Field(ge=len(CLASSES))]  # one per class at least
+    images_per_patient: Annotated[int, Field(ge=1)]
+    image_size: Annotated[int, Field(ge=32)]  # pixels
+    nifti_volumes: Annotated[int, Field(ge=0)]
 
 
 def write_demo_archive(

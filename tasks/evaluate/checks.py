@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from tasks.common.scoring import TensorStore
+from tasks.evaluate.params import EvaluateParams
 from tasks.evaluate.training import TrainingRecord
-
-if TYPE_CHECKING:
-    from tasks.evaluate.evaluation import EvaluateParams
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ from tasks.common.classes import SUBGROUPS
 from tasks.common.jsonsafe import finite_or_none
 from tasks.common.metrics import (
     HEADLINE_METRICS,
-    ThresholdMethod,
     choose_threshold,
     confusion,
     headline_metrics,
@@ -25,27 +24,8 @@ from tasks.common.metrics import (
 from tasks.common.operating import OperatingPoint, abnormal_log_odds
 from tasks.common.scoring import TensorStore
 from tasks.evaluate.checks import Findings, data_caveats, learning_check
+from tasks.evaluate.params import EvaluateParams
 from tasks.evaluate.training import TrainingRecord
-
-
-@dataclass(frozen=True)
-class EvaluateParams:
-    """params.yaml `evaluate` section (see the comments there)."""
-
-    negative_class: str
-    threshold_method: ThresholdMethod
-    target_sensitivity: float
-    bootstrap_samples: int
-    calibration_bins: int
-    subgroup_min_images: int
-    gradcam_per_kind: int
-    batch_size: int
-    baseline_grid: int
-    baseline_max_train_images: int
-    baseline_folds: int
-    chance_auc_margin: float
-    chance_loss_fraction: float
-    min_images_per_side: int
 
 
 @dataclass(frozen=True)

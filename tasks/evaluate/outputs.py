@@ -23,7 +23,8 @@ from tasks.evaluate.gradcam import gradcam_map, pick_cases, save_overlay
 from tasks.evaluate.report import card_sections, model_card, report_html
 
 if TYPE_CHECKING:
-    from tasks.evaluate.evaluation import EvaluateParams, Evaluation
+    from tasks.evaluate.evaluation import Evaluation
+    from tasks.evaluate.params import EvaluateParams
 
 
 def test_predictions(evaluation: Evaluation) -> pd.DataFrame:

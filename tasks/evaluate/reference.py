@@ -7,7 +7,8 @@ import numpy as np
 
 from tasks.common.baseline import BaselineSettings, baseline_probabilities, fit_baseline, image_features
 from tasks.common.scoring import TensorStore
-from tasks.evaluate.evaluation import EvaluateParams, Scores
+from tasks.evaluate.evaluation import Scores
+from tasks.evaluate.params import EvaluateParams
 
 
 def baseline_scores(store: TensorStore, settings: EvaluateParams, seed: int) -> Scores:

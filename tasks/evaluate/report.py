@@ -19,7 +19,8 @@ from tasks.common.operating import probability_of
 from tasks.common.scoring import TensorStore
 
 if TYPE_CHECKING:
-    from tasks.evaluate.evaluation import EvaluateParams, Evaluation
+    from tasks.evaluate.evaluation import Evaluation
+    from tasks.evaluate.params import EvaluateParams
 
 LIMITATIONS = [
     "Research prototype: not a medical device and not validated for clinical decisions.",

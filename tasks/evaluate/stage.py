@@ -18,8 +18,9 @@ from tasks.common.classes import resolve_negative_class
 from tasks.common.params import parse_section
 from tasks.common.paths import project_paths
 from tasks.common.scoring import check_classes, predict_logits, read_store
-from tasks.evaluate.evaluation import EvaluateParams, Evaluation, Scores, evaluate_scores
+from tasks.evaluate.evaluation import Evaluation, Scores, evaluate_scores
 from tasks.evaluate.outputs import write_outputs
+from tasks.evaluate.params import EvaluateParams
 from tasks.evaluate.reference import baseline_scores
 from tasks.evaluate.report import headline_text
 from tasks.evaluate.training import read_training_record

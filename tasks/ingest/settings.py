@@ -3,55 +3,55 @@
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from tasks.common.params import Check, check_values, parse_section
+from pydantic import Field, field_validator
+
+from tasks.common.errors import RadflowError
+from tasks.common.params import EnvName, InvalidValue, Lax, parse_section, section
 from tasks.ingest.patients import AUTO, compile_pattern
 
 SliceStrategy = Literal["middle", "n", "mip", "all"]
 DECODER_VERSION = 7  # bump when decoding changes, so incremental runs re-decode everything
-CHECKS: dict[str, Check] = {  # what parse_section's types and choices do not catch
-    "labels": (lambda v: v == "folders" or v.lower().endswith(".csv"), "folders, or a .csv in the source"),
-    "slices": (lambda v: v >= 1, "an integer >= 1"),
-    "salt_env": (lambda v: re.fullmatch(r"[A-Za-z_]\w*", v) is not None, "an environment variable name"),
-    # compile_pattern raises its own message for a bad regex
-    "patient_pattern": (lambda v: v in (None, AUTO) or bool(compile_pattern(v)), "auto, null or a regex"),
-    "workers": (lambda v: v >= 0, "0 (one per CPU core) or a number of processes"),
-    "timeout_s": (lambda v: v > 0, "a number of seconds > 0"),
-    "max_file_mb": (lambda v: v > 0, "a number of MB > 0"),
-    "max_pixels": (lambda v: v > 0, "an integer > 0"),
-    "worker_memory_mb": (lambda v: v > 0, "a number of MB > 0"),
-    "max_failed_fraction": (lambda v: 0 <= v <= 1, "a fraction from 0 to 1"),
-    "dask_address": (lambda v: v is None or "://" in v, "null or an address such as tcp://10.0.0.5:8786"),
-}
+PATTERNS = "auto, null, or a regular expression with a group named patient"
 
 
-@dataclass(frozen=True)
+@section("ingest")
 class IngestSettings:
     """params.yaml `ingest` section (see the comments there for units and typical values)."""
 
-    source: Path
-    labels: str
+    source: Annotated[Path, Lax, Field(description="a folder (relative to the project root, or absolute)")]
+    labels: Annotated[
+        str, Field(pattern=r"^(folders|.*\.(?i:csv))$", description="folders, or a .csv file in the source")
+    ]
     slice_strategy: SliceStrategy
-    slices: int
+    slices: Annotated[int, Field(ge=1)]
     voi_lut: bool
     burned_in: Literal["quarantine", "keep"]
-    salt_env: str
-    patient_pattern: str | None
+    salt_env: EnvName
+    patient_pattern: Annotated[str | None, Field(description=PATTERNS)]
     predefined_split: bool
-    workers: int
-    timeout_s: float
-    worker_memory_mb: int
-    max_file_mb: float
-    max_pixels: int
-    max_failed_fraction: float
-    dask_address: str | None
+    workers: Annotated[int, Field(ge=0)]
+    timeout_s: Annotated[float, Field(gt=0)]
+    worker_memory_mb: Annotated[int, Field(ge=0)]
+    max_file_mb: Annotated[float, Field(gt=0)]
+    max_pixels: Annotated[int, Field(ge=1)]
+    max_failed_fraction: Annotated[float, Field(ge=0, le=1)]
+    dask_address: Annotated[
+        str | None, Field(pattern="://", description="an address such as tcp://10.0.0.5:8786, or null")
+    ]
 
-    def __post_init__(self) -> None:
-        check_values("ingest", self, CHECKS)
+    @field_validator("patient_pattern")
+    @classmethod
+    def _compiles(cls, pattern: str | None) -> str | None:
+        if pattern not in (None, AUTO):
+            try:
+                compile_pattern(pattern)
+            except RadflowError as error:
+                raise InvalidValue("patient_pattern", pattern, f"{PATTERNS} ({error})") from None
+        return pattern
 
     def decode_fingerprint(self) -> str:
         """The settings that change what a file decodes to; a change forces a full re-decode."""

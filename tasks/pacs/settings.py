@@ -9,38 +9,57 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+from pydantic import Field, field_validator
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
 from tasks.common.errors import RadflowError
-from tasks.common.params import parse_section
+from tasks.common.params import EnvName, InvalidValue, parse_section, section
 
 AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # DICOM AE: 1-16 printable characters, no backslash
 VALID_URLS = "http(s)://host:port/dicom-web (DICOMweb) or dimse://CALLED_AET@host:port (DIMSE)"
+AeTitle = Annotated[
+    str, Field(pattern=AE_TITLE.pattern, description="an AE title (1-16 printable characters, no backslash)")
+]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Seconds = Annotated[float, Field(gt=0)]
 
 
-@dataclass(frozen=True)
+@section("pacs")
 class PacsSettings:
     """params.yaml `pacs` section (see the comments there for meanings, units and typical values)."""
 
-    url: str | None
-    calling_aet: str
-    auth_env: str
-    folder: str
-    filters: dict[str, str]
-    lookback_days: int | None
+    url: Annotated[str | None, Field(pattern=r"^(https?|dimse)://", description=f"{VALID_URLS}, or null")]
+    calling_aet: AeTitle
+    auth_env: EnvName
+    folder: Annotated[str, Field(min_length=1, description="a sub-folder name of ingest.source")]
+    filters: Annotated[dict[str, str], Field(description="a mapping of study-level DICOM keywords to text")]
+    lookback_days: Annotated[int, Field(ge=0)] | None
     change_feed: bool
     retrieve: Literal["get", "move"]
-    move_port: int
-    listen_host: str
-    connect_timeout_s: float
-    timeout_s: float
-    max_instances: int
-    receive_port: int
-    receive_aets: list[str]
-    report_disclaimer: str
+    move_port: Port
+    listen_host: Annotated[str, Field(min_length=1, description="an interface address, e.g. 127.0.0.1")]
+    connect_timeout_s: Seconds
+    timeout_s: Seconds
+    max_instances: Annotated[int, Field(ge=1)]
+    receive_port: Port
+    receive_aets: list[AeTitle]
+    report_disclaimer: Annotated[str, Field(description='a text stated in every report, or "" (none)')]
+
+    @field_validator("filters")
+    @classmethod
+    def _study_keywords(cls, filters: dict[str, str]) -> dict[str, str]:
+        for keyword in filters:
+            if tag_for_keyword(keyword) is None or dictionary_VR(keyword) == "SQ":
+                raise InvalidValue(
+                    "filters",
+                    filters,
+                    f"DICOM keywords with a text value ({keyword!r} is not one), such as ModalitiesInStudy, "
+                    "StudyDescription, InstitutionName",
+                )
+        return filters
 
 
 @dataclass(frozen=True)
@@ -56,25 +75,7 @@ class Endpoint:
 
 def load_pacs_settings(params: dict[str, Any]) -> PacsSettings:
     """Parse and check params.yaml's `pacs` section (strict: unknown keys and wrong types are errors)."""
-    settings = parse_section(params, "pacs", PacsSettings)
-    titles = [("calling_aet", settings.calling_aet)]
-    titles += [(f"receive_aets[{i}]", title) for i, title in enumerate(settings.receive_aets)]
-    for where, title in titles:
-        if not AE_TITLE.match(title):
-            raise RadflowError(f"pacs.{where}: {title!r} is not an AE title (1-16 printable characters)")
-    for keyword, value in settings.filters.items():
-        if tag_for_keyword(keyword) is None:
-            raise RadflowError(
-                f"pacs.filters: unknown DICOM keyword {keyword!r}; use study-level attributes such as "
-                "ModalitiesInStudy, StudyDescription, InstitutionName"
-            )
-        if not isinstance(value, str) or dictionary_VR(keyword) == "SQ":
-            raise RadflowError(f"pacs.filters.{keyword}: expected a text value, got {value!r}")
-    if settings.max_instances < 1:
-        raise RadflowError(f"pacs.max_instances: must be at least 1, got {settings.max_instances}")
-    if settings.lookback_days is not None and settings.lookback_days < 0:
-        raise RadflowError(f"pacs.lookback_days: must be >= 0 or null, got {settings.lookback_days}")
-    return settings
+    return parse_section(params, "pacs", PacsSettings)
 
 
 def endpoint(settings: PacsSettings) -> Endpoint:

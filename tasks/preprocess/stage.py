@@ -6,19 +6,19 @@ images.npy, index.csv and classes.json (docs/CONTRACTS.md).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import Field, model_validator
 from rich.console import Console
 
 from tasks.common.atomic import atomic_open, atomic_path, write_json
 from tasks.common.classes import SUBGROUPS, check_negative_class
 from tasks.common.errors import RadflowError
-from tasks.common.params import Check, check_values, parse_section
+from tasks.common.params import InvalidValue, parse_section, section
 from tasks.common.paths import project_paths
 from tasks.common.shards import read_image
 from tasks.preprocess.split import assign_splits, check_no_leakage, predefined_splits
@@ -31,40 +31,35 @@ INDEX_COLUMNS = (
     "row", "image_id", "patient_id", "study_id", "label", "label_index", "split", "pixel_hash", *SUBGROUPS,
     *PROFILED,
 )  # fmt: skip
-CHECKS: dict[str, Check] = {  # what parse_section's types and choices do not catch
-    "image_size": (lambda v: v >= 16, "an integer >= 16 (pixels)"),
-    "val_fraction": (lambda v: 0 <= v < 1, "a fraction from 0 to below 1"),
-    "test_fraction": (lambda v: 0 <= v < 1, "a fraction from 0 to below 1"),
-    "lower_percentile": (lambda v: 0 <= v < 100, "a percentile from 0 to below 100"),
-    "upper_percentile": (lambda v: 0 < v <= 100, "a percentile above 0, up to 100"),
-    "min_val_images": (lambda v: v >= 0, "an integer >= 0"),
-}
 console = Console(stderr=True)
 
 
-@dataclass(frozen=True)
+@section("preprocess")
 class PreprocessParams:
     """params.yaml `preprocess` section."""
 
-    image_size: int
-    val_fraction: float
-    test_fraction: float
-    lower_percentile: float
-    upper_percentile: float
-    min_val_images: int
+    image_size: Annotated[int, Field(ge=16)]  # pixels
+    val_fraction: Annotated[float, Field(ge=0, lt=1)]
+    test_fraction: Annotated[float, Field(ge=0, lt=1)]
+    lower_percentile: Annotated[float, Field(ge=0, lt=100)]
+    upper_percentile: Annotated[float, Field(gt=0, le=100)]
+    min_val_images: Annotated[int, Field(ge=0)]
 
-    def __post_init__(self) -> None:
-        check_values("preprocess", self, CHECKS)
+    @model_validator(mode="after")
+    def _fit_together(self) -> PreprocessParams:
         if self.val_fraction + self.test_fraction >= 1:
-            raise RadflowError(
-                f"preprocess.val_fraction ({self.val_fraction}) + preprocess.test_fraction "
-                f"({self.test_fraction}) must stay below 1: train needs patients too"
+            raise InvalidValue(
+                "test_fraction",
+                self.test_fraction,
+                f"below 1 - preprocess.val_fraction ({self.val_fraction}): train needs patients too",
             )
         if self.lower_percentile >= self.upper_percentile:
-            raise RadflowError(
-                f"preprocess.lower_percentile ({self.lower_percentile}) must be below "
-                f"preprocess.upper_percentile ({self.upper_percentile})"
+            raise InvalidValue(
+                "lower_percentile",
+                self.lower_percentile,
+                f"below preprocess.upper_percentile ({self.upper_percentile})",
             )
+        return self
 
     def transform_settings(self) -> TransformSettings:
         return TransformSettings(self.image_size, self.lower_percentile, self.upper_percentile)

@@ -9,34 +9,37 @@ Passing registers it as a new version and moves `champion`; failing only appends
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 import models
 from models.registry import Registry
 from tasks.common.errors import RadflowError
 from tasks.common.metrics import metric_by_name, patient_bootstrap
+from tasks.common.params import section
 from tasks.common.scoring import predict_logits, read_store
 
+Floor = Annotated[float, Field(ge=0, le=1)]  # on a metric that lies in [0, 1]
 
-@dataclass(frozen=True)
+
+@section("promote")
 class PromoteParams:
     """params.yaml `promote` section (see the comments there)."""
 
     primary_metric: Literal["roc_auc", "pr_auc", "accuracy", "balanced_accuracy"]
-    non_inferiority_margin: float
-    min_roc_auc: float
-    min_sensitivity: float
-    min_specificity: float
-    min_margin_over_baseline: float
+    non_inferiority_margin: Floor
+    min_roc_auc: Floor
+    min_sensitivity: Floor
+    min_specificity: Floor
+    min_margin_over_baseline: Annotated[float, Field(ge=-1, le=1)]
     require_learned: bool
-    bootstrap_samples: int
-    batch_size: int
-    lock_timeout_s: float
+    bootstrap_samples: Annotated[int, Field(ge=10)]  # fewer cannot place a 2.5 % percentile
+    batch_size: Annotated[int, Field(ge=1)]
+    lock_timeout_s: Annotated[float, Field(ge=0)]
 
 
 def check_floors(metrics: dict[str, Any], settings: PromoteParams) -> dict[str, dict[str, Any]]:

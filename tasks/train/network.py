@@ -46,12 +46,7 @@ def initial_weights(
         if self_supervised is None:
             raise RadflowError("train.weights=self_supervised needs the pretrained backbone file")
         return load_matching(model, load_file(str(self_supervised)))
-    if params.weights == "imagenet":
-        if params.model != "alexnet" or params.in_channels != 3:
-            raise RadflowError(
-                "train.weights=imagenet needs train.model=alexnet and train.in_channels=3 "
-                f"(got {params.model}, {params.in_channels})"
-            )
+    if params.weights == "imagenet":  # TrainParams checked: AlexNet with 3 input channels
         return load_imagenet(
             model, Path(params.imagenet_path) if params.imagenet_path else None, params.imagenet_sha256
         )

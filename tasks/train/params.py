@@ -1,17 +1,26 @@
-"""The `train` section of params.yaml as a strict dataclass (every key is documented in params.yaml)."""
+"""The `train` section of params.yaml as a strict, range-checked section (every key is documented in
+params.yaml)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import asdict
+from typing import Annotated, Any, Literal
 
-from models.config import Activation, Layout, ModelConfig, ModelName, Norm
+from pydantic import Field, model_validator
+
+from models.config import Activation, Dropout, Layout, ModelConfig, ModelName, Norm, Width
 from tasks.common.errors import RadflowError
+from tasks.common.params import InvalidValue, section
 
 PLACEMENT = ("store", "node_rank", "rendezvous")
+Count = Annotated[int, Field(ge=0)]  # 0 allowed: off, none, or the default it names
+Positive = Annotated[int, Field(ge=1)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+Rate = Annotated[float, Field(gt=0, le=1)]  # a learning rate: the range test sweeps up to 1
+WEIGHTS = "none | imagenet | self_supervised | registry:<version|champion>"
 
 
-@dataclass(frozen=True)
+@section("train")
 class TrainParams:
     """Hyperparameters of one training run; saved in checkpoints and config.json as resolved."""
 
@@ -19,50 +28,82 @@ class TrainParams:
     layout: Layout
     norm: Norm
     activation: Activation
-    dropout: float
-    hidden_units: int
-    in_channels: int
-    weights: str
-    imagenet_path: str
-    imagenet_sha256: str
+    dropout: Dropout
+    hidden_units: Width
+    in_channels: Width
+    weights: Annotated[
+        str, Field(pattern=r"^(none|imagenet|self_supervised|registry:.+)$", description=WEIGHTS)
+    ]
+    imagenet_path: Annotated[str, Field(description='a checkpoint file, or "" for the torch hub cache')]
+    imagenet_sha256: Annotated[
+        str,
+        Field(pattern=r"^[0-9a-fA-F]{8,64}$", description="a SHA-256 hex digest or a prefix of 8+ digits"),
+    ]
     mode: Literal["linear_probe", "partial", "full"]
-    trainable_blocks: int
-    pretrained_lr_factor: float
-    feature_cache_keep: int
-    pretrain_epochs: int
-    pretrain_batch_size: int
-    pretrain_learning_rate: float
-    pretrain_temperature: float
-    epochs: int
-    batch_size: int
-    learning_rate: float | Literal["auto"]
-    lr_finder_steps: int
-    weight_decay: float
+    trainable_blocks: Annotated[int, Field(ge=0, le=5)]  # AlexNet has 5 conv blocks, ResNet/DenseNet 4
+    pretrained_lr_factor: Fraction
+    feature_cache_keep: Count
+    pretrain_epochs: Positive
+    pretrain_batch_size: Annotated[int, Field(ge=2)]  # NT-Xent: the other images are the negatives
+    pretrain_learning_rate: Rate
+    pretrain_temperature: Annotated[float, Field(gt=0, le=10)]
+    epochs: Positive
+    batch_size: Positive
+    learning_rate: Rate | Literal["auto"]
+    lr_finder_steps: Annotated[int, Field(ge=2)]
+    weight_decay: Fraction
     optimizer: Literal["adamw", "sgd"]
-    momentum: float
-    warmup_epochs: int
+    momentum: Annotated[float, Field(ge=0, lt=1)]
+    warmup_epochs: Count
     schedule: Literal["cosine", "step"]
-    step_epochs: int
-    step_gamma: float
-    patience: int
-    min_val_images_per_class: int
+    step_epochs: Positive
+    step_gamma: Rate
+    patience: Count
+    min_val_images_per_class: Count
     class_balance: Literal["weighted_loss", "sampler", "none"]
     augment: bool
     flip: bool
-    rotate_degrees: float
-    zoom: float
-    intensity_shift: float
-    noise_std: float
-    learned_min_loss_drop: float
-    learned_min_val_auc: float
+    rotate_degrees: Annotated[float, Field(ge=0, le=180)]
+    zoom: Annotated[float, Field(ge=0, lt=1)]
+    intensity_shift: Fraction
+    noise_std: Fraction
+    learned_min_loss_drop: Annotated[float, Field(ge=0, lt=1)]
+    learned_min_val_auc: Fraction
     device: Literal["auto", "cpu", "cuda"]
     compile: bool
-    threads: int
+    threads: Count
     store: Literal["auto", "memory", "stream"]
-    processes: int
-    nodes: int
-    node_rank: int
-    rendezvous: str | None
+    processes: Positive
+    nodes: Positive
+    node_rank: Count
+    rendezvous: Annotated[
+        str | None,
+        Field(pattern=r"^.+:[0-9]+$", description="node 0's host:port (e.g. 10.0.0.5:29500), or null"),
+    ]
+
+    @model_validator(mode="after")
+    def _fit_together(self) -> TrainParams:
+        if self.weights == "imagenet" and (self.model, self.in_channels) != ("alexnet", 3):
+            raise InvalidValue(
+                "weights",
+                self.weights,
+                f"imagenet only with train.model=alexnet and train.in_channels=3 (got {self.model}, "
+                f"{self.in_channels}); else {WEIGHTS.replace('imagenet | ', '')}",
+            )
+        if self.node_rank >= self.nodes:
+            raise InvalidValue("node_rank", self.node_rank, f"0 .. train.nodes - 1 (0 .. {self.nodes - 1})")
+        if self.nodes > 1 and self.rendezvous is None:
+            raise InvalidValue(
+                "rendezvous", None, "node 0's host:port (e.g. 10.0.0.5:29500) when train.nodes > 1"
+            )
+        ranks = self.processes * self.nodes
+        if self.batch_size % ranks:
+            raise InvalidValue(
+                "batch_size",
+                self.batch_size,
+                f"a multiple of train.processes x train.nodes ({ranks}): each process takes an equal share",
+            )
+        return self
 
     def model_config(self, num_classes: int) -> ModelConfig:
         return ModelConfig(
