@@ -10,11 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from flows.settings import RetrainParams
+from models.registry.mlflow_mirror import RegistryParams
 from tasks.common.params import parse_section
 from tasks.common.paths import ProjectPaths
 from tasks.demo_data import DemoParams
 from tasks.evaluate.params import EvaluateParams
 from tasks.ingest.settings import IngestSettings
+from tasks.pacs.settings import PacsSettings
+from tasks.predict import PredictParams
 from tasks.preprocess.stage import PreprocessParams
 from tasks.promote.gate import PromoteParams
 from tasks.train.params import TrainParams
@@ -27,7 +30,10 @@ SECTIONS: dict[str, type] = {
     "train": TrainParams,
     "evaluate": EvaluateParams,
     "promote": PromoteParams,
+    "registry": RegistryParams,
+    "predict": PredictParams,
     "retrain": RetrainParams,
+    "pacs": PacsSettings,
 }
 
 

@@ -18,7 +18,7 @@ from models.registry import Registry
 from tasks.common.data_profile import describe
 from tasks.common.errors import RadflowError
 from tasks.common.operating import OperatingPoint
-from tasks.common.params import from_dict
+from tasks.common.params import parse
 from tasks.demo_data.synth import chest_image
 from tasks.predict import PredictParams, gradcam_names, predict_files
 from tasks.preprocess.transform import TransformSettings, image_to_tensor
@@ -229,5 +229,5 @@ def test_an_input_whose_name_is_not_utf8_is_classified_and_reported_escaped(setu
 
 
 def test_a_bad_margin_is_refused_naming_what_is_valid() -> None:
-    with pytest.raises(RadflowError, match=r"predict.ood_margin: invalid value -1.0; valid: a number >= 0"):
-        from_dict({"ood_margin": -1}, PredictParams, where="predict")
+    with pytest.raises(RadflowError, match=r"^predict.ood_margin: invalid value -1; valid: a number >= 0$"):
+        parse({"ood_margin": -1}, PredictParams)
