@@ -198,7 +198,7 @@ def test_too_many_failures_fail_the_run(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_bad_configuration_names_the_choices(tmp_path: Path) -> None:
-    with pytest.raises(RadflowError, match="valid choices"):
+    with pytest.raises(RadflowError, match=r"valid: middle \| n \| mip \| all$"):
         settings_for(tmp_path, slice_strategy="first")
     (tmp_path / "raw").mkdir()
     with pytest.raises(RadflowError, match=r"labels file .* not found"):

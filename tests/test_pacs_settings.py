@@ -46,11 +46,13 @@ def test_urls_name_a_dicomweb_base_or_a_dimse_called_ae(tmp_path: Path) -> None:
 
 def test_settings_are_checked_strictly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     url = "http://127.0.0.1:8042/dicom-web"
-    with pytest.raises(RadflowError, match="unknown DICOM keyword 'Modality_In_Study'"):
+    with pytest.raises(RadflowError, match="'Modality_In_Study' is not a keyword with a text value"):
         pacs_settings(tmp_path, url, filters={"Modality_In_Study": "CR"})
-    with pytest.raises(RadflowError, match="not an AE title"):
+    with pytest.raises(
+        RadflowError, match=r"pacs\.calling_aet: invalid value 'AAAAAAAAAAAAAAAAA'; valid: an AE"
+    ):
         pacs_settings(tmp_path, url, calling_aet="A" * 17)
-    with pytest.raises(RadflowError, match="valid choices: \\['get', 'move'\\]"):
+    with pytest.raises(RadflowError, match=r"valid: get \| move$"):
         pacs_settings(tmp_path, url, retrieve="fetch")
     monkeypatch.setenv("RADFLOW_PACS_AUTH", "radflow:s3cret:with-colon")
     assert credentials(pacs_settings(tmp_path, url)) == ("radflow", "s3cret:with-colon")

@@ -223,10 +223,20 @@ def test_each_store_row_holds_its_own_image(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"val_fraction": 0.5, "test_fraction": 0.6}, r"val_fraction \(0.5\) \+ preprocess.test_fraction"),
-        ({"test_fraction": 1.2}, r"preprocess.test_fraction: invalid value 1.2; valid: a fraction"),
+        (
+            {"val_fraction": 0.5, "test_fraction": 0.6},
+            r"preprocess.test_fraction: invalid value 0.6; valid: below 1 - preprocess.val_fraction \(0.5\)",
+        ),
+        (
+            {"test_fraction": 1.2},
+            r"preprocess.test_fraction: invalid value 1.2; valid: a number >= 0 and < 1",
+        ),
         ({"image_size": 4}, r"preprocess.image_size: invalid value 4; valid: an integer >= 16"),
-        ({"lower_percentile": 60.0, "upper_percentile": 40.0}, "must be below preprocess.upper_percentile"),
+        (
+            {"lower_percentile": 60.0, "upper_percentile": 40.0},
+            r"preprocess.lower_percentile: invalid value 60.0; valid: below preprocess.upper_percentile "
+            r"\(40.0\)",
+        ),
         ({"min_val_images": -1}, "preprocess.min_val_images: invalid value -1"),
     ],
 )

@@ -190,5 +190,5 @@ def test_retrain_section_is_strict() -> None:
         retrain_params({})
     with pytest.raises(RadflowError, match="valid keys"):
         retrain_params({"retrain": {**params["retrain"], "retry": 3}})
-    with pytest.raises(RadflowError, match="valid choices"):
+    with pytest.raises(RadflowError, match=r"valid: a list of: failure \| promotion$"):
         retrain_params({"retrain": {**params["retrain"], "notify_on": ["success"]}})

@@ -79,11 +79,23 @@ def test_shards_are_disjoint_and_cover_the_rows(world: int) -> None:
 @pytest.mark.parametrize(
     ("changes", "gpus", "message"),
     [
-        ({"processes": 3}, None, "make it a multiple of train.processes x train.nodes"),
-        ({"processes": 0}, None, "train.processes and train.nodes must be >= 1"),
-        ({"nodes": 2}, None, "train.nodes > 1 needs train.rendezvous"),
-        ({"nodes": 2, "node_rank": 2, "rendezvous": "h:1"}, None, "train.node_rank must be 0..1"),
-        ({"nodes": 2, "rendezvous": "10.0.0.5"}, None, "expected host:port"),
+        (
+            {"processes": 3},
+            None,
+            "train.batch_size: invalid value 32; valid: a multiple of train.processes x",
+        ),
+        ({"processes": 0}, None, "train.processes: invalid value 0; valid: an integer >= 1"),
+        ({"nodes": 2}, None, "train.rendezvous: invalid value None; valid: node 0's host:port"),
+        (
+            {"nodes": 2, "node_rank": 2, "rendezvous": "h:1"},
+            None,
+            "train.node_rank: invalid value 2; valid: 0 ..",
+        ),
+        (
+            {"nodes": 2, "rendezvous": "10.0.0.5"},
+            None,
+            "train.rendezvous: invalid value '10.0.0.5'; valid: node 0's",
+        ),
         ({"processes": 4}, 2, "this node has 2 GPU(s)"),
     ],
 )

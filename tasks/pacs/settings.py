@@ -25,6 +25,7 @@ AeTitle = Annotated[
 ]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Seconds = Annotated[float, Field(gt=0)]
+FILTERS = "a mapping of study-level DICOM keywords (ModalitiesInStudy, StudyDescription, ...) to text"
 
 
 @section("pacs")
@@ -35,7 +36,7 @@ class PacsSettings:
     calling_aet: AeTitle
     auth_env: EnvName
     folder: Annotated[str, Field(min_length=1, description="a sub-folder name of ingest.source")]
-    filters: Annotated[dict[str, str], Field(description="a mapping of study-level DICOM keywords to text")]
+    filters: Annotated[dict[str, str], Field(description=FILTERS)]
     lookback_days: Annotated[int, Field(ge=0)] | None
     change_feed: bool
     retrieve: Literal["get", "move"]
@@ -54,10 +55,7 @@ class PacsSettings:
         for keyword in filters:
             if tag_for_keyword(keyword) is None or dictionary_VR(keyword) == "SQ":
                 raise InvalidValue(
-                    "filters",
-                    filters,
-                    f"DICOM keywords with a text value ({keyword!r} is not one), such as ModalitiesInStudy, "
-                    "StudyDescription, InstitutionName",
+                    "filters", filters, f"{FILTERS}; {keyword!r} is not a keyword with a text value"
                 )
         return filters
 
