@@ -38,8 +38,10 @@ def test_the_champion_is_fetched_by_name_before_and_after_a_rollback(tmp_path: P
     registry = Registry(project / "registry")
     assert same_model_files(fetch_champion(project, tmp_path / "host-1"), registry.load(1).path)
 
-    # Another candidate, which the gate cannot judge (here: an unreachable floor), registered on purpose.
-    edit_params(project, "train.learning_rate=0.002", "promote.min_roc_auc=2")
+    # Another candidate, which the gate refuses (here: floors only a flawless model meets; a floor above 1
+    # is refused as a setting), registered on purpose.
+    floors = ("promote.min_roc_auc=1", "promote.min_sensitivity=1", "promote.min_specificity=1")
+    edit_params(project, "train.learning_rate=0.002", *floors)
     run_ok(["dvc", "repro"], project)
     assert registry.aliases() == {"champion": 1, "previous": None}
     run_ok(["radflow", "registry", "register", "data/model", "--reason", "reviewed", "--champion"], project)

@@ -115,7 +115,9 @@ def test_missing_imagenet_file_names_where_to_put_it(tmp_path: Path, monkeypatch
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     with pytest.raises(RadflowError, match=str(default_imagenet_path())):
         build_network(train_params(weights="imagenet"), num_classes=3, registry_root=tmp_path)
-    with pytest.raises(RadflowError, match="valid: imagenet, none"):
+    with pytest.raises(
+        RadflowError, match=r"^train.weights: invalid value 'imagenett'; valid: none \| imagenet"
+    ):
         build_network(train_params(weights="imagenett"), num_classes=3, registry_root=tmp_path)
 
 

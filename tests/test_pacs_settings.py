@@ -34,7 +34,7 @@ def test_urls_name_a_dicomweb_base_or_a_dimse_called_ae(tmp_path: Path) -> None:
     dimse = endpoint(pacs_settings(tmp_path, "dimse://ORTHANC@10.1.2.3:104"))
     assert (dimse.kind, dimse.called_aet, dimse.host, dimse.port) == ("dimse", "ORTHANC", "10.1.2.3", 104)
     for bad, message in {
-        "ftp://x/y": "not understood; valid forms",
+        "ftp://x/y": r"^pacs.url: invalid value 'ftp://x/y'; valid: http\(s\)://host:port/dicom-web",
         "dimse://10.1.2.3:104": "not understood",
         "https://user:pw@pacs.example/dicom-web": "must not carry credentials",
     }.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import pytest
 from pydantic import Field
@@ -45,7 +45,7 @@ def test_sections_parse_strictly_into_one_line_naming_what_is_valid() -> None:
     parsed = parse(good, Section)
     assert parsed == Section("full", 2, 1.0, Path("data/x"), ["a"], None)  # an int where a float goes
     assert isinstance(parsed.rate, float) and isinstance(parsed.path, Path)
-    bad_cases = [
+    bad_cases: list[tuple[dict[str, Any], str]] = [
         ({"mode": "half"}, "s.mode: invalid value 'half'; valid: full | partial"),
         ({"epochs": "2"}, "s.epochs: invalid value '2'; valid: an integer >= 1"),
         ({"epochs": True}, "s.epochs: invalid value True; valid: an integer >= 1"),  # bool is not int

@@ -35,7 +35,6 @@ T = TypeVar("T")
 SECTION_CONFIG = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 Seed = Annotated[int, Field(strict=True, ge=0, lt=2**32)]  # numpy, torch and scikit-learn all take it
 Lax = Field(strict=False)  # for the types YAML does not have: a string becomes a Path, a list a tuple
-LaxPath = Annotated[Path, Lax]
 EnvName = Annotated[
     str,
     Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="an environment variable name (A-Z, a-z, 0-9, _)"),
@@ -49,7 +48,6 @@ class InvalidValue(ValueError):
 
     def __init__(self, key: str, value: Any, valid: str) -> None:
         super().__init__(f"{key}: invalid value {value!r}; valid: {valid}")
-        self.key, self.value, self.valid = key, value, valid
 
 
 @dataclass_transform(field_specifiers=(Field,), frozen_default=True)
@@ -131,7 +129,7 @@ def error_line(name: str, cls: type, given: dict[str, Any], error: ValidationErr
     key = str(first["loc"][0]) if first["loc"] else ""
     if first["type"] == "unexpected_keyword_argument":
         return f"{name}.{key}: unknown key; valid keys: {', '.join(fields)}"
-    if key not in fields:  # not one field's error (cannot happen for a section's own rules)
+    if key not in fields:  # a rule that raised something else than InvalidValue: pydantic's words
         return f"{name}: {first['msg']}"
     if first["type"] == "missing":
         return f"{name}.{key}: missing; valid: {valid_text(fields[key])}"

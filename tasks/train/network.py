@@ -50,13 +50,9 @@ def initial_weights(
         return load_imagenet(
             model, Path(params.imagenet_path) if params.imagenet_path else None, params.imagenet_sha256
         )
-    if params.weights.startswith(REGISTRY_PREFIX):
-        registered = Registry(registry_root).load(params.weights.removeprefix(REGISTRY_PREFIX))
-        return load_registry_weights(model, registered.path)
-    raise RadflowError(
-        f"train.weights={params.weights!r}; "
-        "valid: imagenet, none, self_supervised, registry:<version|champion>"
-    )
+    # registry:<version|champion>, the one form left (TrainParams refuses any other)
+    registered = Registry(registry_root).load(params.weights.removeprefix(REGISTRY_PREFIX))
+    return load_registry_weights(model, registered.path)
 
 
 def build_network(
