@@ -24,6 +24,7 @@ class ProjectPaths:
     evaluation: Path
     promotion: Path
     registry: Path
+    monitor: Path
 
     def __post_init__(self) -> None:
         """Each a folder of its own: DVC cannot track a stage output inside another, and the operator-only
