@@ -16,12 +16,18 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 from tasks.common.data_profile import describe, image_statistics
+from tasks.common.operating import OperatingPoint
+from tasks.demo_data.synth import chest_image
 from tasks.ingest.records import ImageMeta
 from tasks.monitor.analysis import Reference, analyse, arrivals_frame
 from tasks.monitor.drift import holm
 from tasks.monitor.entries import entry
 from tasks.monitor.settings import MonitorParams
-from tests.defaults import settings
+from tasks.preprocess.transform import TransformSettings, image_to_tensor
+from tests.defaults import settings, write_params
+from tests.dicom_factory import identity, write_dicom
+from tests.leakscan import planted_identifiers, scan_for_identifiers
+from tests.tiny_pipeline import CLASSES, SIZE, project_params, register_tiny_champion, tiny_config
 
 SIDE = 48
 START = datetime(2026, 9, 1, tzinfo=UTC)
@@ -92,7 +98,7 @@ def arrivals(
                     photometric="MONOCHROME2",
                     manufacturer=str(names[k]),
                     spacing_row=spacing_mm,
-                ),  # fmt: skip
+                ),
                 status="ok",
                 statistics=tuple(image_statistics(image[None], profile)[0].tolist()),
                 decision={
@@ -173,7 +179,7 @@ def test_decay_is_caught_by_temporal_validation_with_intervals(reference: Refere
     )  # fmt: skip
     by_month = findings.metrics["temporal_validation"]["month"]
     assert list(by_month) == ["2026-09", "2026-10", "2026-11"]
-    for month, figures in by_month.items():
+    for figures in by_month.values():
         assert figures["roc_auc_ci_low"] < figures["roc_auc"] < figures["roc_auc_ci_high"]
         assert figures["labelled"] == 150
     assert by_month["2026-09"]["roc_auc_ci_low"] > 0.85 and by_month["2026-10"]["roc_auc_ci_low"] > 0.85
@@ -183,3 +189,57 @@ def test_decay_is_caught_by_temporal_validation_with_intervals(reference: Refere
     series = findings.series.set_index("month")
     assert series.loc["2026-11", "roc_auc_ci_high"] == by_month["2026-11"]["roc_auc_ci_high"]
     assert list(series["arrivals"]) == [150, 150, 150]
+
+
+def test_radflow_monitor_end_to_end_on_what_predict_logged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`radflow predict` fills the log; `radflow monitor --labels` reads it, warns (exit 0) about the
+    out-of-distribution share and the useless champion's decay, and writes no identifier."""
+    monkeypatch.setenv("RADFLOW_SALT", "test-salt-not-secret")
+    params = project_params(tmp_path)
+    params["monitor"].update(min_arrivals=2, min_labelled=2, bootstrap_samples=50)
+    rng = np.random.default_rng(5)
+    transform = TransformSettings(SIZE, 0.5, 99.5)
+    images = [image_to_tensor(chest_image(SIZE, "normal", rng), transform) for _ in range(24)]
+    header = {"modality": ["DX"] * 24, "body_part": ["CHEST"] * 24, "photometric": ["MONOCHROME2"] * 24}
+    metrics = {
+        "operating_point": OperatingPoint(CLASSES, "normal", 0.5).to_dict(), "roc_auc": 0.95,
+        "validation": REFERENCE_VALIDATION,
+    }  # fmt: skip
+    config = {**tiny_config(), "data_profile": describe(header, images)}
+    register_tiny_champion(params, tmp_path / "candidate", config=config, metrics=metrics)
+    inputs = tmp_path / "inputs"
+    for k in range(4):
+        who = identity(patient_name=f"DOE^SECRET{k}", patient_id=f"SECRET-ID-{k}")
+        write_dicom(
+            inputs / f"SECRET-ID-{k}.dcm", chest_image(SIZE, "normal", rng), who=who, Manufacturer="ACME"
+        )
+    write_dicom(inputs / "ct.dcm", chest_image(SIZE, "normal", rng), modality="CT")
+    write_params(tmp_path, params)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    predicted = runner.invoke(app, ["predict", "inputs", "--out", "p.csv"])
+    assert predicted.exit_code == 0, predicted.output
+    classified = pd.read_csv(tmp_path / "p.csv").query("status == 'ok'")
+    labels = pd.DataFrame({"image_id": classified["image_id"], "label": ["normal", "effusion"] * 2})
+    labels.to_csv(tmp_path / "labels.csv", index=False)
+
+    result = runner.invoke(app, ["monitor", "--labels", "labels.csv"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    month = datetime.now(UTC).strftime("%Y-%m")
+    assert any(line.startswith("warning: out-of-distribution share 20.0% of 5 arrivals") for line in lines)
+    assert any(line.startswith(f"warning: decay in {month}: ROC-AUC 0.500") for line in lines)
+    assert lines[-1].startswith("monitor: 5 arrivals since the champion, out of distribution 20.0%")
+    written = json.loads((tmp_path / "monitor" / "metrics.json").read_text())
+    assert written["champion"] == "v1" and written["temporal_validation"]["month"][month]["labelled"] == 4
+    series = pd.read_csv(tmp_path / "monitor" / "timeseries.csv")
+    assert series[["month", "arrivals", "classified", "labelled"]].values.tolist() == [[month, 5, 4, 4]]
+    roots = [tmp_path / "monitor", tmp_path / "private" / "prediction_log"]
+    assert scan_for_identifiers(roots, planted_identifiers(inputs) | {"SECRET-ID-1.dcm"}) == []
+
+    (tmp_path / "bad.csv").write_text("patient,label\nx,normal\n")
+    refused = runner.invoke(app, ["monitor", "--labels", "bad.csv"])
+    assert refused.exit_code == 1 and "Traceback" not in refused.output
+    assert "labels bad.csv: columns ['patient', 'label']; valid: label and one of" in refused.output
