@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from tasks.common.data_profile import describe, image_statistics
+from tasks.common.data_profile import describe, describe_store, image_statistics
 from tasks.common.operating import OperatingPoint
 from tasks.demo_data.synth import chest_image
 from tasks.ingest.records import ImageMeta
@@ -27,7 +27,14 @@ from tasks.preprocess.transform import TransformSettings, image_to_tensor
 from tests.defaults import settings, write_params
 from tests.dicom_factory import identity, write_dicom
 from tests.leakscan import planted_identifiers, scan_for_identifiers
-from tests.tiny_pipeline import CLASSES, SIZE, project_params, register_tiny_champion, tiny_config
+from tests.tiny_pipeline import (
+    CLASSES,
+    SIZE,
+    make_store,
+    project_params,
+    register_tiny_champion,
+    tiny_config,
+)
 
 SIDE = 48
 START = datetime(2026, 9, 1, tzinfo=UTC)
@@ -243,3 +250,16 @@ def test_radflow_monitor_end_to_end_on_what_predict_logged(
     refused = runner.invoke(app, ["monitor", "--labels", "bad.csv"])
     assert refused.exit_code == 1 and "Traceback" not in refused.output
     assert "labels bad.csv: columns ['patient', 'label']; valid: label and one of" in refused.output
+
+
+def test_the_training_profile_counts_manufacturers_and_spacing_bands(tmp_path: Path) -> None:
+    make_store(tmp_path)
+    index = pd.read_csv(tmp_path / "index.csv")
+    index["manufacturer"] = np.where(index["row"] % 4 == 0, "ScannerB", "ScannerA")
+    index["spacing_row"] = np.where(index["row"] % 2 == 0, "0.143", "")  # unknown for half
+    index.to_csv(tmp_path / "index.csv", index=False)
+    profile = describe_store(tmp_path)
+    train = index[index["split"] == "train"]
+    assert profile["context"]["manufacturer"] == train["manufacturer"].value_counts().to_dict()
+    assert profile["context"]["spacing_band"] == {"0.1-0.15": int((train["row"] % 2 == 0).sum())}
+    assert all(len(values) == 101 for values in profile["quantiles"].values())
