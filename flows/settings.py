@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from tasks.common.params import parse_section
+from tasks.common.params import check_values, parse_section
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,14 @@ class RetrainParams:
     notify_command: str | None  # shell-free command run on failure/promotion; event JSON on stdin
     notify_webhook: str | None  # URL that gets the event JSON as an HTTP POST
     notify_on: tuple[Literal["failure", "promotion"], ...]
+    on_drift: bool  # retrain when the last `radflow monitor` found drift (tasks.monitor.policy)
+    on_decay: bool  # retrain when it found a month whose ROC-AUC interval fell below the champion's
+    min_new_labelled: int  # ...and only with at least this many labelled arrivals since the champion
+
+    def __post_init__(self) -> None:
+        check_values(
+            "retrain", self, {"min_new_labelled": (lambda v: v >= 0, "an integer >= 0 (0 = no minimum)")}
+        )
 
 
 def retrain_params(params: dict[str, Any]) -> RetrainParams:

@@ -5,6 +5,7 @@ caught by temporal validation with intervals, and the command runs end to end on
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,16 +16,19 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
+from flows.settings import retrain_params
 from tasks.common.data_profile import describe, describe_store, image_statistics
+from tasks.common.errors import RadflowError
 from tasks.common.operating import OperatingPoint
 from tasks.demo_data.synth import chest_image
 from tasks.ingest.records import ImageMeta
 from tasks.monitor.analysis import Reference, analyse, arrivals_frame
 from tasks.monitor.drift import holm
 from tasks.monitor.entries import entry
-from tasks.monitor.settings import MonitorParams
+from tasks.monitor.policy import retrain_decision
+from tasks.monitor.settings import MonitorParams, monitor_params
 from tasks.preprocess.transform import TransformSettings, image_to_tensor
-from tests.defaults import settings, write_params
+from tests.defaults import repo_params, settings, write_params
 from tests.dicom_factory import identity, write_dicom
 from tests.leakscan import planted_identifiers, scan_for_identifiers
 from tests.tiny_pipeline import (
@@ -196,6 +200,20 @@ def test_decay_is_caught_by_temporal_validation_with_intervals(reference: Refere
     series = findings.series.set_index("month")
     assert series.loc["2026-11", "roc_auc_ci_high"] == by_month["2026-11"]["roc_auc_ci_high"]
     assert list(series["arrivals"]) == [150, 150, 150]
+    # The retrain policy reads this evidence: decay triggers a run that says why, given enough labels.
+    evidence = {"champion": "v1", **findings.metrics}
+    policy = {"on_drift": True, "on_decay": True, "min_new_labelled": 400}
+    decision = retrain_decision(evidence, champion="v1", scheduled=False, **policy)
+    assert decision.run and decision.reasons == ["decay in 2026-11", "450 new labelled arrivals"]
+    assert decision.describe() == "retrain: decay in 2026-11; 450 new labelled arrivals"
+    held = retrain_decision(evidence, champion="v1", scheduled=True, **policy | {"min_new_labelled": 500})
+    assert (
+        not held.run and held.reasons[-1] == "only 450 new labelled arrivals (retrain.min_new_labelled 500)"
+    )
+    off = retrain_decision(evidence, champion="v1", scheduled=False, **policy | {"on_decay": False})
+    assert not off.run and off.reasons == ["no schedule, drift or decay trigger"]
+    stale = retrain_decision(evidence, champion="v2", scheduled=False, **policy)
+    assert not stale.run and "the monitor results are of v1, not the champion v2" in stale.reasons
 
 
 def test_radflow_monitor_end_to_end_on_what_predict_logged(
@@ -263,3 +281,19 @@ def test_the_training_profile_counts_manufacturers_and_spacing_bands(tmp_path: P
     assert profile["context"]["manufacturer"] == train["manufacturer"].value_counts().to_dict()
     assert profile["context"]["spacing_band"] == {"0.1-0.15": int((train["row"] % 2 == 0).sum())}
     assert all(len(values) == 101 for values in profile["quantiles"].values())
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("monitor.alpha=1.5", "monitor.alpha: invalid value 1.5; valid: a probability between 0 and 1"),
+        ("monitor.min_arrivals=1", "monitor.min_arrivals: invalid value 1; valid: an integer >= 2"),
+        ("monitor.log_max_mb=0", "monitor.log_max_mb: invalid value 0.0; valid: a size in MB > 0"),
+        ("retrain.min_new_labelled=-1", "retrain.min_new_labelled: invalid value -1; valid: an integer >= 0"),
+    ],
+)
+def test_bad_monitor_and_policy_values_name_the_valid_range(override: str, message: str) -> None:
+    params = repo_params(override)
+    with pytest.raises(RadflowError, match=re.escape(message)):
+        monitor_params(params)
+        retrain_params(params)

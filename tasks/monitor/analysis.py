@@ -165,6 +165,10 @@ def analyse(
             columns=list(PERFORMANCE)
         )
         series = series.merge(by_month, left_on="month", right_index=True, how="left")
+        if reference.test_roc_auc is not None:
+            metrics["decayed"] = decay.decayed(
+                temporal["month"], reference.test_roc_auc, settings.decay_margin
+            )
         warnings += decay_warnings(temporal["month"], reference.test_roc_auc, settings.decay_margin)
     metrics["warnings"] = warnings
     return Findings(metrics, series, warnings)
