@@ -202,17 +202,24 @@ def test_decay_is_caught_by_temporal_validation_with_intervals(reference: Refere
     assert list(series["arrivals"]) == [150, 150, 150]
     # The retrain policy reads this evidence: decay triggers a run that says why, given enough labels.
     evidence = {"champion": "v1", **findings.metrics}
-    policy = {"on_drift": True, "on_decay": True, "min_new_labelled": 400}
-    decision = retrain_decision(evidence, champion="v1", scheduled=False, **policy)
+
+    def decide(
+        champion: str = "v1", scheduled: bool = False, on_decay: bool = True, minimum: int = 400
+    ) -> Any:
+        return retrain_decision(
+            evidence, champion=champion, scheduled=scheduled, on_drift=True, on_decay=on_decay,
+            min_new_labelled=minimum,
+        )  # fmt: skip
+
+    decision = decide()
     assert decision.run and decision.reasons == ["decay in 2026-11", "450 new labelled arrivals"]
     assert decision.describe() == "retrain: decay in 2026-11; 450 new labelled arrivals"
-    held = retrain_decision(evidence, champion="v1", scheduled=True, **policy | {"min_new_labelled": 500})
-    assert (
-        not held.run and held.reasons[-1] == "only 450 new labelled arrivals (retrain.min_new_labelled 500)"
-    )
-    off = retrain_decision(evidence, champion="v1", scheduled=False, **policy | {"on_decay": False})
+    held = decide(scheduled=True, minimum=500)
+    assert not held.run and held.reasons[0] == "scheduled"
+    assert held.reasons[-1] == "only 450 new labelled arrivals (retrain.min_new_labelled 500)"
+    off = decide(on_decay=False)
     assert not off.run and off.reasons == ["no schedule, drift or decay trigger"]
-    stale = retrain_decision(evidence, champion="v2", scheduled=False, **policy)
+    stale = decide(champion="v2")
     assert not stale.run and "the monitor results are of v1, not the champion v2" in stale.reasons
 
 
