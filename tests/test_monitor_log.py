@@ -48,6 +48,7 @@ def test_files_rotate_by_month_and_size(tmp_path: Path) -> None:
         "predictions-2027-01.jsonl",
     ]  # fmt: skip
     assert [entry["n"] for entry in log.read(folder).entries] == [0, 1, 2, 3]  # write order
+    assert [entry["n"] for entry in log.read(folder, since_month="2027-01").entries] == [3]
 
 
 WRITER = """

@@ -11,6 +11,9 @@ the reader skips and counts, and the next writer terminates first), and the file
 `grep`/`jq` and safe to copy or archive month by month. SQLite's WAL mode would give the same
 durability at the price of a schema to migrate and a database that must not sit on a network share.
 
+An entry's `arrived` is when it was logged (for `predict`, when it was classified), so the month of
+the file an entry is in is never later than its own.
+
 Rotation: files are named by the month of writing, `predictions-YYYY-MM.jsonl`; a file past
 `max_bytes` is continued in `predictions-YYYY-MM.002.jsonl`, `.003` and so on.
 """
@@ -99,11 +102,14 @@ def _ends_torn(path: Path) -> bool:
         return handle.read(1) != b"\n"
 
 
-def read(folder: Path) -> LogContents:
-    """Every whole entry of every part, oldest file first; torn or unreadable lines are counted."""
+def read(folder: Path, since_month: str = "") -> LogContents:
+    """Every whole entry of the parts written in `since_month` (YYYY-MM) or later (all by default),
+    oldest file first; torn or unreadable lines are counted."""
     entries: list[dict[str, Any]] = []
     torn = 0
-    for _, _, path in _parts(folder):
+    for month, _, path in _parts(folder):
+        if month < since_month:
+            continue
         for line in path.read_bytes().splitlines():
             if not line.strip():
                 continue

@@ -53,9 +53,9 @@ def run_monitor(params: dict[str, Any], labels: Path | None) -> Findings:
     table = read_labels(labels) if labels is not None else None  # a bad CSV fails before any work
     record = Registry(paths.registry).show("champion")
     reference = champion_reference(record, params["evaluate"]["negative_class"])
-    contents = log.read(log.log_folder(paths.private))
-    arrivals = arrivals_frame(contents.entries)
     since = pd.Timestamp(record["created"])
+    contents = log.read(log.log_folder(paths.private), since_month=since.strftime("%Y-%m"))
+    arrivals = arrivals_frame(contents.entries)
     arrivals = arrivals[arrivals["arrived"] >= since].reset_index(drop=True)
     findings = analyse(arrivals, reference, settings, labels=table, seed=int(params["seed"]))
     header = {
