@@ -168,6 +168,31 @@ def receive(overrides: SetOption = None) -> None:
         receive_from_params(load_params(overrides=overrides), console)
 
 
+@app.command("monitor")
+def monitor(
+    labels: Annotated[
+        Path | None,
+        typer.Option(help="CSV of labels that arrived since (columns label and image_id or study_id)."),
+    ] = None,
+    overrides: SetOption = None,
+) -> None:
+    """Drift, prediction drift and temporal validation of the studies logged since the champion was
+    registered; writes paths.monitor/metrics.json and timeseries.csv. Warnings exit 0."""
+    from tasks.monitor.stage import run_monitor
+
+    with user_errors():
+        findings = run_monitor(load_params(overrides=overrides), labels)
+    for line in findings.warnings:
+        console.print(f"[bold yellow]warning:[/] {escape(line)}", soft_wrap=True)
+    metrics = findings.metrics
+    drifted = ", ".join(metrics["drifted"]) or "none"
+    console.print(
+        f"monitor: {metrics['arrivals']} arrivals since the champion, out of distribution "
+        f"{metrics['ood_share']:.1%}, drifted: {drifted}, {len(findings.warnings)} warning(s)",
+        soft_wrap=True,
+    )
+
+
 def _open_registry(params: dict[str, Any]) -> Registry:
     """The registry at params.yaml's paths.registry, with the promote section's lock timeout."""
     from models.registry import Registry

@@ -16,6 +16,7 @@ from tasks.common.paths import ProjectPaths
 from tasks.demo_data import DemoParams
 from tasks.evaluate.params import EvaluateParams
 from tasks.ingest.settings import IngestSettings
+from tasks.monitor.settings import MonitorParams
 from tasks.pacs.settings import PacsSettings
 from tasks.predict import PredictParams
 from tasks.preprocess.stage import PreprocessParams
@@ -34,6 +35,7 @@ SECTIONS: dict[str, type] = {
     "predict": PredictParams,
     "retrain": RetrainParams,
     "pacs": PacsSettings,
+    "monitor": MonitorParams,
 }
 
 

@@ -32,6 +32,10 @@ class RetrainParams:
         str | None, Field(pattern=r"^https?://", description="an http(s):// URL, or null")
     ]
     notify_on: Annotated[tuple[Literal["failure", "promotion"], ...], Lax]
+    on_drift: bool  # retrain when the last `radflow monitor` found drift (tasks.monitor.policy)
+    on_decay: bool  # retrain when it found a month whose ROC-AUC interval fell below the champion's
+    # ...and only with at least this many labelled arrivals since the champion (0 = no minimum)
+    min_new_labelled: Annotated[int, Field(ge=0)]
 
 
 def retrain_params(params: dict[str, Any]) -> RetrainParams:

@@ -10,6 +10,8 @@ An input unlike the training data (header attributes or image statistics against
 train stage stored in config.json) is reported `out_of_distribution` with the reason, not classified.
 The output is the user's own file: it names the source paths they passed (and Grad-CAM files are
 named after them), next to pseudonymised ids. When no input could be classified, predict fails.
+Every decoded image, classified or refused, is also appended to the prediction log the monitor reads
+(tasks.monitor.log: pseudonymised ids, header attributes, statistics, decision; no path, no identifier).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -40,6 +43,9 @@ from tasks.ingest.pseudonym import load_salt, pseudonym
 from tasks.ingest.records import ImageMeta
 from tasks.ingest.runner import decode_files
 from tasks.ingest.settings import IngestSettings, load_settings
+from tasks.monitor import log
+from tasks.monitor.entries import from_predictions
+from tasks.monitor.settings import monitor_params
 from tasks.preprocess.stage import PreprocessParams
 from tasks.preprocess.transform import TransformSettings, image_to_tensor
 from tasks.promote.gate import PromoteParams
@@ -47,7 +53,8 @@ from tasks.promote.gate import PromoteParams
 OUTPUT_SUFFIXES = (".csv", ".json")
 OUT_OF_DISTRIBUTION = "out_of_distribution"
 COLUMNS = ["source_path", "frame", "image_id", "patient_id", "status", "reason"]
-Screen = Callable[[ImageMeta, np.ndarray], str]  # (header attributes, (1, S, S) tensor) -> reason or ""
+# (header attributes, (1, S, S) tensor) -> (reason or "", the image's data_profile statistics or ())
+Screen = Callable[[ImageMeta, np.ndarray], tuple[str, tuple[float, ...]]]
 
 
 @section("predict")
@@ -78,7 +85,9 @@ def decode_all(
     """One record per decoded 2D image (and one per unusable file, with its reason), and the tensors of
     the images to classify: those `screen` finds no reason against.
 
-    Ids are made as ingest makes them: image id from content hash + frame, patient pseudonym salted.
+    Ids are made as ingest makes them: image id from content hash + frame, patient and study pseudonyms
+    salted. A decoded image's record also keeps its header attributes (`meta`), `statistics` and
+    `study_id` for the prediction log; the output table leaves them out.
     """
     records: list[dict[str, Any]] = []
     tensors: list[np.ndarray] = []
@@ -91,15 +100,18 @@ def decode_all(
         content = decoded.source_hash
         for image in decoded.images:
             tensor = image_to_tensor(image.pixels, transform)  # (1, S, S) float16
-            reason = screen(image.meta, tensor)
+            reason, statistics = screen(image.meta, tensor)
             records.append(
                 {
                     "source_path": printable_path(file),
                     "frame": image.frame,
                     "image_id": image_id(content, image.frame),
                     "patient_id": pseudonym("P", image.keys.patient or f"file:{content}", salt),
+                    "study_id": pseudonym("S", image.keys.study or f"file:{content}", salt),
                     "status": OUT_OF_DISTRIBUTION if reason else "ok",
                     "reason": reason,
+                    "meta": image.meta,
+                    "statistics": statistics,
                 }
             )
             if not reason:
@@ -112,11 +124,12 @@ def training_screen(config: dict[str, Any], margin: float) -> Screen:
     profile = config.get("data_profile")
     if profile is None:
         print("predict: this model carries no training-data profile; inputs are not screened")
-        return lambda meta, tensor: ""
+        return lambda meta, tensor: ("", ())
 
-    def screen(meta: ImageMeta, tensor: np.ndarray) -> str:
+    def screen(meta: ImageMeta, tensor: np.ndarray) -> tuple[str, tuple[float, ...]]:
         attributes = {name: getattr(meta, name) for name in HEADER}
-        return unlike_training(profile, attributes, image_statistics(tensor[None], profile)[0], margin)
+        statistics = image_statistics(tensor[None], profile)[0]
+        return unlike_training(profile, attributes, statistics, margin), tuple(statistics.tolist())
 
     return screen
 
@@ -158,6 +171,7 @@ def predict_files(
     preprocess = parse_section(params, "preprocess", PreprocessParams)
     ingest = load_settings(params)
     margin = parse_section(params, "predict", PredictParams).ood_margin
+    log_max_bytes = int(monitor_params(params).log_max_mb * 2**20)
     source = resolve_model(model, project.registry)  # a registry ref or a fetched folder, verified
     network, config = models.load_model(source.path)
     # The model's own input size wins over params.yaml: it is what the weights were trained on.
@@ -188,6 +202,9 @@ def predict_files(
     operating = from_record(registered_metrics(source, project.registry), classes, negative_class)
     frame = frame.join(decision_columns(logits, ok, classes, operating))
     frame["model_version"] = source.label
+    entries = from_predictions(records, frame, source.label, datetime.now(UTC))
+    if entries:
+        log.append(log.log_folder(project.private), entries, log_max_bytes)
     if out.suffix.lower() == ".json":
         write_json(out, json.loads(frame.to_json(orient="records")))
     else:

@@ -178,6 +178,12 @@ def test_threshold_comes_from_validation_not_test(tmp_path: Path) -> None:
     result_a, result_b = _evaluate(store, val, test_a, settings), _evaluate(store, val, test_b, settings)
     assert result_a.operating.threshold == result_b.operating.threshold == pytest.approx(log_odds(0.3))
     assert result_a.metrics["threshold"] == pytest.approx(log_odds(0.3))
+    # The monitor's reference for prediction drift: validation's log-odds percentiles, the share flagged.
+    validation = result_a.metrics["validation"]
+    quantiles = validation["abnormal_log_odds_quantiles"]
+    assert len(quantiles) == 101 and quantiles[0] == pytest.approx(log_odds(0.1))
+    assert quantiles[-1] == pytest.approx(log_odds(0.9))
+    assert validation["flagged_share"] == 0.5  # .3 and .9 of the abnormal scores .1 .2 .3 .9
     # Changing validation moves the threshold.
     shifted = _evaluate(store, val * 0 + [0.6, 0.4], test_a, settings)
     assert shifted.operating.threshold != pytest.approx(log_odds(0.3))

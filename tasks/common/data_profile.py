@@ -10,21 +10,30 @@ Two parts, both non-identifying:
   intensity histogram and the coarse layout are from the training images' mean ones. Each has the range
   the middle 98% of the training images span; an input further outside it than `margin` times its
   width is out of distribution.
+
+For the monitor (tasks.monitor), which tests whether arrivals drift from the training data as a whole,
+it also keeps counts of context attributes that are no reason to refuse an image (manufacturer, pixel
+spacing band) and each statistic's quantiles (0%, 1%, ..., 100%): its training distribution, compact.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from tasks.common.scoring import read_store
 
 HEADER = ("modality", "body_part", "photometric")
+CONTEXT = ("manufacturer", "spacing_band")  # drift is measured on these; an unseen value is no OOD reason
+SPACING_BANDS = (0.1, 0.15, 0.2, 0.3, 0.5, 1.0)  # mm: band edges of the pixel spacing (detector, binning)
+QUANTILES = 101  # quantiles kept per statistic: every percentile
 STATISTICS = ("mean", "std", "dark", "bright", "edges", "histogram_distance", "layout_distance")
 PERCENTILES = (1.0, 99.0)  # the training range: robust to the odd outlier among thousands of images
 MIN_WIDTH = 0.01  # a statistic that barely varies in training still gets this much room (image units)
@@ -72,19 +81,38 @@ def image_statistics(images: np.ndarray, profile: dict[str, Any]) -> np.ndarray:
     return _statistics(descriptors(images), profile["reference"])
 
 
+def spacing_band(spacing_mm: float | None) -> str:
+    """The pixel spacing's band, e.g. `0.15-0.2` mm ("" when unknown): a detector or binning change
+    shows as a new band, while the exact value varies between calibrations of one device."""
+    if spacing_mm is None or not np.isfinite(spacing_mm) or spacing_mm <= 0:
+        return ""
+    edges = (0.0, *SPACING_BANDS)
+    for low, high in itertools.pairwise(edges):
+        if spacing_mm < high:
+            return f"{low:g}-{high:g}"
+    return f">={SPACING_BANDS[-1]:g}"
+
+
 def describe(attributes: dict[str, list[str]], images: Iterable[np.ndarray]) -> dict[str, Any]:
-    """The profile of N >= 1 training images (1, S, S) with their header attributes (N values each)."""
+    """The profile of N >= 1 training images (1, S, S) with their header attributes (N values each;
+    the CONTEXT ones where known)."""
     described = descriptors(images)
     reference = {
         "histogram": described[:, 5 : 5 + BINS].mean(axis=0).tolist(),
         "layout": described[:, 5 + BINS :].mean(axis=0).tolist(),
     }
-    low, high = np.percentile(_statistics(described, reference), PERCENTILES, axis=0)
+    statistics = _statistics(described, reference)  # (N, len(STATISTICS))
+    low, high = np.percentile(statistics, PERCENTILES, axis=0)
+    quantiles = np.quantile(statistics, np.linspace(0.0, 1.0, QUANTILES), axis=0)  # (QUANTILES, 7)
     return {
         "images": len(described),
         "header": {name: dict(Counter(v for v in attributes[name] if v)) for name in HEADER},
+        "context": {
+            name: dict(Counter(v for v in attributes[name] if v)) for name in CONTEXT if name in attributes
+        },
         "reference": reference,
         "statistics": {name: [float(low[k]), float(high[k])] for k, name in enumerate(STATISTICS)},
+        "quantiles": {name: quantiles[:, k].tolist() for k, name in enumerate(STATISTICS)},
     }
 
 
@@ -95,6 +123,11 @@ def describe_store(folder: Path) -> dict[str, Any]:
     attributes = {
         name: train[name].astype(str).tolist() if name in train else [""] * len(train) for name in HEADER
     }
+    if "manufacturer" in train:
+        attributes["manufacturer"] = train["manufacturer"].astype(str).tolist()
+    if "spacing_row" in train:
+        spacings = pd.to_numeric(train["spacing_row"], errors="coerce")
+        attributes["spacing_band"] = [spacing_band(v) for v in spacings]
     return describe(attributes, (store.images[row] for row in train["row"]))  # one at a time from the memmap
 
 

@@ -27,6 +27,7 @@ class ProjectPaths:
     evaluation: Folder
     promotion: Folder
     registry: Folder
+    monitor: Folder
 
     @model_validator(mode="after")
     def folders_apart(self) -> ProjectPaths:

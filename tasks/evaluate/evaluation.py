@@ -73,11 +73,9 @@ def evaluate_scores(
     neg = store.classes.index(negative_class)
     val, test = store.split("val"), store.split("test")
     val_labels = val["label_index"].to_numpy(dtype=int)
+    val_scores = abnormal_log_odds(model.val, neg)  # (N_val,)
     threshold = choose_threshold(
-        val_labels != neg,
-        abnormal_log_odds(model.val, neg),
-        settings.threshold_method,
-        settings.target_sensitivity,
+        val_labels != neg, val_scores, settings.threshold_method, settings.target_sensitivity
     )
     labels = test["label_index"].to_numpy(dtype=int)
 
@@ -100,6 +98,10 @@ def evaluate_scores(
         "baseline_roc_auc": roc_auc(val_labels, baseline.val),
         "n_images": len(val),
         "n_patients": int(val["patient_id"].nunique()),
+        # what the monitor compares arrivals' predictions with (prediction drift): every percentile of
+        # the abnormal log-odds, and the share flagged at the threshold
+        "abnormal_log_odds_quantiles": np.quantile(val_scores, np.linspace(0, 1, 101)).tolist(),
+        "flagged_share": float((val_scores >= threshold).mean()),
     }
     findings = Findings(
         learning=learning_check(metrics, validation, training, settings),

@@ -26,7 +26,7 @@ from tasks.preprocess.transform import TransformSettings, build_transform, image
 
 __all__ = ["PreprocessParams", "TransformSettings", "image_to_tensor", "main", "preprocess"]
 
-PROFILED = ("body_part", "photometric")  # header attributes predict compares with the training data's
+PROFILED = ("body_part", "photometric", "spacing_row")  # kept for the training profile (OOD screen, drift)
 INDEX_COLUMNS = (
     "row", "image_id", "patient_id", "study_id", "label", "label_index", "split", "pixel_hash", *SUBGROUPS,
     *PROFILED,

@@ -1,0 +1,1 @@
+"""Watching the champion at work: the prediction log, drift and decay against its training data."""
