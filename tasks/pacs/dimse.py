@@ -2,42 +2,46 @@
 
 C-GET needs no inbound port: the PACS sends the instances back over our own association, so it is the
 default. C-MOVE makes the PACS open an association to `calling_aet` at the address it has configured
-for it; radflow listens on `pacs.listen_host:pacs.move_port` for the duration of the pull.
-Each operation runs on its own short association. Statuses and rejections become one-line errors that
-say what happened, with no identifier in them.
+for it; radflow listens on `pacs.listen_host:pacs.move_port` for the duration of the pull, with the
+storage SCP `radflow receive` uses (storescp.py), admitting only the PACS's host and only as called AE
+`pacs.calling_aet`. Either way each instance is checked by the same C-STORE handler (size limit,
+decoding). DICOM TLS when `pacs.tls_*` are set (tls.py).
+
+Each operation runs on its own short association, bounded as a whole by `pacs.request_deadline_s`
+(the association is aborted then) and a C-FIND by `pacs.max_query_results` matches. Statuses and
+rejections become one-line errors that say what happened, with no identifier in them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import io
-import logging
+import ipaddress
 import socket
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import pydicom
 from pydicom.dataset import Dataset
-from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, build_role, evt
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, build_role, evt
 from pynetdicom.association import Association
-from pynetdicom.events import Event
+from pynetdicom.status import Status
 
 from tasks.common.errors import RadflowError
-from tasks.pacs.settings import Endpoint, PacsSettings
+from tasks.pacs.console import console
+from tasks.pacs.settings import Endpoint, Network, PacsSettings
+from tasks.pacs.storescp import SUCCESS, Admission, all_storage_classes, handle_store, storage_scp
+from tasks.pacs.tls import client_context
 from tasks.pacs.transport import InstanceRef, OnInstance, PacsRefused, PacsUnavailable
 
 # Study Root Query/Retrieve Information Model (pynetdicom's names for these are not visible to mypy).
 FIND_MODEL = "1.2.840.10008.5.1.4.1.2.2.1"
 MOVE_MODEL = "1.2.840.10008.5.1.4.1.2.2.2"
 GET_MODEL = "1.2.840.10008.5.1.4.1.2.2.3"
-PENDING = (0xFF00, 0xFF01)
-SUCCESS, WARNING = 0x0000, 0xB000
-OUT_OF_RESOURCES = 0xA700
+PENDING = (int(Status.PENDING), 0xFF01)  # 0xFF01: pending, optional keys not supported (C-FIND)
+WARNING = 0xB000  # sub-operations complete, one or more failures (C-GET, C-MOVE)
 MAX_STORAGE_CONTEXTS = 120  # presentation contexts are limited to 128 per association
-
-logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # its INFO lines name UIDs and AE peers
 
 
 class DimseTransport:
@@ -49,6 +53,9 @@ class DimseTransport:
         self.ae = AE(ae_title=settings.calling_aet)
         self.ae.connection_timeout = settings.connect_timeout_s
         self.ae.acse_timeout = self.ae.dimse_timeout = self.ae.network_timeout = settings.timeout_s
+        tls = client_context(settings)
+        self.tls_args = (tls, where.host) if tls is not None else None  # the PACS's certificate names host
+        self.expired = threading.Event()  # the current association outlived pacs.request_deadline_s
 
     def studies(self, filters: dict[str, str], since: dt.date | None) -> list[str]:
         query = _query("STUDY", StudyInstanceUID="", **filters)
@@ -116,6 +123,12 @@ class DimseTransport:
             for code, identifier in self._checked(assoc.send_c_find(query, FIND_MODEL), "C-FIND"):
                 if code in PENDING and identifier is not None:
                     found.append(identifier)
+                if len(found) > self.settings.max_query_results:
+                    raise RadflowError(
+                        f"PACS {self.where.url} returned more than pacs.max_query_results="
+                        f"{self.settings.max_query_results} matches to one C-FIND; narrow pacs.filters "
+                        "(or raise the limit)"
+                    )
         return found
 
     def _get(self, queries: list[Dataset], sop_classes: list[str], on_instance: OnInstance) -> None:
@@ -124,28 +137,23 @@ class DimseTransport:
         contexts: list[tuple[str, list[str] | None]] = [(GET_MODEL, None)]
         contexts += [(sop_class, ALL_TRANSFER_SYNTAXES) for sop_class in sop_classes]
         roles = [build_role(sop_class, scp_role=True) for sop_class in sop_classes]
-        handlers = [(evt.EVT_C_STORE, _store_handler(on_instance))]
+        handlers = [(evt.EVT_C_STORE, handle_store, [self.settings, _sink(on_instance), _warn])]
         with self._association(contexts, roles, handlers) as assoc:
             for query in queries:
                 for _ in self._checked(assoc.send_c_get(query, GET_MODEL), "C-GET"):
                     pass
 
     def _move(self, queries: list[Dataset], on_instance: OnInstance) -> None:
-        listener = AE(ae_title=self.settings.calling_aet)
-        listener.network_timeout = listener.acse_timeout = listener.dimse_timeout = self.settings.timeout_s
-        for context in AllStoragePresentationContexts:
-            listener.add_supported_context(str(context.abstract_syntax), ALL_TRANSFER_SYNTAXES)
-        try:
-            server = listener.start_server(  # non-blocking: returns the running server
-                (self.settings.listen_host, self.settings.move_port),
-                block=False,
-                evt_handlers=[(evt.EVT_C_STORE, _store_handler(on_instance))],
-            )
-        except OSError as error:
-            raise RadflowError(
-                f"cannot listen on {self.settings.listen_host}:{self.settings.move_port} for C-MOVE "
-                f"(pacs.listen_host / pacs.move_port): {error.strerror}"
-            ) from None
+        admission = Admission(
+            networks=_addresses(self.where.host),
+            setting=f"the PACS's host {self.where.host} (pacs.url)",
+            report=_warn,
+            require_called_aet=True,  # the PACS must call us by pacs.calling_aet
+        )
+        address = (self.settings.listen_host, self.settings.move_port)
+        listener = storage_scp(
+            self.settings, address, all_storage_classes(), admission, _sink(on_instance), _warn
+        )
         try:
             with self._association([(MOVE_MODEL, None)]) as assoc:
                 for query in queries:
@@ -153,8 +161,7 @@ class DimseTransport:
                     for _ in self._checked(responses, "C-MOVE"):
                         pass
         finally:
-            if server is not None:
-                server.shutdown()
+            listener.shutdown()
 
     def _checked(
         self, responses: Iterator[tuple[Dataset, Dataset | None]], operation: str
@@ -169,6 +176,11 @@ class DimseTransport:
         """The status code. No status means the association ended: before the timeout, the PACS hung
         up on the request (what Orthanc does when the calling AE may not do this); else it timed out."""
         code = status.get("Status") if status else None
+        if code is None and self.expired.is_set():
+            raise RadflowError(
+                f"PACS {self.where.url}: the {operation} took longer than pacs.request_deadline_s="
+                f"{self.settings.request_deadline_s:g} s and was aborted (raise the limit for larger series)"
+            )
         if code is None and waited_s < self.settings.timeout_s:
             raise PacsRefused(
                 f"PACS {self.where.url} aborted the {operation}: it does not allow calling AE "
@@ -208,14 +220,29 @@ class DimseTransport:
             ae_title=self.where.called_aet,
             ext_neg=roles or None,
             evt_handlers=handlers or None,
+            tls_args=self.tls_args,
         )
         if not assoc.is_established:
             raise self._not_established(assoc)
+        self.expired.clear()
+
+        def expire() -> None:
+            self.expired.set()
+            assoc.abort()
+
+        deadline = threading.Timer(self.settings.request_deadline_s, expire)
+        deadline.daemon = True
+        deadline.start()
         try:
             yield assoc
-        finally:
+        except BaseException:
+            assoc.abort()  # the PACS may still be sending: a release would wait for it
+            raise
+        else:
             if assoc.is_established:
                 assoc.release()
+        finally:
+            deadline.cancel()
 
     def _not_established(self, assoc: Association) -> RadflowError:
         """Why the association failed, in words (rejected, aborted, or no connection at all)."""
@@ -254,14 +281,24 @@ def _query(level: str, **keys: Any) -> Dataset:
     return query
 
 
-def _store_handler(on_instance: OnInstance) -> Any:
-    """EVT_C_STORE handler: decode the peer's Part 10 bytes and hand the dataset over."""
+def _sink(on_instance: OnInstance) -> Any:
+    """The storage SCP's sink for a pull: hand the instance over (an OSError is "out of resources")."""
 
-    def handle(event: Event) -> int:
-        try:
-            on_instance(pydicom.dcmread(io.BytesIO(event.encoded_dataset())))
-        except Exception:  # tell the PACS; the pull counts the instance as missing and retries it next time
-            return OUT_OF_RESOURCES
+    def store(dataset: Dataset) -> int:
+        on_instance(dataset)
         return SUCCESS
 
-    return handle
+    return store
+
+
+def _warn(line: str) -> None:
+    console.print(f"[yellow]warning:[/] pull: {line}")
+
+
+def _addresses(host: str) -> list[Network]:
+    """The addresses `host` resolves to: the only peers the C-MOVE listener admits."""
+    try:
+        found = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        raise RadflowError(f"pacs.url: cannot resolve the PACS host {host} for the C-MOVE listener") from None
+    return [ipaddress.ip_network(str(address).split("%")[0]) for address in found]
