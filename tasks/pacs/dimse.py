@@ -144,24 +144,12 @@ class DimseTransport:
                     pass
 
     def _move(self, queries: list[Dataset], on_instance: OnInstance) -> None:
-        admission = Admission(
-            networks=_addresses(self.where.host),
-            setting=f"the PACS's host {self.where.host} (pacs.url)",
-            report=_warn,
-            require_called_aet=True,  # the PACS must call us by pacs.calling_aet
-        )
-        address = (self.settings.listen_host, self.settings.move_port)
-        listener = storage_scp(
-            self.settings, address, all_storage_classes(), admission, _sink(on_instance), _warn
-        )
-        try:
-            with self._association([(MOVE_MODEL, None)]) as assoc:
-                for query in queries:
-                    responses = assoc.send_c_move(query, self.settings.calling_aet, MOVE_MODEL)
-                    for _ in self._checked(responses, "C-MOVE"):
-                        pass
-        finally:
-            listener.shutdown()
+        listening = move_listener(self.where, self.settings, on_instance)
+        with listening, self._association([(MOVE_MODEL, None)]) as assoc:
+            for query in queries:
+                responses = assoc.send_c_move(query, self.settings.calling_aet, MOVE_MODEL)
+                for _ in self._checked(responses, "C-MOVE"):
+                    pass
 
     def _checked(
         self, responses: Iterator[tuple[Dataset, Dataset | None]], operation: str
@@ -247,6 +235,12 @@ class DimseTransport:
     def _not_established(self, assoc: Association) -> RadflowError:
         """Why the association failed, in words (rejected, aborted, or no connection at all)."""
         url, calling = self.where.url, self.settings.calling_aet
+        if self.tls_args is not None and not assoc.is_rejected:
+            return RadflowError(
+                f"PACS {url}: no DICOM TLS association with {self.where.host}:{self.where.port}; check that "
+                "the PACS's certificate chains to pacs.tls_ca and names that host, that the PACS trusts "
+                "pacs.tls_cert, and that it speaks TLS on that port"
+            )
         if assoc.is_rejected:
             return PacsRefused(
                 f"PACS {url} rejected the association: it does not accept calling AE {calling!r} "
@@ -279,6 +273,25 @@ def _query(level: str, **keys: Any) -> Dataset:
     for keyword, value in keys.items():
         setattr(query, keyword, value)
     return query
+
+
+@contextlib.contextmanager
+def move_listener(where: Endpoint, settings: PacsSettings, on_instance: OnInstance) -> Iterator[None]:
+    """The storage SCP a C-MOVE delivers to, for the duration of the block: on
+    `pacs.listen_host:pacs.move_port`, admitting only the PACS's host calling radflow by its own AE
+    title (`pacs.calling_aet`), any storage SOP class (what the PACS holds is the pull's choice)."""
+    admission = Admission(
+        networks=_addresses(where.host),
+        setting=f"the PACS's host {where.host} (pacs.url)",
+        report=_warn,
+        require_called_aet=True,
+    )
+    address = (settings.listen_host, settings.move_port)
+    listener = storage_scp(settings, address, all_storage_classes(), admission, _sink(on_instance), _warn)
+    try:
+        yield
+    finally:
+        listener.shutdown()
 
 
 def _sink(on_instance: OnInstance) -> Any:

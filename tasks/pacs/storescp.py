@@ -161,6 +161,7 @@ def _admit(event: Event, admission: Admission) -> None:
         f"rejected an association from {host} (calling AE {calling!r}): address not in {admission.setting}"
     )
     event.assoc.acse.send_reject(REJECT_PERMANENT, BY_SERVICE_USER, NO_REASON)
+    event.assoc.kill()  # as pynetdicom's own rejections do: waits until the A-ASSOCIATE-RJ is sent
 
 
 def _peer(event: Event) -> str:
