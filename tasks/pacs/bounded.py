@@ -5,7 +5,8 @@ without end) could hold a pull forever or fill the disk. A response hook (reques
 extension point, run before the body is read) wraps the body stream: it counts bytes against a
 budget (`pacs.max_instance_mb` per instance expected in the response) and arms a timer that shuts the
 socket down when `pacs.request_deadline_s` has passed since the request was sent, which ends even a
-read that is blocked. The transport turns either into a one-line error naming the limit.
+read that is blocked. The transport turns either into a one-line error naming the limit. Answers
+that are not instances (QIDO-RS JSON pages, the change feed) get a fixed budget, QUERY_BYTES.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tasks.common.errors import RadflowError
 from tasks.pacs.settings import PacsSettings
 
 MB = 1024 * 1024
+QUERY_BYTES = 64 * MB  # a JSON answer (one QIDO-RS page of <= 1000 matches, a change-feed page) is far less
 
 
 class ResponseTooLarge(RadflowError):
@@ -34,7 +36,7 @@ class ResponseLimits:
     def __init__(self, url: str, settings: PacsSettings) -> None:
         self.url = url
         self.settings = settings
-        self.instances = 1  # instances the next response may carry (a whole series: its size)
+        self.instances = 0  # instances the responses carry now (a whole series: its size); 0: JSON
         self.expired = threading.Event()  # set when a deadline cut a response short
 
     @contextlib.contextmanager
@@ -44,12 +46,12 @@ class ResponseLimits:
         try:
             yield
         finally:
-            self.instances = 1
+            self.instances = 0
 
     def hook(self, response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
         """requests' "response" hook: bound the body of `response` before anyone reads it."""
         self.expired.clear()
-        budget = self.instances * self.settings.max_instance_bytes
+        budget = self.instances * self.settings.max_instance_bytes if self.instances else QUERY_BYTES
         length = response.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > budget:
             response.close()
@@ -65,10 +67,12 @@ class ResponseLimits:
         )
 
     def _too_large(self, size: int) -> ResponseTooLarge:
+        if not self.instances:
+            return ResponseTooLarge(f"PACS {self.url} sent an answer of over {QUERY_BYTES // MB} MB; refused")
         per = "an instance" if self.instances == 1 else f"{self.instances} instances"
         return ResponseTooLarge(
             f"PACS {self.url} sent more than pacs.max_instance_mb={self.settings.max_instance_mb:g} MB per "
-            f"instance ({size / MB:.1f} MB for {per}); refused"
+            f"instance ({size:,} bytes for {per}); refused"
         )
 
 
