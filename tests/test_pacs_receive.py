@@ -156,7 +156,7 @@ def test_data_that_does_not_decode_is_answered_cannot_understand(
     garbage = tmp_path / "garbage.dcm"
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = DIGITAL_XRAY
-    meta.MediaStorageSOPInstanceUID = PLANTED.sop_uid
+    meta.MediaStorageSOPInstanceUID = pydicom.uid.UID(PLANTED.sop_uid)
     meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian  # what the context was accepted with
     encoded = DicomBytesIO()
     write_file_meta_info(encoded, meta)

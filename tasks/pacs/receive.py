@@ -26,7 +26,6 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from rich.console import Console
 
-from flows.settings import retrain_params
 from tasks.common.errors import RadflowError
 from tasks.common.paths import project_paths
 from tasks.pacs.console import quiet_library_logs
@@ -139,10 +138,10 @@ class Receiver:
         self._print(f"receive: {line}")
 
 
-def receive_from_params(params: dict[str, Any], console: Console) -> None:
-    """Run the receiver until interrupted (Ctrl-C, SIGTERM), then print what it stored."""
+def receive_from_params(params: dict[str, Any], incoming: str | None, console: Console) -> None:
+    """Run the receiver into `incoming` (retrain.incoming, parsed by the caller with the retrain
+    section) until interrupted (Ctrl-C, SIGTERM), then print what it stored."""
     quiet_library_logs()
-    incoming = retrain_params(params).incoming
     if incoming is None:
         raise RadflowError("retrain.incoming is not set: it is the folder `radflow receive` stores into")
     settings = load_pacs_settings(params)
