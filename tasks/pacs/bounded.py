@@ -20,9 +20,8 @@ from typing import Any
 import requests
 
 from tasks.common.errors import RadflowError
-from tasks.pacs.settings import PacsSettings
+from tasks.pacs.settings import MB, PacsSettings
 
-MB = 1024 * 1024
 QUERY_BYTES = 64 * MB  # a JSON answer (one QIDO-RS page of <= 1000 matches, a change-feed page) is far less
 
 

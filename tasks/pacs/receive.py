@@ -30,10 +30,9 @@ from tasks.common.errors import RadflowError
 from tasks.common.paths import project_paths
 from tasks.pacs.console import quiet_library_logs
 from tasks.pacs.part10 import content_digest, encode, instance_path, opaque_name, write_instance
-from tasks.pacs.settings import PacsSettings, load_pacs_settings, network
+from tasks.pacs.settings import MB, PacsSettings, load_pacs_settings, network
 from tasks.pacs.storescp import (
     DUPLICATE_INSTANCE,
-    MB,
     OUT_OF_RESOURCES,
     SUCCESS,
     Admission,

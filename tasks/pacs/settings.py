@@ -24,6 +24,7 @@ from tasks.common.params import Check, check_values, parse_section
 AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # DICOM AE: 1-16 printable characters, no backslash
 VALID_URLS = "http(s)://host:port/dicom-web (DICOMweb) or dimse://CALLED_AET@host:port (DIMSE)"
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+MB = 1024 * 1024  # the unit of the *_mb settings
 # Modality codes of pacs.receive_modalities -> the storage SOP classes (pynetdicom.sop_class names) each
 # admits: the image objects ingest decodes. Everything else (SR, RT, waveforms, documents) is refused.
 IMAGE_CLASSES: dict[str, tuple[str, ...]] = {
@@ -123,7 +124,7 @@ class PacsSettings:
 
     @property
     def max_instance_bytes(self) -> int:
-        return int(self.max_instance_mb * 1024 * 1024)
+        return int(self.max_instance_mb * MB)
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,6 @@ DATASET_MISMATCH = 0xA900  # storage "Error: Data Set Does Not Match SOP Class"
 CANNOT_UNDERSTAND = 0xC210  # storage "Error: Cannot Understand"
 # A-ASSOCIATE-RJ: rejected-permanent, by the service user, no reason given (PS3.8 9.3.4)
 REJECT_PERMANENT, BY_SERVICE_USER, NO_REASON = 0x01, 0x01, 0x01
-MB = 1024 * 1024
 
 Sink = Callable[[Dataset], int]  # stores one decoded instance (with file meta); returns a status
 Report = Callable[[str], None]  # one line about a refusal: counts, sizes, AE titles, addresses; no UID
@@ -99,8 +98,7 @@ def storage_scp(
     except OSError as error:
         raise RadflowError(
             f"cannot listen on {address[0]}:{address[1]} (pacs.listen_host, pacs.receive_port or "
-            f"pacs.move_port): "
-            f"{error.strerror}"
+            f"pacs.move_port): {error.strerror}"
         ) from None
     assert isinstance(server, ThreadedAssociationServer)  # a non-blocking start returns the server
     return server
@@ -121,7 +119,7 @@ def handle_store(event: Event, settings: PacsSettings, sink: Sink, report: Repor
     size = len(event.request.DataSet.getvalue())  # type: ignore[union-attr]
     if size > settings.max_instance_bytes:
         report(
-            f"refused an instance of {size / MB:.1f} MB from {_peer(event)}: over "
+            f"refused an instance of {size:,} bytes from {_peer(event)}: over "
             f"pacs.max_instance_mb={settings.max_instance_mb:g}"
         )
         return NOT_AUTHORISED
@@ -151,9 +149,11 @@ def _admit(event: Event, admission: Admission) -> None:
     """EVT_REQUESTED: reject an association whose peer address is not in `admission.networks`."""
     host = event.assoc.requestor.address
     try:
-        peer = ipaddress.ip_address(host.split("%")[0])
+        peer: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host.split("%")[0])
     except ValueError:
         peer = None
+    if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped is not None:
+        peer = peer.ipv4_mapped  # a dual-stack listener sees IPv4 peers as ::ffff:a.b.c.d
     if peer is not None and any(peer in network for network in admission.networks):
         return
     calling = event.assoc.requestor.primitive.calling_ae_title if event.assoc.requestor.primitive else "?"
