@@ -40,7 +40,8 @@ def tls_orthanc(tmp_path_factory: pytest.TempPathFactory, site: dict[str, str]) 
     }
     with running_orthanc(root, overrides) as server:
         # C-MOVE deliveries to radflow go over TLS too (Orthanc's per-modality switch)
-        modality: dict[str, Any] = {"AET": RADFLOW_AET, "Host": "127.0.0.1", "Port": server.move_port, "UseDicomTls": True}
+        modality: dict[str, Any] = {"AET": RADFLOW_AET, "Host": "127.0.0.1", "Port": server.move_port}
+        modality["UseDicomTls"] = True
         response = requests.put(
             f"{server.rest}/modalities/radflow", json=modality, auth=(USER, PASSWORD), timeout=30
         )
