@@ -15,8 +15,7 @@ import requests
 from tasks.common.errors import RadflowError
 from tasks.pacs.pull import run_pull
 from tests.orthanc import AUTH, PASSWORD, RADFLOW_AET, USER, Orthanc, missing_reason, running_orthanc
-from tests.pacs_helpers import pacs_settings, pulled, sop_uids, study_files
-from tests.test_pacs_receive import tls_files
+from tests.pacs_helpers import pacs_settings, pulled, sop_uids, study_files, tls_files
 
 
 @pytest.fixture(scope="module")

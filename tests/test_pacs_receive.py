@@ -26,8 +26,7 @@ from tasks.pacs.part10 import ensure_part10
 from tasks.pacs.receive import Receiver
 from tasks.pacs.settings import endpoint
 from tests.dicom_factory import PLANTED, ramp, write_dicom
-from tests.pacs_helpers import DIGITAL_XRAY, pacs_settings
-from tests.tls_proxy import self_signed_certificate
+from tests.pacs_helpers import DIGITAL_XRAY, pacs_settings, tls_files
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 BASIC_TEXT_SR = "1.2.840.10008.5.1.4.1.1.88.11"
@@ -199,12 +198,6 @@ def test_the_c_move_listener_admits_only_the_pacs_calling_radflow(tmp_path: Path
         with association(port, calling="ORTHANC") as pacs:
             assert store(pacs, instance(tmp_path / "a.dcm")) == 0x0000
     assert [str(dataset.SOPInstanceUID) for dataset in arrived] == [PLANTED.sop_uid]
-
-
-def tls_files(folder: Path) -> dict[str, str]:
-    """pacs.tls_* settings for a site whose hosts share one self-signed certificate (its own CA)."""
-    key, certificate = self_signed_certificate(folder)
-    return {"tls_cert": str(certificate), "tls_key": str(key), "tls_ca": str(certificate)}
 
 
 def test_dicom_tls_a_trusted_certificate_stores_an_untrusted_one_cannot_associate(tmp_path: Path) -> None:
