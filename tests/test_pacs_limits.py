@@ -126,18 +126,6 @@ def trickling_http_server() -> Iterator[int]:
         thread.join(timeout=30)
 
 
-def test_dicomweb_a_trickled_answer_ends_at_the_request_deadline(tmp_path: Path) -> None:
-    with trickling_http_server() as port:
-        url = f"http://127.0.0.1:{port}/dicom-web"
-        settings = pacs_settings(tmp_path, url, timeout_s=30, request_deadline_s=1)
-        transport = DicomWebTransport(endpoint(settings), settings)
-        try:
-            with pytest.raises(RadflowError, match=r"within pacs\.request_deadline_s=1 s \(query studies\)"):
-                transport.studies({}, None)
-        finally:
-            transport.close()
-
-
 @contextlib.contextmanager
 def trickling_find_scp() -> Iterator[int]:
     """A DIMSE peer that answers a C-FIND with one pending match every TRICKLE_GAP_S, without end
@@ -165,13 +153,33 @@ def trickling_find_scp() -> Iterator[int]:
             server.shutdown()
 
 
-def test_dimse_a_trickled_answer_ends_at_the_request_deadline(tmp_path: Path) -> None:
-    with trickling_find_scp() as port:
-        url = f"dimse://SLOWPACS@127.0.0.1:{port}"
-        settings = pacs_settings(tmp_path, url, timeout_s=30, request_deadline_s=1)
-        transport = DimseTransport(endpoint(settings), settings)
+@pytest.mark.parametrize(
+    ("peer", "url", "transport", "expected"),
+    [
+        (
+            trickling_http_server,
+            "http://127.0.0.1:{port}/dicom-web",
+            DicomWebTransport,
+            r"within pacs\.request_deadline_s=1 s \(query studies\)",
+        ),
+        (
+            trickling_find_scp,
+            "dimse://SLOWPACS@127.0.0.1:{port}",
+            DimseTransport,
+            r"C-FIND took longer than pacs\.request_deadline_s=1 s",
+        ),
+    ],
+    ids=["dicomweb", "dimse"],
+)
+def test_a_trickled_answer_ends_at_the_request_deadline(
+    tmp_path: Path, peer: Any, url: str, transport: Any, expected: str
+) -> None:
+    """Each wait is far shorter than pacs.timeout_s, so only the whole-request deadline can end it."""
+    with peer() as port:
+        settings = pacs_settings(tmp_path, url.format(port=port), timeout_s=30, request_deadline_s=1)
+        client = transport(endpoint(settings), settings)
         try:
-            with pytest.raises(RadflowError, match=r"C-FIND took longer than pacs\.request_deadline_s=1 s"):
-                transport.studies({}, None)
+            with pytest.raises(RadflowError, match=expected):
+                client.studies({}, None)
         finally:
-            transport.close()
+            client.close()

@@ -217,6 +217,9 @@ class DimseTransport:
         def expire() -> None:
             self.expired.set()
             assoc.abort()
+            # A local abort does not wake a request blocked on the next DIMSE message (only the peer's
+            # does, with this same (None, None) item): without it, the wait would run on to timeout_s.
+            assoc.dimse.msg_queue.put((None, None))
 
         deadline = threading.Timer(self.settings.request_deadline_s, expire)
         deadline.daemon = True
