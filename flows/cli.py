@@ -162,10 +162,12 @@ def pull(overrides: SetOption = None) -> None:
 @app.command("receive")
 def receive(overrides: SetOption = None) -> None:
     """Listen for studies pushed by C-STORE (pacs.listen_host:pacs.receive_port) into retrain.incoming."""
+    from flows.settings import retrain_params
     from tasks.pacs.receive import receive_from_params
 
     with user_errors():
-        receive_from_params(load_params(overrides=overrides), console)
+        params = load_params(overrides=overrides)
+        receive_from_params(params, retrain_params(params).incoming, console)
 
 
 @app.command("monitor")

@@ -16,6 +16,7 @@ from prefect.tasks import Task, exponential_backoff
 
 from flows.settings import RetrainParams
 from tasks.pacs.pull import pull_from_params
+from tasks.pacs.settings import load_pacs_settings
 from tasks.pacs.transport import PacsUnavailable
 
 
@@ -39,7 +40,7 @@ def pull_task(params: dict[str, Any]) -> str:
 
 def pull_first(params: dict[str, Any], settings: RetrainParams) -> None:
     """Run `pull_task` when params.yaml names a PACS (`pacs.url`); otherwise do nothing."""
-    if not (params.get("pacs") or {}).get("url"):
+    if not load_pacs_settings(params).url:  # parsed (and checked) like every other section
         return
     backoff = exponential_backoff(settings.retry_delay_s)
     pull_task.with_options(retries=settings.retries, retry_delay_seconds=backoff)(params)

@@ -154,8 +154,9 @@ def _namespaces_work() -> bool:
 
 
 @contextlib.contextmanager
-def running_orthanc(root: Path) -> Iterator[Orthanc]:
-    """Start Orthanc on free ports with its configuration and storage under `root`; stop it by PID."""
+def running_orthanc(root: Path, overrides: dict[str, object] | None = None) -> Iterator[Orthanc]:
+    """Start Orthanc on free ports with its configuration (plus `overrides`, e.g. DICOM TLS) and storage
+    under `root`; stop it by PID."""
     isolated = _namespaces_work()
     if not isolated:
         warnings.warn(
@@ -169,7 +170,8 @@ def running_orthanc(root: Path) -> Iterator[Orthanc]:
     http_port, dicom_port, move_port = (8042, 4242, 11113) if isolated else (free_port() for _ in range(3))
     root.mkdir(parents=True, exist_ok=True)
     config = root / "orthanc.json"
-    config.write_text(json.dumps(configuration(root, http_port, dicom_port, move_port), indent=2))
+    settings = configuration(root, http_port, dicom_port, move_port) | (overrides or {})
+    config.write_text(json.dumps(settings, indent=2))
     command = ["unshare", "-n", "sh", "-c", NAMESPACE_LAUNCHER, str(config)] if isolated else ["Orthanc"]
     log = open(root / "orthanc.log", "wb")  # noqa: SIM115 (closed below)
     process = subprocess.Popen(

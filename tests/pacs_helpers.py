@@ -13,6 +13,7 @@ from tasks.pacs.settings import PacsSettings, load_pacs_settings
 from tests.dicom_factory import identity, ramp, write_dicom
 from tests.ingest_helpers import ingest_params
 from tests.orthanc import RADFLOW_AET, Orthanc
+from tests.tls_proxy import self_signed_certificate
 
 STUDY_ROOT = "1.2.826.0.1.3680043.8.498.9"  # test UIDs: <root>.<study>[.<series>[.<instance>]]
 DIGITAL_XRAY = SOP_CLASSES["DX"]  # the SOP class of the studies written here
@@ -73,3 +74,10 @@ def sop_uids(files: list[Path]) -> set[str]:
 
 def all_instances(server: Orthanc) -> int:
     return len(server.get("/instances"))  # type: ignore[arg-type]
+
+
+def tls_files(folder: Path) -> dict[str, str]:
+    """pacs.tls_* settings for a site whose hosts share one self-signed certificate for 127.0.0.1 (its
+    own CA): what a peer with another such certificate does not trust."""
+    key, certificate = self_signed_certificate(folder)
+    return {"tls_cert": str(certificate), "tls_key": str(key), "tls_ca": str(certificate)}

@@ -76,6 +76,11 @@ CASES: dict[str, tuple[list[str], tuple[str, str, Any] | None, str]] = {
         None,
         "pacs.max_instances: invalid value 0; valid: an integer >= 1",
     ),
+    "monitor": (
+        ["monitor", "--set", "monitor.alpha=2"],
+        None,
+        "monitor.alpha: invalid value 2; valid: a number > 0 and < 1",
+    ),
 }
 
 

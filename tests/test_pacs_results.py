@@ -36,7 +36,8 @@ def test_receive_stores_pushed_studies_from_allowed_aes_only(pacs: Orthanc, tmp_
     incoming = tmp_path / "incoming"
     # Orthanc knows radflow as RADFLOW at 127.0.0.1:move_port: listen there, accepting only ORTHANC.
     options = {"receive_aets": [PACS_AET], "receive_port": pacs.move_port}
-    receiver = Receiver(pacs_settings(tmp_path, pacs.dicomweb_url, **options), incoming)
+    settings = pacs_settings(tmp_path, pacs.dicomweb_url, **options)
+    receiver = Receiver(settings, incoming, tmp_path / "conflicts")
     try:
         (study,) = cast(list[str], pacs.get("/studies"))  # one study
         response = requests.post(
@@ -53,7 +54,7 @@ def test_receive_stores_pushed_studies_from_allowed_aes_only(pacs: Orthanc, tmp_
     finally:
         receiver.stop()
     files = sorted(incoming.rglob("*.dcm"))
-    assert receiver.stored == 4 and receiver.failed == 0 and len(files) == 4
+    assert receiver.stored == 4 and receiver.refused == 0 and len(files) == 4
     assert {pydicom.dcmread(p).SOPInstanceUID for p in files} == {
         pydicom.dcmread(p).SOPInstanceUID for p in sent
     }

@@ -2,42 +2,46 @@
 
 C-GET needs no inbound port: the PACS sends the instances back over our own association, so it is the
 default. C-MOVE makes the PACS open an association to `calling_aet` at the address it has configured
-for it; radflow listens on `pacs.listen_host:pacs.move_port` for the duration of the pull.
-Each operation runs on its own short association. Statuses and rejections become one-line errors that
-say what happened, with no identifier in them.
+for it; radflow listens on `pacs.listen_host:pacs.move_port` for the duration of the pull, with the
+storage SCP `radflow receive` uses (storescp.py), admitting only the PACS's host and only as called AE
+`pacs.calling_aet`. Either way each instance is checked by the same C-STORE handler (size limit,
+decoding). DICOM TLS when `pacs.tls_*` are set (tls.py).
+
+Each operation runs on its own short association, bounded as a whole by `pacs.request_deadline_s`
+(the association is aborted then) and a C-FIND by `pacs.max_query_results` matches. Statuses and
+rejections become one-line errors that say what happened, with no identifier in them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import io
-import logging
+import ipaddress
 import socket
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import pydicom
 from pydicom.dataset import Dataset
-from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, build_role, evt
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, build_role, evt
 from pynetdicom.association import Association
-from pynetdicom.events import Event
+from pynetdicom.status import Status
 
 from tasks.common.errors import RadflowError
-from tasks.pacs.settings import Endpoint, PacsSettings
+from tasks.pacs.console import console
+from tasks.pacs.settings import Endpoint, Network, PacsSettings
+from tasks.pacs.storescp import SUCCESS, Admission, all_storage_classes, handle_store, storage_scp
+from tasks.pacs.tls import client_context
 from tasks.pacs.transport import InstanceRef, OnInstance, PacsRefused, PacsUnavailable
 
 # Study Root Query/Retrieve Information Model (pynetdicom's names for these are not visible to mypy).
 FIND_MODEL = "1.2.840.10008.5.1.4.1.2.2.1"
 MOVE_MODEL = "1.2.840.10008.5.1.4.1.2.2.2"
 GET_MODEL = "1.2.840.10008.5.1.4.1.2.2.3"
-PENDING = (0xFF00, 0xFF01)
-SUCCESS, WARNING = 0x0000, 0xB000
-OUT_OF_RESOURCES = 0xA700
+PENDING = (int(Status.PENDING), 0xFF01)  # 0xFF01: pending, optional keys not supported (C-FIND)
+WARNING = 0xB000  # sub-operations complete, one or more failures (C-GET, C-MOVE)
 MAX_STORAGE_CONTEXTS = 120  # presentation contexts are limited to 128 per association
-
-logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # its INFO lines name UIDs and AE peers
 
 
 class DimseTransport:
@@ -49,6 +53,9 @@ class DimseTransport:
         self.ae = AE(ae_title=settings.calling_aet)
         self.ae.connection_timeout = settings.connect_timeout_s
         self.ae.acse_timeout = self.ae.dimse_timeout = self.ae.network_timeout = settings.timeout_s
+        tls = client_context(settings)
+        self.tls_args = (tls, where.host) if tls is not None else None  # the PACS's certificate names host
+        self.expired = threading.Event()  # the current association outlived pacs.request_deadline_s
 
     def studies(self, filters: dict[str, str], since: dt.date | None) -> list[str]:
         query = _query("STUDY", StudyInstanceUID="", **filters)
@@ -116,6 +123,12 @@ class DimseTransport:
             for code, identifier in self._checked(assoc.send_c_find(query, FIND_MODEL), "C-FIND"):
                 if code in PENDING and identifier is not None:
                     found.append(identifier)
+                if len(found) > self.settings.max_query_results:
+                    raise RadflowError(
+                        f"PACS {self.where.url} returned more than pacs.max_query_results="
+                        f"{self.settings.max_query_results} matches to one C-FIND; narrow pacs.filters "
+                        "(or raise the limit)"
+                    )
         return found
 
     def _get(self, queries: list[Dataset], sop_classes: list[str], on_instance: OnInstance) -> None:
@@ -124,37 +137,19 @@ class DimseTransport:
         contexts: list[tuple[str, list[str] | None]] = [(GET_MODEL, None)]
         contexts += [(sop_class, ALL_TRANSFER_SYNTAXES) for sop_class in sop_classes]
         roles = [build_role(sop_class, scp_role=True) for sop_class in sop_classes]
-        handlers = [(evt.EVT_C_STORE, _store_handler(on_instance))]
+        handlers = [(evt.EVT_C_STORE, handle_store, [self.settings, _sink(on_instance), _warn])]
         with self._association(contexts, roles, handlers) as assoc:
             for query in queries:
                 for _ in self._checked(assoc.send_c_get(query, GET_MODEL), "C-GET"):
                     pass
 
     def _move(self, queries: list[Dataset], on_instance: OnInstance) -> None:
-        listener = AE(ae_title=self.settings.calling_aet)
-        listener.network_timeout = listener.acse_timeout = listener.dimse_timeout = self.settings.timeout_s
-        for context in AllStoragePresentationContexts:
-            listener.add_supported_context(str(context.abstract_syntax), ALL_TRANSFER_SYNTAXES)
-        try:
-            server = listener.start_server(  # non-blocking: returns the running server
-                (self.settings.listen_host, self.settings.move_port),
-                block=False,
-                evt_handlers=[(evt.EVT_C_STORE, _store_handler(on_instance))],
-            )
-        except OSError as error:
-            raise RadflowError(
-                f"cannot listen on {self.settings.listen_host}:{self.settings.move_port} for C-MOVE "
-                f"(pacs.listen_host / pacs.move_port): {error.strerror}"
-            ) from None
-        try:
-            with self._association([(MOVE_MODEL, None)]) as assoc:
-                for query in queries:
-                    responses = assoc.send_c_move(query, self.settings.calling_aet, MOVE_MODEL)
-                    for _ in self._checked(responses, "C-MOVE"):
-                        pass
-        finally:
-            if server is not None:
-                server.shutdown()
+        listening = move_listener(self.where, self.settings, on_instance)
+        with listening, self._association([(MOVE_MODEL, None)]) as assoc:
+            for query in queries:
+                responses = assoc.send_c_move(query, self.settings.calling_aet, MOVE_MODEL)
+                for _ in self._checked(responses, "C-MOVE"):
+                    pass
 
     def _checked(
         self, responses: Iterator[tuple[Dataset, Dataset | None]], operation: str
@@ -169,6 +164,11 @@ class DimseTransport:
         """The status code. No status means the association ended: before the timeout, the PACS hung
         up on the request (what Orthanc does when the calling AE may not do this); else it timed out."""
         code = status.get("Status") if status else None
+        if code is None and self.expired.is_set():
+            raise RadflowError(
+                f"PACS {self.where.url}: the {operation} took longer than pacs.request_deadline_s="
+                f"{self.settings.request_deadline_s:g} s and was aborted (raise the limit for larger series)"
+            )
         if code is None and waited_s < self.settings.timeout_s:
             raise PacsRefused(
                 f"PACS {self.where.url} aborted the {operation}: it does not allow calling AE "
@@ -208,18 +208,42 @@ class DimseTransport:
             ae_title=self.where.called_aet,
             ext_neg=roles or None,
             evt_handlers=handlers or None,
+            tls_args=self.tls_args,
         )
         if not assoc.is_established:
             raise self._not_established(assoc)
+        self.expired.clear()
+
+        def expire() -> None:
+            self.expired.set()
+            assoc.abort()
+            # A local abort does not wake a request blocked on the next DIMSE message (only the peer's
+            # does, with this same (None, None) item): without it, the wait would run on to timeout_s.
+            assoc.dimse.msg_queue.put((None, None))
+
+        deadline = threading.Timer(self.settings.request_deadline_s, expire)
+        deadline.daemon = True
+        deadline.start()
         try:
             yield assoc
-        finally:
+        except BaseException:
+            assoc.abort()  # the PACS may still be sending: a release would wait for it
+            raise
+        else:
             if assoc.is_established:
                 assoc.release()
+        finally:
+            deadline.cancel()
 
     def _not_established(self, assoc: Association) -> RadflowError:
         """Why the association failed, in words (rejected, aborted, or no connection at all)."""
         url, calling = self.where.url, self.settings.calling_aet
+        if self.tls_args is not None and not assoc.is_rejected:
+            return RadflowError(
+                f"PACS {url}: no DICOM TLS association with {self.where.host}:{self.where.port}; check that "
+                "the PACS's certificate chains to pacs.tls_ca and names that host, that the PACS trusts "
+                "pacs.tls_cert, and that it speaks TLS on that port"
+            )
         if assoc.is_rejected:
             return PacsRefused(
                 f"PACS {url} rejected the association: it does not accept calling AE {calling!r} "
@@ -254,14 +278,43 @@ def _query(level: str, **keys: Any) -> Dataset:
     return query
 
 
-def _store_handler(on_instance: OnInstance) -> Any:
-    """EVT_C_STORE handler: decode the peer's Part 10 bytes and hand the dataset over."""
+@contextlib.contextmanager
+def move_listener(where: Endpoint, settings: PacsSettings, on_instance: OnInstance) -> Iterator[None]:
+    """The storage SCP a C-MOVE delivers to, for the duration of the block: on
+    `pacs.listen_host:pacs.move_port`, admitting only the PACS's host calling radflow by its own AE
+    title (`pacs.calling_aet`), any storage SOP class (what the PACS holds is the pull's choice)."""
+    admission = Admission(
+        networks=_addresses(where.host),
+        setting=f"the PACS's host {where.host} (pacs.url)",
+        report=_warn,
+        require_called_aet=True,
+    )
+    address = (settings.listen_host, settings.move_port)
+    listener = storage_scp(settings, address, all_storage_classes(), admission, _sink(on_instance), _warn)
+    try:
+        yield
+    finally:
+        listener.shutdown()
 
-    def handle(event: Event) -> int:
-        try:
-            on_instance(pydicom.dcmread(io.BytesIO(event.encoded_dataset())))
-        except Exception:  # tell the PACS; the pull counts the instance as missing and retries it next time
-            return OUT_OF_RESOURCES
+
+def _sink(on_instance: OnInstance) -> Any:
+    """The storage SCP's sink for a pull: hand the instance over (an OSError is "out of resources")."""
+
+    def store(dataset: Dataset) -> int:
+        on_instance(dataset)
         return SUCCESS
 
-    return handle
+    return store
+
+
+def _warn(line: str) -> None:
+    console.print(f"[yellow]warning:[/] pull: {line}")
+
+
+def _addresses(host: str) -> list[Network]:
+    """The addresses `host` resolves to: the only peers the C-MOVE listener admits."""
+    try:
+        found = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        raise RadflowError(f"pacs.url: cannot resolve the PACS host {host} for the C-MOVE listener") from None
+    return [ipaddress.ip_network(str(address).split("%")[0]) for address in found]

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from tasks.common.atomic import atomic_path
@@ -72,3 +74,12 @@ def write_arrived(root: Path, dataset: Dataset) -> str:
         dataset,
     )
     return opaque_name(dataset.SOPInstanceUID)
+
+
+def content_digest(dataset: Dataset) -> str:
+    """SHA-256 of what an instance says (its elements, without file meta), in one fixed encoding: the
+    same instance sent again, even in another uncompressed transfer syntax, has the same digest."""
+    buffer = DicomBytesIO()
+    buffer.is_little_endian, buffer.is_implicit_VR = True, False
+    write_dataset(buffer, dataset)
+    return hashlib.sha256(buffer.getvalue()).hexdigest()

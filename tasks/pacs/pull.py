@@ -23,20 +23,19 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 from pydicom.dataset import Dataset
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tasks.common.errors import RadflowError
 from tasks.common.paths import project_paths
-from tasks.pacs.dicomweb import DicomWebTransport
-from tasks.pacs.dimse import DimseTransport
+from tasks.ingest.settings import load_settings
+from tasks.pacs.connect import connect
+from tasks.pacs.console import console, quiet_library_logs
 from tasks.pacs.part10 import instance_path, opaque_name, write_arrived
 from tasks.pacs.settings import Endpoint, PacsSettings, endpoint, load_pacs_settings
 from tasks.pacs.state import ServerState, load_state, save_state
 from tasks.pacs.transport import InstanceRef, PacsRefused, PacsUnavailable, Transport
 
 LOCK_FILE = "pacs_pull.lock"
-console = Console(stderr=True)
 
 
 @dataclass
@@ -59,24 +58,16 @@ class PullSummary:
         return line
 
 
-def connect(where: Endpoint, settings: PacsSettings) -> Transport:
-    """The transport for `pacs.url`'s scheme."""
-    if where.kind == "dicomweb":
-        return DicomWebTransport(where, settings)
-    return DimseTransport(where, settings)
-
-
 def pull_from_params(params: dict[str, Any], *, show_progress: bool = True) -> PullSummary:
     """`radflow pull`: pull into `ingest.source`/`pacs.folder` with params.yaml's settings."""
     settings = load_pacs_settings(params)
-    source = (params.get("ingest") or {}).get("source")
-    if not isinstance(source, str):
-        raise RadflowError("params.yaml has no ingest.source folder to pull into")
-    return run_pull(settings, Path(source) / settings.folder, project_paths(params).private, show_progress)
+    source = load_settings(params).source
+    return run_pull(settings, source / settings.folder, project_paths(params).private, show_progress)
 
 
 def run_pull(settings: PacsSettings, archive: Path, private: Path, show_progress: bool = True) -> PullSummary:
     """Fetch what is new into `archive`; one pull at a time per private folder."""
+    quiet_library_logs()
     where = endpoint(settings)
     private.mkdir(parents=True, exist_ok=True)
     try:

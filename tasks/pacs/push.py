@@ -23,8 +23,9 @@ from models.registry import Registry
 from models.registry.source import resolve_model
 from tasks.common.errors import RadflowError
 from tasks.common.paths import project_paths
+from tasks.pacs.connect import connect
+from tasks.pacs.console import console, quiet_library_logs
 from tasks.pacs.part10 import ensure_part10
-from tasks.pacs.pull import connect, console
 from tasks.pacs.report import StudyResult, build_report
 from tasks.pacs.settings import endpoint, load_pacs_settings
 
@@ -46,6 +47,7 @@ class PushSummary:
 def push_predictions(predictions: pd.DataFrame, params: dict[str, Any], model: str) -> PushSummary:
     """Send one SR per study among `predictions` (the frame `tasks.predict.predict_files` returns for
     the model reference `model`): the SR states the decision predict made, at the threshold it used."""
+    quiet_library_logs()
     settings = load_pacs_settings(params)
     where = endpoint(settings)
     classified = predictions[predictions["status"] == "ok"]
