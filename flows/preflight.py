@@ -10,11 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from flows.settings import RetrainParams
+from models.registry.mlflow_mirror import RegistryParams
 from tasks.common.params import parse_section
 from tasks.common.paths import ProjectPaths
 from tasks.demo_data import DemoParams
 from tasks.evaluate.evaluation import EvaluateParams
 from tasks.ingest.settings import IngestSettings
+from tasks.pacs.settings import endpoint, load_pacs_settings
+from tasks.predict import PredictParams
 from tasks.preprocess.stage import PreprocessParams
 from tasks.promote.gate import PromoteParams
 from tasks.train.params import TrainParams
@@ -28,10 +31,15 @@ SECTIONS: dict[str, type] = {
     "evaluate": EvaluateParams,
     "promote": PromoteParams,
     "retrain": RetrainParams,
+    "registry": RegistryParams,
+    "predict": PredictParams,
 }
 
 
 def check_params(params: dict[str, Any]) -> None:
-    """Parse every pipeline section strictly; the first bad value raises RadflowError."""
+    """Parse every section strictly (and the PACS URL, when set); the first bad value raises RadflowError."""
     for name, cls in SECTIONS.items():
         parse_section(params, name, cls)
+    pacs = load_pacs_settings(params)
+    if pacs.url:
+        endpoint(pacs)

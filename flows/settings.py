@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from tasks.common.params import parse_section
+from tasks.common.urls import check_url
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,11 @@ class RetrainParams:
     notify_command: str | None  # shell-free command run on failure/promotion; event JSON on stdin
     notify_webhook: str | None  # URL that gets the event JSON as an HTTP POST
     notify_on: tuple[Literal["failure", "promotion"], ...]
+
+    def __post_init__(self) -> None:
+        if self.notify_webhook is not None:
+            instead = "put a secret token in the URL's path, as chat webhooks do"
+            check_url("retrain.notify_webhook", self.notify_webhook, ("https", "http"), instead)
 
 
 def retrain_params(params: dict[str, Any]) -> RetrainParams:

@@ -40,7 +40,7 @@ CASES = {
         ["stage", "promote", "--set", "promote.primary_metric=f1"],
         "valid choices: ['roc_auc', 'pr_auc', 'accuracy', 'balanced_accuracy']",
     ),
-    "retrain": (["retrain", "--set", "retrain.notify_on=[sms]"], "valid choices: ['failure', 'promotion']"),
+    "retrain": (["retrain", "--set", "train.optimizer=rmsprop"], "valid choices: ['adamw', 'sgd']"),
 }
 
 

@@ -10,6 +10,7 @@ Needs the `radflow[mlflow]` extra (mlflow-skinny); `registry.mlflow_uri` in para
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +20,12 @@ from models.registry.dvc_hashes import model_artifact
 from models.registry.store import Registry
 from tasks.common.errors import RadflowError
 from tasks.common.params import parse_section
+from tasks.common.urls import check_plaintext, check_url
 
 EXPERIMENT = "radflow-registry"  # MLflow experiment holding one run per mirrored version
 VERSION_TAG = "radflow.version"
+# Where MLflow's client takes HTTP credentials from (never from the URI: params.yaml is committed).
+CREDENTIAL_ENVS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 
 
 @dataclass(frozen=True)
@@ -30,8 +34,14 @@ class RegistryParams:
 
     mlflow_uri: str | None
 
+    def __post_init__(self) -> None:
+        if self.mlflow_uri is not None:
+            instead = f"set {' / '.join(CREDENTIAL_ENVS)} in the environment (MLflow reads them there)"
+            check_url("registry.mlflow_uri", self.mlflow_uri, None, instead)
+
 
 def _client(uri: str) -> Any:
+    check_plaintext("registry.mlflow_uri", uri, any(os.environ.get(name) for name in CREDENTIAL_ENVS))
     try:
         from mlflow import MlflowClient
     except ImportError:
