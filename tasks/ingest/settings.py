@@ -7,8 +7,10 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from tasks.common.params import Check, check_values, parse_section
+from tasks.common.urls import is_loopback
 from tasks.ingest.patients import AUTO, compile_pattern
 
 SliceStrategy = Literal["middle", "n", "mip", "all"]
@@ -25,8 +27,28 @@ CHECKS: dict[str, Check] = {  # what parse_section's types and choices do not ca
     "max_pixels": (lambda v: v > 0, "an integer > 0"),
     "worker_memory_mb": (lambda v: v > 0, "a number of MB > 0"),
     "max_failed_fraction": (lambda v: 0 <= v <= 1, "a fraction from 0 to 1"),
-    "dask_address": (lambda v: v is None or "://" in v, "null or an address such as tcp://10.0.0.5:8786"),
+    "dask_address": (
+        lambda v: v is None or _dask_reachable_safely(v),
+        "null, a scheduler on this machine (tcp://127.0.0.1:8786), or tls://HOST:PORT with Dask's TLS "
+        "settings (distributed.comm.tls.ca-file and .client.cert/.key; SECURITY.md)",
+    ),
 }
+
+
+def _dask_reachable_safely(address: str) -> bool:
+    """Whether ingest may talk to the Dask scheduler at `address`: on this machine (the channel carries
+    source paths and raw patient and study ids, and Dask unpickles what comes back), or elsewhere only
+    over tls:// with a certificate authority and a client certificate in Dask's configuration, which
+    Dask's Client then uses."""
+    parts = urlsplit(address)
+    if parts.scheme == "inproc" or (parts.scheme in ("tcp", "tls") and is_loopback(parts.hostname)):
+        return True
+    if parts.scheme != "tls" or not parts.hostname:
+        return False
+    from distributed.security import Security  # only for a remote cluster: distributed is heavy
+
+    security = Security()  # distributed.comm.tls.* from Dask's configuration (files or environment)
+    return bool(security.tls_ca_file and security.tls_client_cert)
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from models.config import Activation, Layout, ModelConfig, ModelName, Norm
 from tasks.common.errors import RadflowError
+from tasks.common.params import Check, check_values
 
 PLACEMENT = ("store", "node_rank", "rendezvous")
+CHECKS: dict[str, Check] = {  # what parse_section's types and choices do not catch
+    # torch.load of this file runs with weights_only=True, but only a full digest pins the exact file
+    # (the 8 hex digits in torchvision's file name are 32 bits: a forgery is cheap to find).
+    "imagenet_sha256": (
+        lambda v: re.fullmatch(r"[0-9a-fA-F]{64}", v) is not None,
+        "the checkpoint's full SHA-256 (64 hex digits, e.g. from `sha256sum`)",
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,9 @@ class TrainParams:
     nodes: int
     node_rank: int
     rendezvous: str | None
+
+    def __post_init__(self) -> None:
+        check_values("train", self, CHECKS)
 
     def model_config(self, num_classes: int) -> ModelConfig:
         return ModelConfig(
