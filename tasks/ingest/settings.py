@@ -45,10 +45,11 @@ def _dask_reachable_safely(address: str) -> bool:
         return True
     if parts.scheme != "tls" or not parts.hostname:
         return False
-    from distributed.security import Security  # only for a remote cluster: distributed is heavy
+    import dask.config  # only for a remote cluster
 
-    security = Security()  # distributed.comm.tls.* from Dask's configuration (files or environment)
-    return bool(security.tls_ca_file and security.tls_client_cert)
+    # What distributed's Security() reads (Dask's configuration files or DASK_* environment variables).
+    tls = ("distributed.comm.tls.ca-file", "distributed.comm.tls.client.cert")
+    return all(dask.config.get(key, None) for key in tls)
 
 
 @dataclass(frozen=True)
