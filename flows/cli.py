@@ -68,12 +68,10 @@ def user_errors() -> Iterator[None]:
     except RadflowError as error:
         _fail(error)
     except Exception as error:
-        transient = from_os_error(error) if isinstance(error, OSError) else None
-        if transient is not None:
-            _fail(transient)
         if debug_requested():
             raise
-        _fail(unexpected(error))
+        transient = from_os_error(error) if isinstance(error, OSError) else None
+        _fail(transient or unexpected(error))
 
 
 def _fail(error: RadflowError) -> NoReturn:

@@ -5,12 +5,14 @@ the output a retrain flow run sends to the Prefect logs."""
 
 from __future__ import annotations
 
+import errno
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from flows.dvc_stages import StageFailed, run_stage
+from tasks.common.errors import TransientError, from_os_error
 from tests.defaults import params_under, write_params
 from tests.project import tool_env
 from tests.script_project import make_script_project
@@ -78,3 +80,9 @@ def test_a_flow_runs_stage_prints_no_traceback_even_with_debug(
     assert f"stage 'ingest' failed: {UNEXPECTED}" in str(failure.value)
     everything = "\n".join([*logged, str(failure.value)])
     assert "Traceback" not in everything and "MUELLER" not in everything and SALT not in everything
+
+
+def test_a_transient_os_error_names_no_file() -> None:
+    transient = from_os_error(OSError(errno.EIO, "Input/output error", f"/archive/{PLANTED}/1.dcm"))
+    assert isinstance(transient, TransientError) and PLANTED not in str(transient)
+    assert str(transient).startswith("EIO: Input/output error (transient; RADFLOW_DEBUG=1 shows which file)")

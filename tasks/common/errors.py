@@ -53,7 +53,7 @@ def from_os_error(error: OSError) -> TransientError | None:
     """The TransientError an OS error amounts to, or None when retrying cannot help (e.g. ENOENT)."""
     if error.errno not in TRANSIENT_ERRNOS:
         return None
-    return TransientError(f"{_os_reason(error)} (retried; {DEBUG_ENV}=1 shows which file)")
+    return TransientError(f"{_os_reason(error)} (transient; {DEBUG_ENV}=1 shows which file)")
 
 
 def _os_reason(error: OSError) -> str:
