@@ -13,6 +13,7 @@ opening, so a file swapped for a link mid-run is skipped too.
 
 from __future__ import annotations
 
+import errno
 import filecmp
 import os
 import shutil
@@ -21,6 +22,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from tasks.common.atomic import atomic_path
 from tasks.common.errors import RadflowError
@@ -61,6 +63,27 @@ def _entries(incoming: Path) -> Iterator[Path]:
             yield Path(folder) / name
 
 
+def _open_regular(path: Path) -> BinaryIO | None:
+    """`path` opened for reading if it is a regular file, else None (a symlink, FIFO, device, socket).
+
+    Checked on the listing's lstat (so a device is never opened), then again on the open file: O_NOFOLLOW
+    and fstat catch a file swapped for a link or a FIFO since (O_NONBLOCK: opening a FIFO never waits).
+    """
+    if not stat.S_ISREG(path.lstat().st_mode):
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as error:
+        if error.errno == errno.ELOOP:  # it is a symlink now
+            return None
+        raise
+    handle = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        handle.close()
+        return None
+    return handle
+
+
 def sync_incoming(incoming: Path, archive: Path, settle_s: float, now: float | None = None) -> SyncReport:
     """Mirror new and changed files from `incoming` into `archive` (nothing is deleted on either side)."""
     if not incoming.is_dir():
@@ -71,19 +94,12 @@ def sync_incoming(incoming: Path, archive: Path, settle_s: float, now: float | N
         relative = source.relative_to(incoming)
         if any(part.startswith(".") for part in relative.parts):
             continue  # temporary files of another copier (including ours)
-        if not stat.S_ISREG(source.lstat().st_mode):
+        opened = _open_regular(source)
+        if opened is None:
             counts["skipped"] += 1
             continue
-        try:
-            fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except OSError:  # ELOOP: it became a symlink since the listing
-            counts["skipped"] += 1
-            continue
-        with os.fdopen(fd, "rb") as handle:
+        with opened as handle:
             info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                counts["skipped"] += 1
-                continue
             if now - info.st_mtime < settle_s:
                 counts["settling"] += 1
                 continue
