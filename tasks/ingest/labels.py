@@ -84,17 +84,31 @@ class LabelIndex:
             label, patient = ("" if class_at is None else self._class_folder(folders[class_at])), ""
             patient_folder = len(parts) if class_at is None else class_at + 1
         else:
-            parents = ("/".join(parts[:end]) for end in range(len(parts) - 1, 0, -1))
-            keys = (relative, *parents, study_id or "-", accession_id or "-", ".")
-            found = next((key for key in keys if key in self.entries), None)
-            label, patient = ("", "") if found is None else self.entries[found]
-            if found is not None:
-                self.used.add(found)
+            label, patient = self._csv_entry(relative, parts, study_id, accession_id)
             patient_folder = len(parts) if free is None else free
         named = self.names.find(relative, patient_folder)
         key, source = (patient, "csv") if patient else (named.key, named.source)
         split = SPLIT_FOLDERS[folders[split_at].lower()] if split_at is not None else ""
         return FileLabel(label, key, source, split if self.settings.predefined_split else "")
+
+    def mark_listed(self, relative: str) -> None:
+        """Note a source file that gives no image (quarantined, skipped): a labels CSV row naming it is
+        not an unused row. Its folders are no class, so they are not checked as class names."""
+        if self.settings.labels != FOLDERS:
+            self._csv_entry(relative, relative.split("/"), "", "")
+
+    def _csv_entry(
+        self, relative: str, parts: list[str], study_id: str, accession_id: str
+    ) -> tuple[str, str]:
+        """(label, patient) from the CSV row for the file, its nearest listed folder, or its study or
+        accession pseudonym (("", "") when none); that row's key is marked used."""
+        parents = ("/".join(parts[:end]) for end in range(len(parts) - 1, 0, -1))
+        keys = (relative, *parents, study_id or "-", accession_id or "-", ".")
+        found = next((key for key in keys if key in self.entries), None)
+        if found is None:
+            return "", ""
+        self.used.add(found)
+        return self.entries[found]
 
     def _class_folder(self, name: str) -> str:
         """`name`, a class folder's, once it is known to be a valid class name."""
@@ -109,7 +123,7 @@ class LabelIndex:
 
     def unused_rows(self) -> list[int]:
         """The labels CSV's data rows (1-based) that no looked-up file took its label from (the stage
-        looks up quarantined files too, so this is: rows that name no source file)."""
+        marks quarantined files too, so this is: rows that name no source file)."""
         return sorted(row for key, rows in self.rows.items() if key not in self.used for row in rows)
 
 
