@@ -43,7 +43,7 @@ def prepare(root: Path) -> dict:
     params = load_params(REPO_PARAMS)
     params["paths"] = {key: str(root / key) for key in params["paths"]}
     params["ingest"]["source"] = str(root / "raw")
-    os.environ.setdefault("RADFLOW_SALT", "bench-salt-not-secret")
+    os.environ.setdefault("RADFLOW_SALT", "bench-salt-not-secret-salt-for-tests-32-bytes-long")
     write_demo_archive(root / "raw", params)
     ingest.main(params)
     preprocess.main(params)

@@ -78,7 +78,7 @@ def main() -> None:
         help="rounds of (bare loop, first run, re-run), each into a fresh store",
     )
     args = parser.parse_args()
-    os.environ.setdefault("RADFLOW_SALT", "benchmark-salt")
+    os.environ.setdefault("RADFLOW_SALT", "benchmark-salt-salt-for-tests-32-bytes-long")
     rounds = []
     with tempfile.TemporaryDirectory(prefix="radflow-bench-") as tmp:
         root = Path(tmp)

@@ -61,7 +61,7 @@ def status_bytes(pid: int, *fields: str) -> int:
 
 def measure(command: list[str], cwd: Path) -> Run:
     """Run `command`, sampling the memory of it and its children until it ends."""
-    env = {**os.environ, "RADFLOW_SALT": "bench-salt-not-secret"}
+    env = {**os.environ, "RADFLOW_SALT": "bench-salt-not-secret-salt-for-tests-32-bytes-long"}
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak = {"rss": 0, "anon": 0}

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -18,11 +19,25 @@ from rich.markup import escape
 if TYPE_CHECKING:
     from models.registry import Registry
 
-from tasks.common.errors import RadflowError, from_os_error, record_failure
+from tasks.common.errors import (
+    RadflowError,
+    debug_requested,
+    from_os_error,
+    record_failure,
+    unexpected,
+)
 from tasks.common.params import load_params
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="radflow: medical imaging pipeline")
-registry_app = typer.Typer(no_args_is_help=True, help="Inspect and change the model registry.")
+# A traceback (RADFLOW_DEBUG=1 only) never shows local variables: they hold salts, credentials, paths.
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="radflow: medical imaging pipeline",
+    pretty_exceptions_show_locals=False,
+)
+registry_app = typer.Typer(
+    no_args_is_help=True, help="Inspect and change the model registry.", pretty_exceptions_show_locals=False
+)
 app.add_typer(registry_app, name="registry")
 console = Console(stderr=True)
 
@@ -44,16 +59,19 @@ SetOption = Annotated[
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
     """Turn a radflow error into a readable message and its exit code (1, or 75 for a transient one; an
-    OS error a retry can outlast counts as transient): no traceback for a user mistake."""
+    OS error a retry can outlast counts as transient): no traceback for a user mistake. Any other
+    exception is one line naming its type (tasks.common.errors.unexpected), unless RADFLOW_DEBUG=1."""
     try:
         yield
-    except OSError as error:
-        transient = from_os_error(error)
-        if transient is None:
-            raise
-        _fail(transient)
+    except (click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort):
+        raise  # typer's own ways out (exit codes, usage errors)
     except RadflowError as error:
         _fail(error)
+    except Exception as error:
+        if debug_requested():
+            raise
+        transient = from_os_error(error) if isinstance(error, OSError) else None
+        _fail(transient or unexpected(error))
 
 
 def _fail(error: RadflowError) -> NoReturn:
@@ -94,11 +112,13 @@ def demo_data(
 @app.command("retrain")
 def retrain(overrides: SetOption = None) -> None:
     """Run the DVC pipeline as a Prefect flow (one task per stage)."""
-    from flows.preflight import check_params
+    from flows.overrides import settable_params
     from flows.retrain import retrain_flow
+    from tasks.common.params import PARAMS_FILE
 
     with user_errors():
-        check_params(load_params(overrides=overrides))  # before a Prefect server or stage starts
+        # Before a Prefect server, a flow run (whose parameters are stored) or a stage starts.
+        settable_params(PARAMS_FILE, overrides or [])
         retrain_flow(overrides=overrides or [])
 
 

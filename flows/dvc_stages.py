@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import networkx as nx
 
-from tasks.common.errors import EX_TEMPFAIL, STATUS_ENV, RadflowError
+from tasks.common.errors import DEBUG_ENV, EX_TEMPFAIL, STATUS_ENV, RadflowError
 
 if TYPE_CHECKING:
     from dvc.stage import PipelineStage
@@ -99,7 +99,9 @@ def run_stage(stage: str, project: Path, log: Callable[[str], None]) -> StageOut
     with tempfile.TemporaryDirectory(prefix="radflow-stage-") as scratch:
         status_file = Path(scratch) / "status.json"
         # Wide COLUMNS keeps rich from wrapping a stage's one-line error message across several lines.
+        # No RADFLOW_DEBUG: a stage's output goes to the Prefect logs, where no traceback belongs.
         env = {**os.environ, "COLUMNS": "1000", "PYTHONUNBUFFERED": "1", STATUS_ENV: str(status_file)}
+        env.pop(DEBUG_ENV, None)
         last_line = ""
         with subprocess.Popen(
             [sys.executable, "-m", "flows.repro_stage", stage],

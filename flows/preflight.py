@@ -17,7 +17,7 @@ from tasks.demo_data import DemoParams
 from tasks.evaluate.params import EvaluateParams
 from tasks.ingest.settings import IngestSettings
 from tasks.monitor.settings import MonitorParams
-from tasks.pacs.settings import PacsSettings
+from tasks.pacs.settings import PacsSettings, endpoint
 from tasks.predict import PredictParams
 from tasks.preprocess.stage import PreprocessParams
 from tasks.promote.gate import PromoteParams
@@ -40,6 +40,9 @@ SECTIONS: dict[str, type] = {
 
 
 def check_params(params: dict[str, Any]) -> None:
-    """Parse every pipeline section strictly; the first bad value raises RadflowError."""
+    """Parse every section strictly (and the PACS URL, when set); the first bad value raises RadflowError."""
     for name, cls in SECTIONS.items():
         parse_section(params, name, cls)
+    pacs = parse_section(params, "pacs", PacsSettings)
+    if pacs.url:
+        endpoint(pacs)

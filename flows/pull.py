@@ -15,6 +15,7 @@ from prefect.client.schemas.objects import State, TaskRun
 from prefect.tasks import Task, exponential_backoff
 
 from flows.settings import RetrainParams
+from tasks.common.errors import one_line_errors
 from tasks.pacs.pull import pull_from_params
 from tasks.pacs.settings import load_pacs_settings
 from tasks.pacs.transport import PacsUnavailable
@@ -33,7 +34,8 @@ def _is_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) ->
 )
 def pull_task(params: dict[str, Any]) -> str:
     """`radflow pull`: new instances from pacs.url into ingest.source."""
-    summary = pull_from_params(params, show_progress=False).describe()
+    with one_line_errors():  # a PACS error stays itself (PacsUnavailable decides the retries)
+        summary = pull_from_params(params, show_progress=False).describe()
     get_run_logger().info(summary)
     return summary
 

@@ -6,7 +6,9 @@ overlap, artifacts in the UI, and failure/promotion notifications.
 
 `--set SECTION.KEY=VALUE` overrides are written into params.yaml (comments kept), exactly as
 `dvc exp run -S` does, so that dvc.lock and params.yaml agree after the run and `git diff params.yaml`
-shows what was changed; revert with `git checkout params.yaml`.
+shows what was changed; revert with `git checkout params.yaml`. Only training and evaluation knobs may
+be overridden, and every section is checked before the file is written (flows.overrides). Errors
+inside the run are one line (tasks.common.errors.one_line_errors): its logs go to the Prefect UI.
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ from flows.artifacts import PROMOTION_KEY, is_promoted, publish_artifacts, read_
 from flows.dvc_stages import TransientStageFailure, run_stage, stage_order
 from flows.lock import project_lock
 from flows.notify import notify
+from flows.overrides import settable_params
 from flows.params_file import write_overrides
 from flows.pull import pull_first
 from flows.server import offline_defaults
 from flows.settings import RetrainParams, retrain_params
 from flows.summary import compare, snapshot
 from flows.sync import SyncReport, sync_incoming
-from tasks.common.errors import RadflowError
+from tasks.common.errors import RadflowError, one_line_errors
 from tasks.common.params import PARAMS_FILE, load_params
 from tasks.common.paths import project_paths
 
@@ -42,8 +45,9 @@ SKIPPED = "Skipped"  # state name of a stage DVC found up to date, and of a run 
 
 
 def apply_overrides(project: Path, overrides: list[str]) -> dict[str, Any]:
-    """Validate `overrides`, write them into params.yaml like `dvc exp run -S`, return the params."""
-    params = load_params(project / PARAMS_FILE, overrides=overrides)  # raises on an unknown key
+    """Check `overrides` (keys a run may set, every section valid with them), then write them into
+    params.yaml like `dvc exp run -S`; return the params. A refused override leaves the file as it was."""
+    params = settable_params(project / PARAMS_FILE, overrides)
     if overrides:
         write_overrides(project / PARAMS_FILE, overrides)
     return params
@@ -65,8 +69,12 @@ def _is_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) ->
 @task(name="sync-incoming", task_run_name="sync-incoming", cache_policy=NO_CACHE, persist_result=False)
 def sync_task(incoming: Path, archive: Path, settle_s: float) -> SyncReport:
     """Copy newly arrived studies into the source archive (atomically, counts only in the log)."""
-    report = sync_incoming(incoming, archive, settle_s)
-    get_run_logger().info(report.describe())
+    with one_line_errors():
+        report = sync_incoming(incoming, archive, settle_s)
+    log = get_run_logger()
+    log.info(report.describe())
+    if report.skipped:
+        log.warning(report.skipped_warning())
     return report
 
 
@@ -79,7 +87,8 @@ def sync_task(incoming: Path, archive: Path, settle_s: float) -> SyncReport:
 )
 def stage_task(stage: str, project: Path) -> State[Any]:
     """`dvc repro --single-item STAGE`, its output streamed into this task's log."""
-    outcome = run_stage(stage, project, get_run_logger().info)
+    with one_line_errors():
+        outcome = run_stage(stage, project, get_run_logger().info)
     if outcome.skipped:  # run_stage has logged DVC's "didn't change, skipping"
         return Completed(name=SKIPPED, message=f"{stage}: up to date", data=SKIPPED)
     return Completed(message=f"{stage}: ran", data="ran")
@@ -88,7 +97,8 @@ def stage_task(stage: str, project: Path) -> State[Any]:
 @task(name="dvc-push", task_run_name="dvc-push", cache_policy=NO_CACHE, persist_result=False)
 def push_task(project: Path, remote: str) -> bool:
     """Send this run's data and models to the DVC remote (network: every failure is worth a retry)."""
-    result = subprocess.run(["dvc", "push", "-r", remote], cwd=project, capture_output=True, text=True)
+    with one_line_errors():
+        result = subprocess.run(["dvc", "push", "-r", remote], cwd=project, capture_output=True, text=True)
     if result.returncode != 0:
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         raise RadflowError(
@@ -125,9 +135,15 @@ def _notify_failure(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) 
 @flow(name="retrain", on_failure=[_notify_failure], persist_result=False)
 def retrain_flow(overrides: list[str]) -> State[Any] | dict[str, Any]:
     """Sync new studies, run every DVC stage, push, publish artifacts, notify; one run at a time."""
+    with one_line_errors():
+        return _retrain(Path.cwd(), overrides)
+
+
+def _retrain(project: Path, overrides: list[str]) -> State[Any] | dict[str, Any]:
+    """The flow's body (see retrain_flow); `overrides` are refused before anything else when a run may
+    not set them."""
     logger = get_run_logger()
-    project = Path.cwd()
-    settings = retrain_params(load_params(project / PARAMS_FILE))
+    settings = retrain_params(settable_params(project / PARAMS_FILE, overrides))
     with project_lock(project, settings.lock_wait_s) as held:
         if not held:
             message = (
@@ -155,6 +171,7 @@ def retrain_flow(overrides: list[str]) -> State[Any] | dict[str, Any]:
             ran=[stage for stage, result in results.items() if result != SKIPPED],
             skipped=[stage for stage, result in results.items() if result == SKIPPED],
             pushed=pushed,
+            params_changed=bool(overrides),
         )
         logger.info("summary:\n%s", summary.markdown())
         promotion = publish_artifacts(project, paths, summary)

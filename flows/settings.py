@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from tasks.common.params import Lax, parse_section, section
+from tasks.common.urls import check_url
 
 Seconds = Annotated[float, Field(ge=0)]
 
@@ -28,14 +29,20 @@ class RetrainParams:
     # shell-free command run on failure/promotion; event JSON on stdin
     notify_command: Annotated[str | None, Field(min_length=1, description="a command (no shell), or null")]
     # URL that gets the event JSON as an HTTP POST
-    notify_webhook: Annotated[
-        str | None, Field(pattern=r"^https?://", description="an http(s):// URL, or null")
-    ]
+    # checked by _webhook_url, which never repeats credentials
+    notify_webhook: Annotated[str | None, Field(description="an http(s):// URL, or null")]
     notify_on: Annotated[tuple[Literal["failure", "promotion"], ...], Lax]
     on_drift: bool  # retrain when the last `radflow monitor` found drift (tasks.monitor.policy)
     on_decay: bool  # retrain when it found a month whose ROC-AUC interval fell below the champion's
     # ...and only with at least this many labelled arrivals since the champion (0 = no minimum)
     min_new_labelled: Annotated[int, Field(ge=0)]
+
+    @model_validator(mode="after")
+    def _webhook_url(self) -> RetrainParams:
+        if self.notify_webhook is not None:
+            instead = "put a secret token in the URL's path, as chat webhooks do"
+            check_url("retrain.notify_webhook", self.notify_webhook, ("https", "http"), instead)
+        return self
 
 
 def retrain_params(params: dict[str, Any]) -> RetrainParams:

@@ -31,6 +31,7 @@ class RunSummary:
     skipped: list[str] = field(default_factory=list)
     metric_changes: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     pushed: bool = False
+    params_changed: bool = False  # this run's overrides were written into params.yaml
 
     def markdown(self) -> str:
         """A commit-ready summary: a subject line, then what ran and how the metrics moved."""
@@ -43,7 +44,8 @@ class RunSummary:
             f"- pushed to DVC remote: {'yes' if self.pushed else 'no'}",
         ]
         if self.lock_changed:
-            lines.append("- to record this run: `git add dvc.lock params.yaml && git commit`")
+            changed = "dvc.lock params.yaml" if self.params_changed else "dvc.lock"
+            lines.append(f"- to record this run: `git add {changed} && git commit`")
             lines.append(
                 "- then publish the registry's versions and champion for `dvc artifacts get`: "
                 "`radflow registry tag --push`"
@@ -72,7 +74,12 @@ def snapshot(project: Path) -> Snapshot:
 
 
 def compare(
-    before: Snapshot, after: Snapshot, ran: list[str], skipped: list[str], pushed: bool
+    before: Snapshot,
+    after: Snapshot,
+    ran: list[str],
+    skipped: list[str],
+    pushed: bool,
+    params_changed: bool = False,
 ) -> RunSummary:
     """Summarise the difference between two snapshots."""
     changes = {
@@ -86,6 +93,7 @@ def compare(
         skipped=skipped,
         metric_changes=changes,
         pushed=pushed,
+        params_changed=params_changed,
     )
 
 

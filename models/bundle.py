@@ -8,6 +8,11 @@
 
 The network is rebuilt by `models.build_model`, so the bundle runs where radflow is installed. The
 metadata names MONAI's schema but nothing downloads it.
+
+MONAI evaluates config strings: `$...` as Python, `@id` as a reference, `%file#id` as a macro. Class
+names are the only text from the data that reaches the configs; ingest admits only safe ones
+(tasks.common.classes), and a name that is not (a model registered before that rule) is written
+JSON-quoted (`"\"$x\""`), so no config string built from data starts with `$`, `@` or `%`.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import torch
 from safetensors.torch import load_file
 
 from models.store import WEIGHTS_FILE
+from tasks.common.classes import is_safe_class_name
 from tasks.common.errors import RadflowError
 
 SCHEMA = (
@@ -49,6 +55,11 @@ def card_section(card: str, title: str) -> str:
     return "\n".join(lines).strip()
 
 
+def inert(name: str) -> str:
+    """A class name as it may appear in a bundle config: itself when safe, else quoted (see above)."""
+    return name if is_safe_class_name(name) else json.dumps(name)
+
+
 def _version(name: str) -> str:
     try:
         return metadata.version(name)
@@ -60,7 +71,7 @@ def metadata_json(
     name: str, version: int, config: dict[str, Any], metrics: dict[str, Any], card: str, weights_sha256: str
 ) -> dict[str, Any]:
     """configs/metadata.json: MONAI's bundle metadata for a classifier of (C, S, S) normalised images."""
-    spec, size, classes = config["input"], int(config["image_size"]), list(config["classes"])
+    spec, size, classes = config["input"], int(config["image_size"]), [inert(c) for c in config["classes"]]
     low = min((0 - m) / s for m, s in zip(spec["mean"], spec["std"], strict=True))
     high = max((1 - m) / s for m, s in zip(spec["mean"], spec["std"], strict=True))
     modalities = sorted((metrics.get("subgroups") or {}).get("modality") or {}) or ["unknown"]
@@ -126,7 +137,7 @@ def inference_json(
         "image": "",
         "output_file": "$@bundle_root + '/probabilities.json'",
         "device": "$torch.device('cpu')",
-        "classes": list(config["classes"]),
+        "classes": [inert(name) for name in config["classes"]],
         "checkpoint_file": "$@bundle_root + '/models/model.pt'",
         "network_def": {"_target_": "models.build_model", "architecture": config["architecture"]},
         "network": "$@network_def.to(@device).eval()",

@@ -44,7 +44,7 @@ def load_matching(model: nn.Module, state: dict[str, torch.Tensor]) -> LoadRepor
 def load_imagenet(model: nn.Module, path: Path | None, expected_sha256: str) -> LoadReport:
     """Load the torchvision AlexNet ImageNet checkpoint into `model` after checking its hash.
 
-    `expected_sha256` is the full hex digest or a prefix of it (torchvision names files by the first 8).
+    `expected_sha256` is the file's full hex digest (train.imagenet_sha256 checks its form).
     """
     path = path or default_imagenet_path()
     if not path.is_file():
@@ -53,7 +53,7 @@ def load_imagenet(model: nn.Module, path: Path | None, expected_sha256: str) -> 
             "set train.imagenet_path, or use train.weights=none"
         )
     digest = file_sha256(path)
-    if not digest.startswith(expected_sha256.lower()):
+    if digest != expected_sha256.lower():
         raise RadflowError(
             f"{path} has SHA-256 {digest[:16]}..., expected {expected_sha256}: not the torchvision "
             "AlexNet checkpoint (or a corrupted download); refusing to load it"

@@ -38,7 +38,7 @@ def tool_env() -> dict[str, str]:
     """The environment with this interpreter's bin folder (radflow, dvc) first on PATH."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.setdefault("RADFLOW_SALT", "test-salt-not-secret")
+    env.setdefault("RADFLOW_SALT", "test-salt-not-secret-salt-for-tests-32-bytes-long")
     # `dvc init` here writes no `core.analytics = false` (the repo's .dvc/config has it): without this,
     # every dvc command forks an analytics daemon that cannot reach the network and leaves a file in /tmp.
     env["DVC_NO_ANALYTICS"] = "1"

@@ -67,8 +67,8 @@ CASES: dict[str, tuple[list[str], tuple[str, str, Any] | None, str]] = {
         "predict.ood_margin: invalid value -0.5; valid: a number >= 0",
     ),
     "retrain": (
-        ["retrain", "--set", "retrain.notify_on=[sms]"],
-        None,
+        ["retrain"],
+        ("retrain", "notify_on", ["sms"]),
         "retrain.notify_on: invalid value ['sms']; valid: a list of: failure | promotion",
     ),
     "pacs": (

@@ -38,7 +38,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict, P
     """A registered (randomly initialised, so not uniform) tiny model, its bundle, and a grayscale PNG."""
     tmp_path = tmp_path_factory.mktemp("bundle")
     monkeypatch = pytest.MonkeyPatch()
-    monkeypatch.setenv("RADFLOW_SALT", "test-salt-not-secret")
+    monkeypatch.setenv("RADFLOW_SALT", "test-salt-not-secret-salt-for-tests-32-bytes-long")
     params = project_params(tmp_path)
     init_dvc_folder(write_params(tmp_path, params))  # its dvc.yaml names the artifact
     monkeypatch.chdir(tmp_path)

@@ -23,7 +23,7 @@ from tests.dicom_factory import identity, ramp, write_dicom
 from tests.ingest_helpers import ingest_params, settings_for, stored_images
 from tests.leakscan import planted_identifiers, scan_for_identifiers
 
-SALT = "test-salt-one"
+SALT = "test-salt-one-salt-for-tests-32-bytes-long"
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +134,7 @@ def test_pseudonyms_are_stable_per_salt(
 
     first = patients("a", SALT)
     assert patients("b", SALT) == first
-    assert set(patients("c", "another-salt")).isdisjoint(first)
+    assert set(patients("c", "another-salt-salt-for-tests-32-bytes-long")).isdisjoint(first)
 
 
 def test_rerun_decodes_nothing_and_follows_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -108,7 +108,7 @@ def test_alternatives_split_only_at_the_top_level() -> None:
 
 
 def test_kaggle_layout_patients_classes_and_splits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RADFLOW_SALT", "labels")
+    monkeypatch.setenv("RADFLOW_SALT", "labels-salt-for-tests-32-bytes-long")
     _public_dataset(
         tmp_path,
         {
@@ -138,7 +138,7 @@ def test_kaggle_layout_patients_classes_and_splits(tmp_path: Path, monkeypatch: 
 def test_a_patient_in_two_split_folders_is_reported_with_the_remedy(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("RADFLOW_SALT", "labels")
+    monkeypatch.setenv("RADFLOW_SALT", "labels-salt-for-tests-32-bytes-long")
     _public_dataset(tmp_path, {"train/NORMAL": ["person1_a.jpeg"], "test/NORMAL": ["person1_b.jpeg"]})
     _, summary = _run(tmp_path, labels="folders", patient_pattern=PATTERN)
     assert summary.overview.crossing == 1
@@ -150,7 +150,7 @@ def test_a_patient_in_two_split_folders_is_reported_with_the_remedy(
 
 
 def test_dicom_files_keep_their_header_patient(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RADFLOW_SALT", "labels")
+    monkeypatch.setenv("RADFLOW_SALT", "labels-salt-for-tests-32-bytes-long")
     for n in range(2):  # one header patient, though the folders would name two
         write_dicom(tmp_path / f"raw/train/PNEUMONIA/person{n}_x/1.dcm", who=identity(sop_uid=f"1.2.3.{n}"))
     manifest, summary = _run(tmp_path, labels="folders")
@@ -161,7 +161,7 @@ def test_dicom_files_keep_their_header_patient(tmp_path: Path, monkeypatch: pyte
 def test_one_folder_for_a_whole_class_is_no_patient_and_is_said_loudly(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("RADFLOW_SALT", "labels")
+    monkeypatch.setenv("RADFLOW_SALT", "labels-salt-for-tests-32-bytes-long")
     _public_dataset(tmp_path, {"NORMAL/images": ["a.png", "b.png"], "nodule/images": ["c.png", "d.png"]})
     manifest, summary = _run(tmp_path, labels="folders")
     assert set(manifest["patient_source"]) == {""} and manifest["patient_id"].nunique() == 4
@@ -170,7 +170,7 @@ def test_one_folder_for_a_whole_class_is_no_patient_and_is_said_loudly(
 
 
 def test_csv_labels_by_folder_and_patient_column(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RADFLOW_SALT", "labels")
+    monkeypatch.setenv("RADFLOW_SALT", "labels-salt-for-tests-32-bytes-long")
     _public_dataset(tmp_path, {"study1": ["a.png", "b.png"], "study2": ["c.png"]})
     (tmp_path / "raw" / "labels.csv").write_text(
         "path,label,patient\nstudy1,effusion,PAT-1\nstudy2/c.png,normal,\n"
@@ -186,7 +186,7 @@ def test_csv_labels_by_folder_and_patient_column(tmp_path: Path, monkeypatch: py
 def test_csv_labels_by_study_uid_and_accession(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """PACS files have opaque names: rows keyed by StudyInstanceUID or Accession Number label them;
     neither value reaches the outputs (they are matched as pseudonyms)."""
-    monkeypatch.setenv("RADFLOW_SALT", "labels")
+    monkeypatch.setenv("RADFLOW_SALT", "labels-salt-for-tests-32-bytes-long")
     studies = {
         "1.2.826.0.1.3680043.8.498.7001": "ACCN-900001",
         "1.2.826.0.1.3680043.8.498.7002": "ACCN-900002",
@@ -212,7 +212,7 @@ def test_csv_labels_by_study_uid_and_accession(tmp_path: Path, monkeypatch: pyte
 
 
 def test_a_labels_row_that_names_nothing_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RADFLOW_SALT", "labels")
+    monkeypatch.setenv("RADFLOW_SALT", "labels-salt-for-tests-32-bytes-long")
     _public_dataset(tmp_path, {"study1": ["a.png"]})
     (tmp_path / "raw" / "labels.csv").write_text("path,study_uid,label\nstudy1,,normal\n,,effusion\n")
     with pytest.raises(RadflowError, match="data row 2: no path / study_uid value"):
@@ -227,7 +227,7 @@ def test_csv_rows_that_label_nothing_and_unlabeled_images_are_warned_about(
 ) -> None:
     """A Windows-style path still matches; a typo and a folder prefix label nothing, and the summary
     says which rows (by number, never by value) and how many images are left unlabeled."""
-    monkeypatch.setenv("RADFLOW_SALT", "labels")
+    monkeypatch.setenv("RADFLOW_SALT", "labels-salt-for-tests-32-bytes-long")
     _public_dataset(tmp_path, {"Smith_John": ["a.png", "b.png"], "Doe_Jane": ["c.png"], "other": ["d.png"]})
     (tmp_path / "raw" / "other" / "broken.png").write_bytes(b"not a PNG")  # quarantined, but it exists
     (tmp_path / "raw" / "labels.csv").write_text(
@@ -250,7 +250,7 @@ def test_csv_rows_that_label_nothing_and_unlabeled_images_are_warned_about(
 def test_two_rows_that_label_one_file_differently_are_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("RADFLOW_SALT", "labels")
+    monkeypatch.setenv("RADFLOW_SALT", "labels-salt-for-tests-32-bytes-long")
     _public_dataset(tmp_path, {"study1": ["a.png"]})
     (tmp_path / "raw" / "labels.csv").write_text("path,label\nstudy1/a.png,normal\n./study1/a.png,normal\n")
     manifest, _ = _run(tmp_path, labels="labels.csv")  # the same label twice is fine

@@ -16,7 +16,7 @@ from tests.ingest_helpers import loopback_cluster, settings_for, stored_images
 @pytest.fixture
 def four_patients(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """`raw/p0..p3/image.dcm` (one patient each) and `raw/p0/junk.dcm`, not an image; returns tmp_path."""
-    monkeypatch.setenv("RADFLOW_SALT", "parallel")
+    monkeypatch.setenv("RADFLOW_SALT", "parallel-salt-for-tests-32-bytes-long")
     for index in range(4):
         who = identity(patient_id=f"PAR{index:04d}", sop_uid=f"1.2.826.0.1.3680043.8.498.9{index}")
         write_dicom(tmp_path / "raw" / f"p{index}" / "image.dcm", who=who)

@@ -29,7 +29,7 @@ def _pydicom_decodes(path: Path) -> bool:
 
 @pytest.mark.timeout(300)
 def test_pydicom_test_files_all_accounted_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RADFLOW_SALT", "pydicom-files")
+    monkeypatch.setenv("RADFLOW_SALT", "pydicom-files-salt-for-tests-32-bytes-long")
     shutil.copytree(TEST_FILES, tmp_path / "raw")
     settings = settings_for(tmp_path, labels="folders", slice_strategy="all", max_failed_fraction=1.0)
     summary = run_ingest(settings, tmp_path / "ingested", tmp_path / "private")  # returns: exit 0

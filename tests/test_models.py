@@ -84,9 +84,7 @@ def test_imagenet_weights_arrive_and_only_the_new_head_is_fresh(
 ) -> None:
     path, state, digest = imagenet_file
     torch.manual_seed(1)
-    network = build_network(
-        imagenet_params(path, digest[:8], norm=norm), num_classes=3, registry_root=tmp_path
-    )
+    network = build_network(imagenet_params(path, digest, norm=norm), num_classes=3, registry_root=tmp_path)
     loaded = network.model.state_dict()
     for key, tensor in state.items():
         if key not in HEAD:

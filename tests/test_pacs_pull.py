@@ -154,7 +154,7 @@ def test_errors_are_one_line_and_say_what_happened(pacs: Orthanc, tmp_path: Path
 def test_pulled_studies_are_labelled_by_study_uid_and_nothing_identifying_leaves(
     pacs: Orthanc, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("RADFLOW_SALT", "pacs-test-salt")
+    monkeypatch.setenv("RADFLOW_SALT", "pacs-test-salt-salt-for-tests-32-bytes-long")
     pacs.upload(study_files(tmp_path / "sent", 11, series=2) + study_files(tmp_path / "sent", 12))
     pacs.upload(study_files(tmp_path / "sent", 13))
     raw = tmp_path / "raw"

@@ -86,7 +86,7 @@ def test_predict_push_sends_one_report_per_study_into_the_pacs(
     monkeypatch: pytest.MonkeyPatch,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("RADFLOW_SALT", "test-salt-not-secret")
+    monkeypatch.setenv("RADFLOW_SALT", "test-salt-not-secret-salt-for-tests-32-bytes-long")
     params = project_params(tmp_path)
     params["pacs"].update({"url": pacs.dicomweb_url if transport == "dicomweb" else pacs.dimse_url})
     # The constant model: p = 1/3 per class, so the abnormal score is 2/3.

@@ -42,7 +42,7 @@ LN2 = float(np.log(2))
 @pytest.fixture
 def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, Path]:
     """A constant champion, and `inputs/`: a 12-bit DX radiograph of patient SECRET-ID-1 and a broken file."""
-    monkeypatch.setenv("RADFLOW_SALT", "test-salt-not-secret")
+    monkeypatch.setenv("RADFLOW_SALT", "test-salt-not-secret-salt-for-tests-32-bytes-long")
     params = project_params(tmp_path)
     register_tiny_champion(params, tmp_path / "candidate")
     inputs = tmp_path / "inputs"
@@ -97,7 +97,7 @@ def test_predict_applies_the_registered_threshold(
     abnormal: bool,
     label: str,
 ) -> None:
-    monkeypatch.setenv("RADFLOW_SALT", "test-salt-not-secret")
+    monkeypatch.setenv("RADFLOW_SALT", "test-salt-not-secret-salt-for-tests-32-bytes-long")
     params = project_params(tmp_path)
     version = register(params, tmp_path, record)
     write_dicom(tmp_path / "a.dcm", who=identity(patient_id="SECRET-ID-1"))
@@ -113,7 +113,7 @@ def test_predict_applies_the_registered_threshold(
 def test_predict_without_a_registered_threshold_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("RADFLOW_SALT", "test-salt-not-secret")
+    monkeypatch.setenv("RADFLOW_SALT", "test-salt-not-secret-salt-for-tests-32-bytes-long")
     params = project_params(tmp_path)
     register(params, tmp_path, {})
     write_dicom(tmp_path / "a.dcm", who=identity(patient_id="SECRET-ID-1"))
@@ -142,7 +142,7 @@ def chest_dicom(path: Path, rng: np.random.Generator, modality: str = "DX") -> P
 @pytest.fixture
 def profiled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     """A registered model whose config carries the profile of 24 chest DX radiographs, as train writes it."""
-    monkeypatch.setenv("RADFLOW_SALT", "test-salt-not-secret")
+    monkeypatch.setenv("RADFLOW_SALT", "test-salt-not-secret-salt-for-tests-32-bytes-long")
     params = project_params(tmp_path)
     rng = np.random.default_rng(1)
     transform = TransformSettings(

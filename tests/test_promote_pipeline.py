@@ -24,7 +24,7 @@ from tests.tiny_pipeline import project_params
 def test_real_stages_feed_evaluate_promote_and_predict(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("RADFLOW_SALT", "test-salt-not-secret")
+    monkeypatch.setenv("RADFLOW_SALT", "test-salt-not-secret-salt-for-tests-32-bytes-long")
     monkeypatch.chdir(tmp_path)
     params = project_params(tmp_path)
     params["promote"].update(min_margin_over_baseline=-1, require_learned=False)  # one epoch learns little

@@ -99,12 +99,12 @@ def test_too_many_quarantined_files_is_not_transient(tmp_path: Path) -> None:
 
 def test_overrides_are_written_like_dvc_exp_run_and_validated(tmp_path: Path) -> None:
     project = make_script_project(tmp_path / "p")
-    params = apply_overrides(project, ["step.factor=5"])
-    assert params["step"]["factor"] == 5
+    params = apply_overrides(project, ["train.epochs=5"])
+    assert params["train"]["epochs"] == 5
     text = (project / "params.yaml").read_text()
-    assert "factor: 5" in text and text.startswith("# tiny project")  # comments survive
+    assert "epochs: 5" in text and text.startswith("# tiny project")  # comments survive
     with pytest.raises(RadflowError, match="valid keys"):
-        apply_overrides(project, ["step.factr=5"])
+        apply_overrides(project, ["train.epochss=5"])
 
 
 def test_sync_copies_new_and_changed_files_atomically(tmp_path: Path) -> None:

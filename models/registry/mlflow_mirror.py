@@ -10,19 +10,23 @@ Needs the `radflow[mlflow]` extra (mlflow-skinny); `registry.mlflow_uri` in para
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from models.registry.dvc_hashes import model_artifact
 from models.registry.store import Registry
 from tasks.common.errors import RadflowError
 from tasks.common.params import parse_section, section
+from tasks.common.urls import check_plaintext, check_url
 
 EXPERIMENT = "radflow-registry"  # MLflow experiment holding one run per mirrored version
 VERSION_TAG = "radflow.version"
+# Where MLflow's client takes HTTP credentials from (never from the URI: params.yaml is committed).
+CREDENTIAL_ENVS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 
 
 @section("registry")
@@ -37,8 +41,16 @@ class RegistryParams:
         ),
     ]
 
+    @model_validator(mode="after")
+    def _no_credentials(self) -> RegistryParams:
+        if self.mlflow_uri is not None:
+            instead = f"set {' / '.join(CREDENTIAL_ENVS)} in the environment (MLflow reads them there)"
+            check_url("registry.mlflow_uri", self.mlflow_uri, None, instead)
+        return self
+
 
 def _client(uri: str) -> Any:
+    check_plaintext("registry.mlflow_uri", uri, any(os.environ.get(name) for name in CREDENTIAL_ENVS))
     try:
         from mlflow import MlflowClient
     except ImportError:

@@ -1,6 +1,10 @@
 """What the labels mean beyond their names: which class is the negative ("no finding") one, and which
 index columns define the subgroups evaluation reports on.
 
+Class names are restricted to letters, digits, space and `_-.+()`: they are written into model configs
+that other tools execute (a MONAI bundle's `inference.json` evaluates any string starting with `$`,
+resolves `@` references and `%` macros), and into reports and tables.
+
 One resolver serves preprocess (which checks the setting against the data's classes before any image
 is transformed, so a bad value fails before training, not after it), evaluate and predict (which must
 agree on what "abnormal" means).
@@ -8,6 +12,7 @@ agree on what "abnormal" means).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +25,13 @@ AUTO = "auto"
 NEGATIVE_NAMES = ("normal", "negative", "no finding", "clear", "healthy")
 # Index columns (from the DICOM header, pseudonymised or banded) evaluation reports subgroups for.
 SUBGROUPS = ("modality", "view", "manufacturer", "sex", "age_band")
+SAFE_CLASS_NAME = re.compile(r"[\w .+()-]+")  # \w: letters (any script), digits and _
+VALID_CLASS_NAME = "letters, digits, space and _-.+() only"
+
+
+def is_safe_class_name(name: str) -> bool:
+    """Whether `name` may be a class name (SAFE_CLASS_NAME, whole)."""
+    return SAFE_CLASS_NAME.fullmatch(name) is not None
 
 
 def _plain(name: str) -> str:

@@ -24,6 +24,7 @@ from pydantic.fields import FieldInfo
 from typing_extensions import dataclass_transform
 
 from tasks.common.errors import RadflowError
+from tasks.common.urls import redacted
 
 PARAMS_FILE = Path("params.yaml")
 # libyaml's safe loader when PyYAML was built with it: every stage starts by loading params.yaml, and the
@@ -133,7 +134,9 @@ def error_line(name: str, cls: type, given: dict[str, Any], error: ValidationErr
         return f"{name}: {first['msg']}"
     if first["type"] == "missing":
         return f"{name}.{key}: missing; valid: {valid_text(fields[key])}"
-    return f"{name}.{key}: invalid value {given.get(key, first['input'])!r}; valid: {valid_text(fields[key])}"
+    value = given.get(key, first["input"])
+    shown = redacted(value) if isinstance(value, str) else value  # a URL's credentials are never repeated
+    return f"{name}.{key}: invalid value {shown!r}; valid: {valid_text(fields[key])}"
 
 
 def load_params(path: Path = PARAMS_FILE, overrides: list[str] | None = None) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -59,3 +60,12 @@ def printable_path(path: str | os.PathLike[str]) -> str:
     """`path` as text any UTF-8 table can hold: a name that is not valid UTF-8 (a Latin-1 `M\\xfcller.dcm`
     from an old Windows share, which Python holds as lone surrogates) gets its bad bytes escaped."""
     return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def make_private(folder: Path) -> Path:
+    """Create `folder` (paths.private) for its owner only (0700), tightening an existing one: it holds
+    the salt and tables of source paths, which name patients. Returns the folder."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if stat.S_IMODE(folder.stat().st_mode) != 0o700:
+        folder.chmod(0o700)
+    return folder

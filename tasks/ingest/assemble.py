@@ -67,7 +67,7 @@ def assemble(
             problem = (relative, *duplicate, "") if duplicate else None
         if problem:
             quarantine.write(problem)
-            labels.lookup(relative)  # it names a file: a labels row naming it is not an unused one
+            labels.mark_listed(relative)  # it names a file: a labels row naming it is not an unused one
             kind = "quarantined" if problem[1] == "quarantined" else "skipped"
             problems[kind][reason_category(str(problem[2]))] += 1
             continue

@@ -8,7 +8,8 @@ for each image: the raw values stay in the CSV.
 
 Rows that label no image are counted and named by row number (never by value: a path may carry a
 patient's name), so a CSV that silently misses half the archive says so. Two rows giving one key
-different labels are refused.
+different labels are refused, and so is a class name outside tasks.common.classes.SAFE_CLASS_NAME
+(named by its CSV row, or by its folder: a class folder's name is the class name that would be stored).
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from pathlib import PurePosixPath
 
 import pandas as pd
 
+from tasks.common.classes import VALID_CLASS_NAME, is_safe_class_name
 from tasks.common.errors import RadflowError
+from tasks.common.paths import printable_path
 from tasks.ingest.patients import PatientNames
 from tasks.ingest.pseudonym import pseudonym
 from tasks.ingest.settings import IngestSettings
@@ -64,6 +67,7 @@ class LabelIndex:
         self.rows: dict[str, list[int]] = {}  # key -> the CSV data rows that give it
         self.used: set[str] = set()  # keys some looked-up file took its label from
         self.names = PatientNames(settings.patient_pattern)
+        self.class_folders: set[str] = set()  # folder names checked as class names
         if settings.labels != FOLDERS:
             self.entries, self.rows = _read_csv(settings, salt)
 
@@ -77,24 +81,49 @@ class LabelIndex:
         free = next((i for i, part in enumerate(folders) if part.lower() not in SPLIT_FOLDERS), None)
         if self.settings.labels == FOLDERS:
             class_at = split_at + 1 if split_at is not None and split_at + 1 < len(folders) else free
-            label, patient = ("" if class_at is None else folders[class_at]), ""
+            label, patient = ("" if class_at is None else self._class_folder(folders[class_at])), ""
             patient_folder = len(parts) if class_at is None else class_at + 1
         else:
-            parents = ("/".join(parts[:end]) for end in range(len(parts) - 1, 0, -1))
-            keys = (relative, *parents, study_id or "-", accession_id or "-", ".")
-            found = next((key for key in keys if key in self.entries), None)
-            label, patient = ("", "") if found is None else self.entries[found]
-            if found is not None:
-                self.used.add(found)
+            label, patient = self._csv_entry(relative, parts, study_id, accession_id)
             patient_folder = len(parts) if free is None else free
         named = self.names.find(relative, patient_folder)
         key, source = (patient, "csv") if patient else (named.key, named.source)
         split = SPLIT_FOLDERS[folders[split_at].lower()] if split_at is not None else ""
         return FileLabel(label, key, source, split if self.settings.predefined_split else "")
 
+    def mark_listed(self, relative: str) -> None:
+        """Note a source file that gives no image (quarantined, skipped): a labels CSV row naming it is
+        not an unused row. Its folders are no class, so they are not checked as class names."""
+        if self.settings.labels != FOLDERS:
+            self._csv_entry(relative, relative.split("/"), "", "")
+
+    def _csv_entry(
+        self, relative: str, parts: list[str], study_id: str, accession_id: str
+    ) -> tuple[str, str]:
+        """(label, patient) from the CSV row for the file, its nearest listed folder, or its study or
+        accession pseudonym (("", "") when none); that row's key is marked used."""
+        parents = ("/".join(parts[:end]) for end in range(len(parts) - 1, 0, -1))
+        keys = (relative, *parents, study_id or "-", accession_id or "-", ".")
+        found = next((key for key in keys if key in self.entries), None)
+        if found is None:
+            return "", ""
+        self.used.add(found)
+        return self.entries[found]
+
+    def _class_folder(self, name: str) -> str:
+        """`name`, a class folder's, once it is known to be a valid class name."""
+        if name not in self.class_folders:
+            if not is_safe_class_name(name):
+                raise RadflowError(
+                    f"class folder {printable_path(name)!r} in ingest.source: not a valid class name "
+                    f"({VALID_CLASS_NAME}); rename the folder"
+                )
+            self.class_folders.add(name)
+        return name
+
     def unused_rows(self) -> list[int]:
         """The labels CSV's data rows (1-based) that no looked-up file took its label from (the stage
-        looks up quarantined files too, so this is: rows that name no source file)."""
+        marks quarantined files too, so this is: rows that name no source file)."""
         return sorted(row for key, rows in self.rows.items() if key not in self.used for row in rows)
 
 
@@ -133,6 +162,11 @@ def _read_csv(
             else pseudonym(PSEUDONYM_PREFIX[column], value, salt)
         )
         entry = (record["label"].strip(), record.get("patient", "").strip())
+        if entry[0] and not is_safe_class_name(entry[0]):
+            raise RadflowError(
+                f"labels file {path}, data row {row}: its label is not a valid class name "
+                f"({VALID_CLASS_NAME})"
+            )
         if key in entries and entries[key] != entry:
             raise RadflowError(
                 f"labels file {path}, data rows {rows[key][0]} and {row} give the same {column} a different "

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 from tasks.common.atomic import temp_path
+from tasks.common.paths import make_private
 from tasks.ingest.state import OLD_STATE_FILE, STATE_FILE, create_schema, fingerprint_of
 
 SCRATCH_FILE = "ingest_scratch.sqlite"
@@ -27,7 +28,7 @@ class Workspace:
     """The run's databases (see the module docstring); use as a context manager."""
 
     def __init__(self, private: Path) -> None:
-        private.mkdir(parents=True, exist_ok=True)
+        make_private(private)
         for name in (SCRATCH_FILE, STATE_FILE):  # a killed run's files (nothing else writes these names)
             for leftover in private.glob(f".{name}.*.tmp"):
                 leftover.unlink(missing_ok=True)

@@ -26,7 +26,7 @@ from pydicom.dataset import Dataset
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tasks.common.errors import RadflowError
-from tasks.common.paths import project_paths
+from tasks.common.paths import make_private, project_paths
 from tasks.ingest.settings import load_settings
 from tasks.pacs.connect import connect
 from tasks.pacs.console import console, quiet_library_logs
@@ -69,7 +69,7 @@ def run_pull(settings: PacsSettings, archive: Path, private: Path, show_progress
     """Fetch what is new into `archive`; one pull at a time per private folder."""
     quiet_library_logs()
     where = endpoint(settings)
-    private.mkdir(parents=True, exist_ok=True)
+    make_private(private)
     try:
         with FileLock(private / LOCK_FILE, timeout=0):
             _remove_leftovers(archive)

@@ -37,7 +37,8 @@ class TrainParams:
     imagenet_path: Annotated[str, Field(description='a checkpoint file, or "" for the torch hub cache')]
     imagenet_sha256: Annotated[
         str,
-        Field(pattern=r"^[0-9a-fA-F]{8,64}$", description="a SHA-256 hex digest or a prefix of 8+ digits"),
+        # only a full digest pins the exact file: torchvision's 8 hex digits are 32 bits, cheap to forge
+        Field(pattern=r"^[0-9a-fA-F]{64}$", description="the checkpoint's full SHA-256 (64 hex digits)"),
     ]
     mode: Literal["linear_probe", "partial", "full"]
     trainable_blocks: Annotated[int, Field(ge=0, le=5)]  # AlexNet has 5 conv blocks, ResNet/DenseNet 4

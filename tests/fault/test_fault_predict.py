@@ -27,7 +27,7 @@ NOISE = ("fault hook", "panicked at", "RUST_BACKTRACE", "Traceback", "Fatal Pyth
 @pytest.fixture
 def damaged_inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, Path]:
     """A registry with a champion, params pointing at it, and `inputs/`: one good and two bad files."""
-    monkeypatch.setenv("RADFLOW_SALT", "predict-faults")
+    monkeypatch.setenv("RADFLOW_SALT", "predict-faults-salt-for-tests-32-bytes-long")
     params = project_params(tmp_path)
     register_tiny_champion(params, tmp_path / "candidate")
     write_params(tmp_path, params)

@@ -37,7 +37,7 @@ DEATHS = {  # hook action -> (reason category, exception type)
 @pytest.fixture
 def victim_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """`raw/good/` (GOOD small DICOMs) and `raw/bad/victim.dcm`, a valid file the hook makes fail."""
-    monkeypatch.setenv("RADFLOW_SALT", "workers")
+    monkeypatch.setenv("RADFLOW_SALT", "workers-salt-for-tests-32-bytes-long")
     for index in range(GOOD):
         write_dicom(
             tmp_path / "raw/good" / f"{index:02d}.dcm",
