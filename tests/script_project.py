@@ -58,7 +58,7 @@ def make_script_project(
     (root / "raw").mkdir()
     (root / "raw" / "study1.txt").write_text("1")
     paths = {key: f"out/{key}" for key in ("ingested", "private", "preprocessed", "model", "checkpoints")}
-    paths |= {"train_live": "out/train_live", "evaluation": "out/evaluation", "promotion": "out/promotion"}
+    paths |= {key: f"out/{key}" for key in ("train_live", "evaluation", "promotion", "monitor")}
     defaults = repo_params()  # every section, so the flow's preflight check of params.yaml passes
     params = {
         **defaults,

@@ -59,7 +59,8 @@ def write_linear_store(root: Path, patients: int = 48, shuffle_labels: bool = Fa
 def project(tmp_path: Path, store: Path, **train: Any) -> dict[str, Any]:
     """params for a run on `store` with outputs under tmp_path: the default recipe plus `train` changes."""
     paths = {
-        key: str(tmp_path / key) for key in ("ingested", "private", "evaluation", "promotion", "registry")
+        key: str(tmp_path / key)
+        for key in ("ingested", "private", "evaluation", "promotion", "registry", "monitor")
     }
     paths |= {
         "preprocessed": str(store),

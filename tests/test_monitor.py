@@ -228,7 +228,7 @@ def test_radflow_monitor_end_to_end_on_what_predict_logged(
 ) -> None:
     """`radflow predict` fills the log; `radflow monitor --labels` reads it, warns (exit 0) about the
     out-of-distribution share and the useless champion's decay, and writes no identifier."""
-    monkeypatch.setenv("RADFLOW_SALT", "test-salt-not-secret")
+    monkeypatch.setenv("RADFLOW_SALT", "test-salt-not-secret-salt-for-tests-32-bytes-long")
     params = project_params(tmp_path)
     params["monitor"].update(min_arrivals=2, min_labelled=2, bootstrap_samples=50)
     rng = np.random.default_rng(5)

@@ -74,7 +74,7 @@ def test_concurrent_writers_never_interleave(tmp_path: Path) -> None:
 
 
 def test_predict_fills_the_log_without_identifiers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RADFLOW_SALT", "test-salt-not-secret")
+    monkeypatch.setenv("RADFLOW_SALT", "test-salt-not-secret-salt-for-tests-32-bytes-long")
     params = project_params(tmp_path)
     rng = np.random.default_rng(1)
     transform = TransformSettings(SIZE, params["preprocess"]["lower_percentile"], 99.5)
