@@ -107,7 +107,7 @@ def serve(
     cron: Annotated[str, typer.Option(help="When to retrain, as a cron expression.")] = "0 2 * * 1",
 ) -> None:
     """Serve the retrain flow as a Prefect deployment on a cron schedule (runs until stopped)."""
-    from flows.server import serve_retrain
+    from flows.deployment import serve_retrain
 
     with user_errors():
         serve_retrain(cron, console)

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 import models
+from models.inference import predict_logits
 from models.registry import Registry
 from models.registry.source import ModelSource, resolve_model
 from tasks.common.atomic import atomic_path, write_json
@@ -33,7 +34,6 @@ from tasks.common.errors import RadflowError
 from tasks.common.operating import OperatingPoint, from_record, log_probabilities
 from tasks.common.params import check_values, parse_section
 from tasks.common.paths import printable_path, project_paths
-from tasks.common.scoring import predict_logits
 from tasks.evaluate.gradcam import gradcam_map, save_overlay
 from tasks.ingest.decode import image_id
 from tasks.ingest.pseudonym import load_salt, pseudonym

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.server import free_port
+from tests.loopback import free_port
 from tests.project import tool_env
 
 START_TIMEOUT_S = 240  # a cold `prefect server start` on a busy 2-core machine

@@ -17,10 +17,11 @@ import numpy as np
 import pandas as pd
 
 import models
+from models.inference import predict_logits
 from models.registry import Registry
 from tasks.common.errors import RadflowError
 from tasks.common.metrics import metric_by_name, patient_bootstrap
-from tasks.common.scoring import predict_logits, read_store
+from tasks.common.scoring import read_store
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 
 Transfer modes: `full` fine-tuning, `partial` (last N blocks), `linear_probe` (cached frozen features).
 Resumable from `paths.checkpoints`; per-epoch metrics in `paths.train_live` (DVCLive). With several
-processes (`train.processes` x `train.nodes`) the stage launches itself through torchrun and trains
-with DDP (tasks.train.launch, tasks.train.distributed); rank 0 writes every output.
+processes (`train.processes` x `train.nodes`) the stage launches itself through torch's elastic launcher
+and trains with DDP (tasks.train.launch, tasks.train.distributed); rank 0 writes every output.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from models import input_spec, save_model, to_model_input
 from tasks.common.data_profile import describe_store
 from tasks.common.params import parse_section
 from tasks.common.paths import project_paths
+from tasks.train import distributed as ddp
 from tasks.train.augment import BatchAugment
 from tasks.train.data import Rows, TrainData, class_weights, hold, load_data
-from tasks.train.distributed import SINGLE, Dist, barrier, broadcast_tensor, launched, start, stop, wrap
 from tasks.train.features import backbone_digest, cached_features
 from tasks.train.launch import check_launch, launch, world_size
 from tasks.train.loop import Job, LoopSettings, Prepare, fit
@@ -38,7 +38,7 @@ __all__ = ["TrainParams", "main", "train"]
 console = Console(stderr=True)
 
 
-def pick_device(params: TrainParams, dist: Dist = SINGLE) -> torch.device:
+def pick_device(params: TrainParams, dist: ddp.Dist = ddp.SINGLE) -> torch.device:
     """CUDA (this rank's GPU) when asked for or (auto) available; the CPU otherwise."""
     if params.device == "cuda" or (params.device == "auto" and torch.cuda.is_available()):
         return torch.device("cuda", dist.local_rank)
@@ -46,7 +46,7 @@ def pick_device(params: TrainParams, dist: Dist = SINGLE) -> torch.device:
 
 
 def model_config(
-    network: Network, data: TrainData, params: TrainParams, seed: int, dist: Dist = SINGLE
+    network: Network, data: TrainData, params: TrainParams, seed: int, dist: ddp.Dist = ddp.SINGLE
 ) -> dict[str, Any]:
     """config.json: how to rebuild the network and feed it (docs/CONTRACTS.md)."""
     return {
@@ -65,7 +65,7 @@ def make_job(
     params: TrainParams,
     config: dict[str, Any],
     cache: Path,
-    dist: Dist = SINGLE,
+    dist: ddp.Dist = ddp.SINGLE,
 ) -> Job:
     """Wire inputs, preprocessing, loss and optimiser for the configured mode and device."""
     device = pick_device(params, dist)
@@ -110,7 +110,7 @@ def make_job(
         inputs = hold(features, params.store, device, params.processes, "the feature cache")  # (N, F)
         net = network.head
         prepare_train = prepare_eval = features_in
-    train_net = wrap(dist, net, device)  # DDP across ranks, `net` itself alone
+    train_net = ddp.wrap(dist, net, device)  # DDP across ranks, `net` itself alone
     if params.compile and cuda:  # the DDP wrapper is compiled, as torch advises
         train_net = torch.compile(train_net)  # type: ignore[assignment]
         net = net if dist.active else train_net
@@ -139,7 +139,7 @@ def make_job(
 
 
 def self_supervised_weights(
-    data: TrainData, params: TrainParams, seed: int, checkpoints: Path, dist: Dist
+    data: TrainData, params: TrainParams, seed: int, checkpoints: Path, dist: ddp.Dist
 ) -> Path | None:
     """The SimCLR-pretrained backbone file (`weights: self_supervised`), else None.
 
@@ -154,7 +154,7 @@ def self_supervised_weights(
         if dist.leader
         else None
     )
-    barrier(dist)
+    ddp.barrier(dist)
     return path or pretrain_backbone(data.images, data.pixels, params, seed, cache, pick_device(params, dist))
 
 
@@ -165,7 +165,7 @@ def train(
     checkpoints: Path,
     live: Path,
     registry: Path,
-    dist: Dist = SINGLE,
+    dist: ddp.Dist = ddp.SINGLE,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Build, train and return (best model on the CPU, its config.json content); every rank calls it."""
     torch.manual_seed(seed)
@@ -180,7 +180,7 @@ def train(
         )
         curve = range_test(probe, params.batch_size, params.lr_finder_steps, seed)
         found = float(
-            broadcast_tensor(dist, torch.tensor([pick_learning_rate(curve)], dtype=torch.float64)).item()
+            ddp.broadcast_tensor(dist, torch.tensor([pick_learning_rate(curve)], dtype=torch.float64)).item()
         )
         params = replace(params, learning_rate=found)  # rank 0's pick on every rank
         config["learning_rate_found"] = found
@@ -212,17 +212,17 @@ def train(
 
 
 def main(params: dict[str, Any]) -> None:
-    """Stage entry point (`radflow stage train`); also what each torchrun worker runs."""
+    """Stage entry point (`radflow stage train`); also what each launched worker runs."""
     settings = parse_section(params, "train", TrainParams)
     paths = project_paths(params)
     on_gpu = pick_device(settings).type == "cuda"
     check_launch(settings, torch.cuda.device_count() if on_gpu else None)
-    if world_size(settings) > 1 and not launched():
-        launch(params, settings)  # this process waits while the workers run main() again
+    if world_size(settings) > 1 and not torch.distributed.is_torchelastic_launched():
+        launch(main, params, settings)  # this process waits while the workers run main() again
         return
     if settings.threads > 0:
         torch.set_num_threads(settings.threads)
-    dist = start("cuda" if on_gpu else "cpu")
+    dist = ddp.start("cuda" if on_gpu else "cpu")
     try:
         device = pick_device(settings, dist)
         data = load_data(paths.preprocessed, settings.store, device, settings.processes, dist)
@@ -233,4 +233,4 @@ def main(params: dict[str, Any]) -> None:
             config["data_profile"] = describe_store(paths.preprocessed)  # predict's out-of-distribution check
             save_model(model, config, paths.model)
     finally:
-        stop(dist)
+        ddp.stop()
