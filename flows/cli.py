@@ -115,13 +115,17 @@ def serve(
 
 @app.command("server")
 def server(
-    host: Annotated[str, typer.Option(help="Interface to listen on (127.0.0.1: local).")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Interface to listen on (127.0.0.1: local; another needs API authentication).")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the UI and API.")] = 4200,
 ) -> None:
     """Start a local Prefect server and UI whose data lives in the project's .prefect folder."""
     from flows.server import run_server
 
-    raise typer.Exit(code=run_server(Path.cwd(), host, port, console))
+    with user_errors():
+        status = run_server(Path.cwd(), host, port, console)
+    raise typer.Exit(code=status)
 
 
 @app.command("predict")
