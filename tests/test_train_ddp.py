@@ -304,7 +304,9 @@ def test_dvc_exp_run_with_two_processes_learns_the_demo(tmp_path: Path) -> None:
     project_dir = make_project(tmp_path, DDP_DEMO)
     result = run(["dvc", "exp", "run", "-S", "train.processes=2"], project_dir, timeout=1800)
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
-    assert "train: 2 processes, 2 on this node (torch elastic launcher" in result.stdout + result.stderr
+    assert squash("train: 2 processes, 2 on this node (torch elastic launcher") in squash(
+        result.stdout + result.stderr
+    )
     config = json.loads((project_dir / "data/model/config.json").read_text())
     assert config["train"]["world_size"] == 2
     metrics = json.loads((project_dir / "data/evaluation/metrics.json").read_text())
