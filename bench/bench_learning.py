@@ -29,9 +29,10 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.learning_tasks import CLASSES, TASKS, LearningTask, describe, make_task, write_store
+from models.inference import predict_logits
 from tasks.common.metrics import patient_bootstrap, roc_auc
 from tasks.common.params import apply_override, load_params, parse_section
-from tasks.common.scoring import TensorStore, predict_logits, read_store
+from tasks.common.scoring import TensorStore, read_store
 from tasks.evaluate.evaluation import Scores, evaluate_scores
 from tasks.evaluate.params import EvaluateParams
 from tasks.evaluate.reference import baseline_scores

@@ -20,7 +20,8 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from flows.server import background_server, free_port
+from tests.loopback import free_port
+from tests.prefect_server import background_server
 
 PATHS = (
     "ingested",

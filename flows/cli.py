@@ -127,7 +127,7 @@ def serve(
     cron: Annotated[str, typer.Option(help="When to retrain, as a cron expression.")] = "0 2 * * 1",
 ) -> None:
     """Serve the retrain flow as a Prefect deployment on a cron schedule (runs until stopped)."""
-    from flows.server import serve_retrain
+    from flows.deployment import serve_retrain
 
     with user_errors():
         serve_retrain(cron, console)
@@ -135,13 +135,17 @@ def serve(
 
 @app.command("server")
 def server(
-    host: Annotated[str, typer.Option(help="Interface to listen on (127.0.0.1: local).")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Interface to listen on (127.0.0.1: local; another needs API authentication).")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the UI and API.")] = 4200,
 ) -> None:
     """Start a local Prefect server and UI whose data lives in the project's .prefect folder."""
     from flows.server import run_server
 
-    raise typer.Exit(code=run_server(Path.cwd(), host, port, console))
+    with user_errors():
+        status = run_server(Path.cwd(), host, port, console)
+    raise typer.Exit(code=status)
 
 
 @app.command("predict")

@@ -27,10 +27,10 @@ from flows.artifacts import PROMOTION_KEY, is_promoted, publish_artifacts, read_
 from flows.dvc_stages import TransientStageFailure, run_stage, stage_order
 from flows.lock import project_lock
 from flows.notify import notify
+from flows.offline import offline_defaults
 from flows.overrides import settable_params
 from flows.params_file import write_overrides
 from flows.pull import pull_first
-from flows.server import offline_defaults
 from flows.settings import RetrainParams, retrain_params
 from flows.summary import compare, snapshot
 from flows.sync import SyncReport, sync_incoming

@@ -1,36 +1,23 @@
-"""The local Prefect server (UI + API, data kept in the project) and the scheduled retrain deployment."""
+"""The project's Prefect server process (UI + API, data kept in the project), started and stopped whole."""
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import signal
-import socket
 import subprocess
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from flows.offline import OFFLINE_ENV
 from tasks.common.errors import RadflowError
 
 PREFECT_DIR = ".prefect"  # git-ignored; holds the server's SQLite database and settings
-DEPLOYMENT = "weekly-retrain"
-
-
-# Hospital networks are offline: neither the server nor a client may try to phone home (DVC's usage
-# analytics included: the dvc commands a flow runs would each fork a daemon trying to send a report).
-OFFLINE_ENV = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "DVC_NO_ANALYTICS": "1"}
 STOP_GRACE_S = 30  # seconds a stopped server gets to shut down before it is killed
-
-
-def offline_defaults() -> None:
-    """Make this process (and the servers and flows it starts) offline unless told otherwise."""
-    for name, value in OFFLINE_ENV.items():
-        os.environ.setdefault(name, value)
+AUTH_ENV = "PREFECT_SERVER_API_AUTH_STRING"  # Prefect's own basic auth for its API: "user:password"
 
 
 def server_env(home: Path) -> dict[str, str]:
@@ -38,6 +25,32 @@ def server_env(home: Path) -> dict[str, str]:
     env = {**os.environ, **OFFLINE_ENV, "PREFECT_HOME": str(home.resolve())}
     env.pop("PREFECT_API_URL", None)  # the server serves the API; it must not point at another one
     return env
+
+
+def loopback(host: str) -> bool:
+    """True for an address only this machine reaches: localhost, 127.0.0.0/8, ::1."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to any interface
+        return False
+
+
+def check_exposure(host: str, env: dict[str, str]) -> None:
+    """Refuse to serve the API beyond this machine without authentication.
+
+    Anyone who reaches the API can create flow runs, and a run executes commands as the flow's user, so
+    a non-loopback `host` needs Prefect's API authentication (`AUTH_ENV` in the server's environment,
+    where Prefect gives it precedence over profiles and files).
+    """
+    user, _, password = env.get(AUTH_ENV, "").partition(":")
+    if not loopback(host) and not (user and password):
+        raise RadflowError(
+            f"--host {host} would let anyone who reaches it run flows, and the Prefect API has no "
+            f"authentication: export {AUTH_ENV}=user:password first (clients then set "
+            "PREFECT_API_AUTH_STRING to the same), or keep --host 127.0.0.1"
+        )
 
 
 def api_url(host: str, port: int) -> str:
@@ -69,6 +82,7 @@ def run_server(project: Path, host: str, port: int, console: Console) -> int:
     The server runs in its own process group, so a signal to radflow alone would leave it serving:
     SIGINT and SIGTERM are passed on to its group, and radflow returns only once it has stopped.
     """
+    check_exposure(host, server_env(project / PREFECT_DIR))
     console.print(
         f"Prefect UI: http://{host}:{port}   (data in {project / PREFECT_DIR})\n"
         f"In other shells, point radflow at it:  export PREFECT_API_URL={api_url(host, port)}",
@@ -91,60 +105,3 @@ def run_server(project: Path, host: str, port: int, console: Console) -> int:
         if server.poll() is None:
             stop_server(server)
     return 0 if stopping else status
-
-
-@contextlib.contextmanager
-def background_server(home: Path, host: str, port: int, timeout_s: float = 300) -> Iterator[str]:
-    """A Prefect server in the background (data in `home`) for tests, benchmarks and screenshots.
-
-    Yields its PREFECT_API_URL once /api/health answers; always stops it (its whole process group).
-    """
-    url = api_url(host, port)
-    home.mkdir(parents=True, exist_ok=True)
-    with (home / "server.log").open("w") as log:
-        server = start_server(home, host, port, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            _wait_healthy(url, server, time.monotonic() + timeout_s, home / "server.log")
-            yield url
-        finally:
-            stop_server(server)
-
-
-def _wait_healthy(url: str, server: subprocess.Popen[bytes], deadline: float, log: Path) -> None:
-    while True:
-        if server.poll() is not None:
-            raise RadflowError(f"prefect server exited early; see {log}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise RadflowError(f"prefect server did not answer {url}/health in time; see {log}")
-        time.sleep(1)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
-
-
-def serve_retrain(cron: str, console: Console) -> None:
-    """Serve the retrain flow as a deployment on a cron schedule (blocks; each run uses params.yaml)."""
-    from prefect.client.schemas.schedules import CronSchedule
-
-    from flows.retrain import retrain_flow
-
-    try:
-        CronSchedule(cron=cron)
-    except ValueError as error:
-        raise RadflowError(f"--cron {cron!r} is not a valid cron expression (e.g. '0 2 * * 1')") from error
-    if not os.environ.get("PREFECT_API_URL"):
-        console.print(
-            "[yellow]warning:[/] PREFECT_API_URL is not set, so the schedule lives in a temporary server "
-            "that ends with this process. Start `radflow server` and export the URL it prints."
-        )
-    retrain_flow.serve(name=DEPLOYMENT, cron=cron, parameters={"overrides": []})

@@ -51,6 +51,24 @@ def split_backbone_head(model: nn.Module) -> tuple[nn.Module, nn.Module]:
     raise TypeError(f"no backbone/head split known for {type(model).__name__}")
 
 
+def pretrain_encoder(model: nn.Module) -> tuple[nn.Module, Callable[[str], bool]]:
+    """What self-supervised pretraining trains: (images -> (B, F) representation, which state-dict keys it
+    covers).
+
+    AlexNet: its conv layers, globally average-pooled (B, 256). Its fully connected layers are left out:
+    their dropout makes two views of one image look no more alike than two different images (cosine
+    0.33 vs 0.31 at initialisation), so the contrastive loss cannot start. ResNet/DenseNet: their own
+    pooled backbone. The output layer is never pretrained.
+    """
+    if isinstance(model, AlexNet):
+        pooled = nn.Sequential(model.features, nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+        return pooled, lambda key: key.startswith("features.")
+    backbone, head = split_backbone_head(model)
+    head_ids = {id(p) for p in head.parameters()}
+    head_keys = {name for name, p in model.named_parameters() if id(p) in head_ids}
+    return backbone, lambda key: key not in head_keys
+
+
 def top_layers(model: nn.Module) -> nn.Module:
     """Everything after the last conv block (AlexNet: the three FC layers); `partial` mode trains it."""
     if isinstance(model, AlexNet):

@@ -28,6 +28,7 @@ import pandas as pd
 from pydantic import Field
 
 import models
+from models.inference import predict_logits
 from models.registry import Registry
 from models.registry.source import ModelSource, resolve_model
 from tasks.common.atomic import atomic_path, write_json
@@ -36,7 +37,6 @@ from tasks.common.errors import RadflowError
 from tasks.common.operating import OperatingPoint, from_record, log_probabilities
 from tasks.common.params import parse_section, section
 from tasks.common.paths import printable_path, project_paths
-from tasks.common.scoring import predict_logits
 from tasks.evaluate.gradcam import gradcam_map, save_overlay
 from tasks.ingest.decode import image_id
 from tasks.ingest.pseudonym import load_salt, pseudonym

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from flows.server import background_server, free_port
 from tests.defaults import write_params
+from tests.loopback import free_port
 from tests.orthanc import AUTH, Orthanc, missing_reason, running_orthanc
+from tests.prefect_server import background_server
 from tests.webhook import WebhookReceiver
 
 PREFECT_START_TIMEOUT_S = 300  # a loaded 2-core machine can take minutes to migrate a fresh database

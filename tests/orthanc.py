@@ -26,7 +26,7 @@ from pathlib import Path
 
 import requests
 
-from flows.server import free_port
+from tests.loopback import free_port
 
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 USER, PASSWORD = "radflow", "orthanc-test-password"

@@ -18,8 +18,9 @@ from safetensors.torch import load_file
 
 from bench.learning_tasks import TASKS, TaskData, make_task, patient_splits, write_store
 from models import load_model
+from models.inference import predict_logits
 from tasks.common.metrics import roc_auc
-from tasks.common.scoring import predict_logits, read_store
+from tasks.common.scoring import read_store
 from tasks.evaluate.checks import data_caveats
 from tasks.train.data import load_data
 from tasks.train.distributed import SINGLE

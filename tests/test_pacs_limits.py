@@ -16,7 +16,6 @@ import pytest
 from pydicom.dataset import Dataset
 from pynetdicom import AE, evt
 
-from flows.server import free_port
 from tasks.common.errors import RadflowError
 from tasks.pacs import dicomweb
 from tasks.pacs.dicomweb import DicomWebTransport
@@ -24,6 +23,7 @@ from tasks.pacs.dimse import FIND_MODEL, DimseTransport
 from tasks.pacs.pull import run_pull
 from tasks.pacs.settings import endpoint
 from tests.defaults import write_params
+from tests.loopback import free_port
 from tests.orthanc import AUTH, Orthanc
 from tests.pacs_helpers import pacs_params, pacs_settings, pulled, study_files
 from tests.project import tool_env

@@ -19,13 +19,13 @@ from pydicom.filewriter import write_file_meta_info
 from pynetdicom import AE, _config
 from pynetdicom.association import Association
 
-from flows.server import free_port
 from tasks.common.errors import RadflowError
 from tasks.pacs.dimse import DimseTransport, move_listener
 from tasks.pacs.part10 import ensure_part10
 from tasks.pacs.receive import Receiver
 from tasks.pacs.settings import endpoint
 from tests.dicom_factory import PLANTED, ramp, write_dicom
+from tests.loopback import free_port
 from tests.pacs_helpers import DIGITAL_XRAY, pacs_settings, tls_files
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"

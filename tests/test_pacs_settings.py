@@ -14,12 +14,12 @@ import pydicom
 import pytest
 from pynetdicom import AE
 
-from flows.server import free_port
 from tasks.common.errors import RadflowError
 from tasks.pacs.part10 import encode, instance_path
 from tasks.pacs.settings import credentials, endpoint
 from tests.defaults import write_params
 from tests.dicom_factory import PLANTED, write_dicom
+from tests.loopback import free_port
 from tests.pacs_helpers import DIGITAL_XRAY, pacs_params, pacs_settings
 from tests.project import tool_env
 

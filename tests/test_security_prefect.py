@@ -24,7 +24,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.flow_runs import wait_for_flow_run
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from flows.server import DEPLOYMENT
+from flows.deployment import DEPLOYMENT
 from tests.prefect_runs import RUN_TIMEOUT_S, inspect_run, retrain_env
 from tests.script_project import make_script_project
 from tests.webhook import WebhookReceiver

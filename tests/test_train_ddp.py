@@ -1,5 +1,5 @@
 """Data-parallel training (issue 15): shards, a real 2-rank gloo run against one process, the stage
-launching itself through torchrun, a killed rank and the rerun that resumes."""
+launching itself through torch's elastic launcher, a killed rank and the rerun that resumes."""
 
 from __future__ import annotations
 
@@ -25,17 +25,17 @@ import yaml
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from flows.server import free_port
 from models import build_model, input_spec, to_model_input
 from tasks.common.errors import RadflowError
+from tasks.train import distributed as ddp
 from tasks.train.data import Rows, load_data
-from tasks.train.distributed import SINGLE, Dist, gather_rows, padded_shard, shard, train_positions
 from tasks.train.features import cached_features
-from tasks.train.launch import check_launch, torchrun_args
+from tasks.train.launch import check_launch, launch_config
 from tasks.train.loop import macro_auc
 from tasks.train.params import TrainParams
 from tasks.train.stage import main, train
 from tests.defaults import train_params
+from tests.loopback import free_port
 from tests.project import SMALL_DEMO, make_project, run
 from tests.test_train import project, write_store
 
@@ -44,35 +44,35 @@ CPU = torch.device("cpu")
 
 @pytest.mark.parametrize("world", [2, 3])
 def test_shards_are_disjoint_and_cover_the_rows(world: int) -> None:
-    ranks = [Dist(rank=r, world_size=world, local_rank=r, device=CPU) for r in range(world)]
+    ranks = [ddp.Dist(rank=r, world_size=world, local_rank=r, device=CPU) for r in range(world)]
     rows = torch.arange(100, 137)  # 37 rows: divides by neither 2 nor 3
     # Validation / feature extraction: disjoint shards covering every row exactly once, no padding.
-    shards = [shard(rows, dist).tolist() for dist in ranks]
+    shards = [ddp.shard(rows, dist).tolist() for dist in ranks]
     assert sorted(chain(*shards)) == rows.tolist()
     # Training: every rank the same number of images (so the same number of optimiser steps); together
     # they cover the split, repeating at most world - 1 images to even out; reshuffled every epoch.
     for epoch in (0, 1):
-        drawn = [train_positions(37, None, dist, seed=5, epoch=epoch).tolist() for dist in ranks]
+        drawn = [ddp.train_positions(37, None, dist, seed=5, epoch=epoch).tolist() for dist in ranks]
         assert {len(d) for d in drawn} == {-(-37 // world)}
         assert set(chain(*drawn)) == set(range(37))
         assert len(list(chain(*drawn))) - 37 <= world - 1
-        assert drawn == [train_positions(37, None, dist, seed=5, epoch=epoch).tolist() for dist in ranks]
+        assert drawn == [ddp.train_positions(37, None, dist, seed=5, epoch=epoch).tolist() for dist in ranks]
     assert (
-        train_positions(37, None, ranks[0], 5, 0).tolist()
-        != train_positions(37, None, ranks[0], 5, 1).tolist()
+        ddp.train_positions(37, None, ranks[0], 5, 0).tolist()
+        != ddp.train_positions(37, None, ranks[0], 5, 1).tolist()
     )
-    padded = [padded_shard(37, dist).tolist() for dist in ranks]
+    padded = [ddp.padded_shard(37, dist).tolist() for dist in ranks]
     assert {len(p) for p in padded} == {-(-37 // world)} and set(chain(*padded)) == set(range(37))
     # Class-balanced draws: each rank draws only from its own shard of the epoch, the minority class
     # (3 of 37 images) about as often as the majority.
     labels = torch.tensor([1] * 3 + [0] * 34)
     weights = [34 / 37 if label else 3 / 37 for label in labels.tolist()]
     for epoch in (0, 1):
-        own = [train_positions(37, None, dist, seed=5, epoch=epoch) for dist in ranks]
-        balanced = [train_positions(37, weights, dist, seed=5, epoch=epoch) for dist in ranks]
+        own = [ddp.train_positions(37, None, dist, seed=5, epoch=epoch) for dist in ranks]
+        balanced = [ddp.train_positions(37, weights, dist, seed=5, epoch=epoch) for dist in ranks]
         for mine, drawn_here in zip(own, balanced, strict=True):
             assert set(drawn_here.tolist()) <= set(mine.tolist())
-    draws = torch.cat([train_positions(37, weights, ranks[0], 5, epoch) for epoch in range(60)])
+    draws = torch.cat([ddp.train_positions(37, weights, ranks[0], 5, epoch) for epoch in range(60)])
     assert 0.3 < labels[draws].float().mean().item() < 0.7
 
 
@@ -104,16 +104,16 @@ def test_launch_settings_are_checked(changes: dict[str, Any], gpus: int | None, 
         check_launch(train_params(**changes), gpus)
 
 
-def test_torchrun_command_line() -> None:
-    assert torchrun_args(train_params(processes=2)) == [
-        *("--nnodes", "1", "--nproc-per-node", "2", "--max-restarts", "0", "--standalone"),
-        *("--module", "tasks.train.launch"),
-    ]
+def test_launch_config_is_torchruns(tmp_path: Path) -> None:
+    """One node: torchrun --standalone's rendezvous; several: the static one at node 0's address."""
+    alone = launch_config(train_params(processes=2), str(tmp_path))
+    assert (alone.min_nodes, alone.max_nodes, alone.nproc_per_node, alone.max_restarts) == (1, 1, 2, 0)
+    assert (alone.rdzv_backend, alone.rdzv_endpoint) == ("c10d", "localhost:0")
     several = train_params(processes=4, nodes=2, node_rank=1, rendezvous="node0.cluster:29500")
-    assert torchrun_args(several) == [
-        *("--nnodes", "2", "--nproc-per-node", "4", "--max-restarts", "0", "--node-rank", "1"),
-        *("--master-addr", "node0.cluster", "--master-port", "29500", "--module", "tasks.train.launch"),
-    ]
+    node1 = launch_config(several, str(tmp_path))
+    assert (node1.min_nodes, node1.max_nodes, node1.nproc_per_node, node1.max_restarts) == (2, 2, 4, 0)
+    assert (node1.rdzv_backend, node1.rdzv_endpoint) == ("static", "node0.cluster:29500")
+    assert node1.rdzv_configs["rank"] == 1
 
 
 def write_noisy_store(root: Path) -> None:
@@ -132,7 +132,7 @@ def rank_main(rank: int, world: int, root: Path, params: dict[str, Any]) -> None
     """One rank of a 2-rank gloo job: train, save the weights this rank ended with, gather 5 values."""
     rendezvous = f"file://{root / 'rendezvous'}"
     torch_dist.init_process_group("gloo", init_method=rendezvous, rank=rank, world_size=world)
-    dist = Dist(rank=rank, world_size=world, local_rank=rank, device=CPU)
+    dist = ddp.Dist(rank=rank, world_size=world, local_rank=rank, device=CPU)
     try:
         torch.set_num_threads(1)
         paths = {key: Path(value) for key, value in params["paths"].items()}
@@ -144,8 +144,8 @@ def rank_main(rank: int, world: int, root: Path, params: dict[str, Any]) -> None
         if rank == 1:  # rank 0 goes on to load the best epoch; rank 1 keeps the last one's weights
             weights = {key: value.contiguous() for key, value in model.state_dict().items()}
             save_file(weights, str(root / "rank1.safetensors"))
-        positions = shard(torch.arange(5), dist)  # 5 rows over 2 ranks: 3 + 2
-        np.save(root / f"gathered{rank}.npy", gather_rows(dist, positions, positions.numpy() * 10.0, 5))
+        positions = ddp.shard(torch.arange(5), dist)  # 5 rows over 2 ranks: 3 + 2
+        np.save(root / f"gathered{rank}.npy", ddp.gather_rows(dist, positions, positions.numpy() * 10.0, 5))
         # The feature cache computed sharded (7 rows: 4 + 4 with one repeated), written by rank 0 alone.
         rows = Rows(np.arange(28, dtype=np.float32).reshape(7, 1, 2, 2), CPU, streamed=False)
         cache = root / "features"
@@ -159,7 +159,7 @@ def rank_main(rank: int, world: int, root: Path, params: dict[str, Any]) -> None
 
 def val_auc_in_one_process(store: Path, weights: dict[str, torch.Tensor], settings: TrainParams) -> float:
     """Macro AUC of a model with `weights` over the whole val split, scored here in one process."""
-    data = load_data(store, "memory", CPU, 1, SINGLE)
+    data = load_data(store, "memory", CPU, 1, ddp.SINGLE)
     network = build_model(settings.model_config(len(data.classes)).to_dict())
     network.load_state_dict(weights)
     val = data.splits["val"]
@@ -222,12 +222,18 @@ def squash(text: str) -> str:
 
 
 def rank_process(stage: subprocess.Popen[str], rank: int) -> psutil.Process:
-    """The torchrun worker of `rank` among the stage process's children."""
-    for child in psutil.Process(stage.pid).children(recursive=True):
+    """The worker of local `rank` (here the global rank: one node) under the stage process.
+
+    The launcher spawns its workers in rank order (multiprocessing's spawn, whose command lines say
+    `spawn_main`), so the rank-th of them by start is that rank's.
+    """
+    workers = []
+    for child in psutil.Process(stage.pid).children():
         with contextlib.suppress(psutil.Error):
-            if child.environ().get("RANK") == str(rank):
-                return child
-    raise AssertionError(f"no worker with RANK={rank} under the stage process")
+            if any("spawn_main" in part for part in child.cmdline()):
+                workers.append(child)
+    assert len(workers) == 2, f"expected the 2 workers under the stage process, found {len(workers)}"
+    return sorted(workers, key=lambda child: (child.create_time(), child.pid))[rank]
 
 
 @pytest.mark.slow
@@ -310,7 +316,9 @@ def test_dvc_exp_run_with_two_processes_learns_the_demo(tmp_path: Path) -> None:
     project_dir = make_project(tmp_path, DDP_DEMO)
     result = run(["dvc", "exp", "run", "-S", "train.processes=2"], project_dir, timeout=1800)
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
-    assert "torchrun" in result.stdout + result.stderr
+    assert squash("train: 2 processes, 2 on this node (torch elastic launcher") in squash(
+        result.stdout + result.stderr
+    )
     config = json.loads((project_dir / "data/model/config.json").read_text())
     assert config["train"]["world_size"] == 2
     metrics = json.loads((project_dir / "data/evaluation/metrics.json").read_text())

@@ -87,17 +87,6 @@ def _uncommitted_md5(project: Path, model_path: str) -> str | None:
 
 
 @contextlib.contextmanager
-def _scm(project: Path) -> Iterator[Any]:
-    from scmrepo.git import Git
-
-    scm = Git(str(project))
-    try:
-        yield scm
-    finally:
-        scm.close()
-
-
-@contextlib.contextmanager
 def _gto_errors() -> Iterator[None]:
     """GTO's refusals as the one domain error."""
     from gto.exceptions import GTOException
@@ -108,23 +97,25 @@ def _gto_errors() -> Iterator[None]:
         raise RadflowError(f"GTO refused: {error}") from None
 
 
-def _existing_versions(project: Path, name: str) -> dict[str, str]:
+def _events(project: Path, name: str) -> list[dict[str, Any]]:
+    """The artifact's GTO tags as GTO reads them (`gto history`), oldest first: each with its `event`
+    (registration, assignment...), `version`, `stage`, `commit`, `timestamp` and tag name (`ref`)."""
+    from gto import api
+
+    with _gto_errors():
+        events = api.history(str(project), artifact=name, ascending=True)
+    return [event for event in events if event["event"] != "commit"]  # commits carry no tag
+
+
+def _existing_versions(events: list[dict[str, Any]]) -> dict[str, str]:
     """GTO version (`v3.0.0`) -> tagged commit, for every registration tag of the artifact."""
-    from gto.constants import Action
-    from gto.tag import find, parse_name
-
-    with _scm(project) as scm:
-        tags = find(action=Action.REGISTER, name=name, scm=scm)
-    return {parse_name(tag.name)["version"]: tag.target for tag in tags}
+    return {event["version"]: event["commit"] for event in events if event["event"] == "registration"}
 
 
-def _stage_head(project: Path, name: str, stage: str) -> tuple[str | None, int]:
+def _stage_head(events: list[dict[str, Any]], stage: str) -> tuple[str | None, int]:
     """The commit DVC resolves `--stage` to (its latest assignment tag) and that tag's time (0: none)."""
-    from gto.tag import find
-
-    with _scm(project) as scm:
-        tags = find(name=name, stage=stage, scm=scm)  # sorted by tag time, as `dvc artifacts get` sorts
-    return (tags[-1].target, int(tags[-1].tag_time)) if tags else (None, 0)
+    in_stage = [event for event in events if event["stage"] == stage]  # by tag time, as DVC sorts them
+    return (in_stage[-1]["commit"], int(in_stage[-1]["timestamp"].timestamp())) if in_stage else (None, 0)
 
 
 def _after(seconds: int) -> None:
@@ -139,10 +130,10 @@ def sync_tags(registry: Registry, project: Path, *, push: bool) -> TagReport:
     check_git_root(project)
     artifact = model_artifact(project)
     report = TagReport(artifact.name)
-    tagged = _existing_versions(project, artifact.name)
+    tagged = _existing_versions(_events(project, artifact.name))
     _register_versions(registry, project, artifact, tagged, report)
     _assign_aliases(registry, project, artifact.name, tagged, report)
-    tags = _artifact_tags(project, artifact.name)
+    tags = [event["ref"] for event in _events(project, artifact.name)]
     if push and tags:  # no refspec at all would make `git push` push the current branch instead
         _git(project, "push", REMOTE, *[f"refs/tags/{tag}" for tag in tags])
         report.pushed = True
@@ -195,7 +186,7 @@ def _assign_aliases(
             report.blocked_aliases.append(alias)
             report.pending.append(f"{alias} (v{target}) is not assigned until v{target} is tagged")
             continue
-        head, head_time = _stage_head(project, name, alias)
+        head, head_time = _stage_head(_events(project, name), alias)
         if head == tagged[label]:
             report.unchanged.append(f"{name}#{alias} -> {label}")
             continue
@@ -225,11 +216,6 @@ def _untaggable(version: int, md5: str, uncommitted: str | None) -> str:
         f"run replaced {LOCK_FILE}), so DVC cannot fetch it by name; share it with "
         f"`radflow registry export-bundle {version} DIR` instead"
     )
-
-
-def _artifact_tags(project: Path, name: str) -> list[str]:
-    """Every GTO tag of the artifact (registrations and assignments)."""
-    return [tag for tag in _git(project, "tag", "--list").split() if tag.split("@")[0].split("#")[0] == name]
 
 
 def describe(report: TagReport) -> list[str]:

@@ -13,8 +13,8 @@ import torch
 from monai.visualize import GradCAM
 
 import models
+from models.inference import fit_size
 from tasks.common.atomic import atomic_path
-from tasks.common.scoring import fit_size
 
 
 def gradcam_map(model: torch.nn.Module, config: dict, image: np.ndarray, class_index: int) -> np.ndarray:

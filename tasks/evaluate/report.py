@@ -82,102 +82,138 @@ def card_sections(
 ) -> list[Section]:
     """The model card's content, in reading order."""
     metrics = evaluation.metrics
+    return [
+        *warning_section(evaluation.findings.warnings, evaluation.findings.learning.learned),
+        intended_use(evaluation.classes),
+        operating_point(evaluation, settings),
+        against_baseline(metrics),
+        training_record(metrics.get("training", {})),
+        data_summary(store),
+        training_configuration(config),
+        held_out_metrics(metrics, settings),
+        per_class(metrics),
+        subgroups(metrics, settings),
+        Section("Known limitations", [f"- {item}" for item in LIMITATIONS]),
+    ]
+
+
+def intended_use(classes: list[str]) -> Section:
+    return Section(
+        "Intended use",
+        [
+            f"Classifies 2D radiographs into {', '.join(classes)} to support research on "
+            "triage workflows. Not for unsupervised clinical use.",
+        ],
+    )
+
+
+def operating_point(evaluation: Evaluation, settings: EvaluateParams) -> Section:
+    """How a score becomes a decision: the abnormal log-odds, the threshold and how it was chosen."""
     negative = evaluation.classes[evaluation.negative_index]
-    counts = pd.crosstab(store.index["label"], store.index["split"]).reindex(columns=["train", "val", "test"])
-    counts = counts.fillna(0).astype(int)
     threshold_rule = (
         "Youden's J (sensitivity + specificity - 1) maximised"
         if settings.threshold_method == "youden"
         else f"the highest threshold reaching sensitivity {settings.target_sensitivity:.2f}"
     )
-    training = metrics.get("training", {})
+    return Section(
+        "Operating point",
+        [
+            f"Sensitivity and specificity treat any class other than '{negative}' as abnormal, scored "
+            f"by the abnormal log-odds log(p(abnormal) / p({negative})), computed from the logits at "
+            f"full precision. An image is abnormal when its score is at least the threshold "
+            f"{evaluation.operating.threshold:.6g} (p(abnormal) >= "
+            f"{probability_of(evaluation.operating.threshold):.6g}), chosen on the validation split "
+            f"({threshold_rule}) and applied unchanged to the test split and by `radflow predict`. "
+            "The operating point is a point of the ROC curve drawn from the same scores.",
+        ],
+    )
+
+
+def against_baseline(metrics: dict[str, Any]) -> Section:
     validation = metrics["validation"]
-    sections = [
-        *warning_section(evaluation.findings.warnings, evaluation.findings.learning.learned),
-        Section(
-            "Intended use",
+    return Section(
+        "Model against the simple baseline",
+        [
+            "The baseline is a logistic regression on intensity and texture features of the same "
+            "preprocessed images, fitted on the train split; a network that does not beat it has "
+            "not learned more than simple image statistics.",
+        ],
+        ["split", "model ROC-AUC", "95% CI", "baseline ROC-AUC", "95% CI"],
+        [
             [
-                f"Classifies 2D radiographs into {', '.join(evaluation.classes)} to support research on "
-                "triage workflows. Not for unsupervised clinical use.",
+                "test",
+                _fmt(metrics["roc_auc"]),
+                _interval(metrics, "roc_auc"),
+                _fmt(metrics["baseline_roc_auc"]),
+                _interval(metrics, "baseline_roc_auc"),
             ],
-        ),
-        Section(
-            "Operating point",
-            [
-                f"Sensitivity and specificity treat any class other than '{negative}' as abnormal, scored "
-                f"by the abnormal log-odds log(p(abnormal) / p({negative})), computed from the logits at "
-                f"full precision. An image is abnormal when its score is at least the threshold "
-                f"{evaluation.operating.threshold:.6g} (p(abnormal) >= "
-                f"{probability_of(evaluation.operating.threshold):.6g}), chosen on the validation split "
-                f"({threshold_rule}) and applied unchanged to the test split and by `radflow predict`. "
-                "The operating point is a point of the ROC curve drawn from the same scores.",
-            ],
-        ),
-        Section(
-            "Model against the simple baseline",
-            [
-                "The baseline is a logistic regression on intensity and texture features of the same "
-                "preprocessed images, fitted on the train split; a network that does not beat it has "
-                "not learned more than simple image statistics.",
-            ],
-            ["split", "model ROC-AUC", "95% CI", "baseline ROC-AUC", "95% CI"],
-            [
-                [
-                    "test",
-                    _fmt(metrics["roc_auc"]),
-                    _interval(metrics, "roc_auc"),
-                    _fmt(metrics["baseline_roc_auc"]),
-                    _interval(metrics, "baseline_roc_auc"),
-                ],
-                ["validation", _fmt(validation["roc_auc"]), "", _fmt(validation["baseline_roc_auc"]), ""],
-            ],
-        ),
-        Section(
-            "Training record",
-            ["What the train stage recorded, used to judge whether the network fitted its training split."],
-            ["item", "value"],
-            [[key, _fmt(value)] for key, value in training.items()],
-        ),
-        Section(
-            "Data summary",
-            [
-                "Images per class and split (splits are made by patient where patient ids are known, so "
-                "no patient is in two splits; see the warnings above when they are not; split from "
-                f"{store.splits.get('split_source', 'radflow, by patient')}).",
-                *(f"Note: {note}." for note in store.splits.get("split_notes", [])),
-            ],
-            ["class", "train", "val", "test"],
-            [[str(label), *map(str, row)] for label, row in counts.iterrows()],
-        ),
-        Section(
-            "Training configuration",
-            [f"Image size {config['image_size']} px; seed {config.get('seed', 'n/a')}."],
-            ["setting", "value"],
-            [
-                [key, json.dumps(value)]
-                for key, value in {**config["architecture"], **config["train"]}.items()
-            ],
-        ),
-        Section(
-            "Test metrics",
-            [
-                f"{metrics['n_test_images']} images from {metrics['n_test_patients']} patients; "
-                f"95% intervals from {settings.bootstrap_samples} bootstrap resamples of patients."
-            ],
-            ["metric", "value", "95% CI"],
-            [[name, _fmt(metrics[name]), _interval(metrics, name)] for name in HEADLINE_METRICS],
-        ),
-        Section(
-            "Per-class metrics",
-            [],
-            ["class", "precision", "recall", "F1", "support"],
-            [
-                [name, *(_fmt(m[key]) for key in ("precision", "recall", "f1", "support"))]
-                for name, m in metrics["per_class"].items()
-            ],
-        ),
-    ]
-    subgroup_rows = [
+            ["validation", _fmt(validation["roc_auc"]), "", _fmt(validation["baseline_roc_auc"]), ""],
+        ],
+    )
+
+
+def training_record(training: dict[str, Any]) -> Section:
+    return Section(
+        "Training record",
+        ["What the train stage recorded, used to judge whether the network fitted its training split."],
+        ["item", "value"],
+        [[key, _fmt(value)] for key, value in training.items()],
+    )
+
+
+def data_summary(store: TensorStore) -> Section:
+    """Images per class and split, and where the split came from."""
+    counts = pd.crosstab(store.index["label"], store.index["split"]).reindex(columns=["train", "val", "test"])
+    counts = counts.fillna(0).astype(int)
+    return Section(
+        "Data summary",
+        [
+            "Images per class and split (splits are made by patient where patient ids are known, so "
+            "no patient is in two splits; see the warnings above when they are not; split from "
+            f"{store.splits.get('split_source', 'radflow, by patient')}).",
+            *(f"Note: {note}." for note in store.splits.get("split_notes", [])),
+        ],
+        ["class", "train", "val", "test"],
+        [[str(label), *map(str, row)] for label, row in counts.iterrows()],
+    )
+
+
+def training_configuration(config: dict) -> Section:
+    return Section(
+        "Training configuration",
+        [f"Image size {config['image_size']} px; seed {config.get('seed', 'n/a')}."],
+        ["setting", "value"],
+        [[key, json.dumps(value)] for key, value in {**config["architecture"], **config["train"]}.items()],
+    )
+
+
+def held_out_metrics(metrics: dict[str, Any], settings: EvaluateParams) -> Section:
+    return Section(
+        "Test metrics",
+        [
+            f"{metrics['n_test_images']} images from {metrics['n_test_patients']} patients; "
+            f"95% intervals from {settings.bootstrap_samples} bootstrap resamples of patients."
+        ],
+        ["metric", "value", "95% CI"],
+        [[name, _fmt(metrics[name]), _interval(metrics, name)] for name in HEADLINE_METRICS],
+    )
+
+
+def per_class(metrics: dict[str, Any]) -> Section:
+    return Section(
+        "Per-class metrics",
+        [],
+        ["class", "precision", "recall", "F1", "support"],
+        [
+            [name, *(_fmt(m[key]) for key in ("precision", "recall", "f1", "support"))]
+            for name, m in metrics["per_class"].items()
+        ],
+    )
+
+
+def subgroups(metrics: dict[str, Any], settings: EvaluateParams) -> Section:
+    """Per-attribute results; groups under the size floor carry their count only."""
+    rows = [
         [
             column,
             group,
@@ -187,16 +223,12 @@ def card_sections(
         for column, groups in metrics["subgroups"].items()
         for group, m in groups.items()
     ]
-    sections.append(
-        Section(
-            "Subgroups",
-            [f"Groups with fewer than {settings.subgroup_min_images} test images show their count only."],
-            ["attribute", "group", "n", "ROC-AUC", "sensitivity", "specificity"],
-            subgroup_rows,
-        )
+    return Section(
+        "Subgroups",
+        [f"Groups with fewer than {settings.subgroup_min_images} test images show their count only."],
+        ["attribute", "group", "n", "ROC-AUC", "sensitivity", "specificity"],
+        rows,
     )
-    sections.append(Section("Known limitations", [f"- {item}" for item in LIMITATIONS]))
-    return sections
 
 
 def model_card(sections: list[Section]) -> str:

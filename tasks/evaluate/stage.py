@@ -14,10 +14,11 @@ from rich.console import Console
 from rich.markup import escape
 
 import models
+from models.inference import predict_logits
 from tasks.common.classes import resolve_negative_class
 from tasks.common.params import parse_section
 from tasks.common.paths import project_paths
-from tasks.common.scoring import check_classes, predict_logits, read_store
+from tasks.common.scoring import check_classes, read_store
 from tasks.evaluate.evaluation import Evaluation, Scores, evaluate_scores
 from tasks.evaluate.outputs import write_outputs
 from tasks.evaluate.params import EvaluateParams

@@ -17,6 +17,19 @@ run again first in the next fresh worker (an earlier suspect may have left the w
 leaked memory), and one that kills the fresh worker it ran first in gets the result `convict` makes
 of how it died. Batches sent ahead to a dead worker go back to the queue. Everything else is decoded
 as usual.
+
+Why not pebble's `ProcessPool` (per-task timeout, survives a dead worker, initializer), evaluated in
+December 2026 with pebble 5.2.3: a drop-in `run_isolated` on it (batches as tasks, this module's worker
+set-up as the initializer, suspects in a second pool with `max_tasks=1`) passed tests/fault
+test_fault_workers, _predict, _crash, _ingest and _codecs, and kept the throughput within noise
+(`python -m bench.bench_ingest --files 2000 --repeats 3` on 2 busy cores, load ~17: this pool 158-222
+files/s, median 35% of the dcmread loop; pebble 146-258 files/s, median 39%). It is not used because
+pebble starts every replacement worker (after a death, and after each task under `max_tasks=1`) from
+its pool-manager thread while its scheduler and message threads run: a fork() in a multi-threaded
+process, whose child can inherit a lock another thread held and hang (CPython 3.12 warns about it);
+this pool forks only while the parent runs no other thread. Under a forkserver pebble would be safe,
+but it starts the processes itself, so the main module's re-import per worker (`_main_left_behind`)
+could not be avoided; and it notices deaths and overdue tasks by polling every 0.1 s.
 """
 
 from __future__ import annotations

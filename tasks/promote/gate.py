@@ -17,11 +17,12 @@ import pandas as pd
 from pydantic import Field
 
 import models
+from models.inference import predict_logits
 from models.registry import Registry
 from tasks.common.errors import RadflowError
 from tasks.common.metrics import metric_by_name, patient_bootstrap
 from tasks.common.params import section
-from tasks.common.scoring import predict_logits, read_store
+from tasks.common.scoring import read_store
 
 Floor = Annotated[float, Field(ge=0, le=1)]  # on a metric that lies in [0, 1]
 

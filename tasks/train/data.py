@@ -26,7 +26,7 @@ from rich.console import Console
 from tasks.common.errors import RadflowError
 from tasks.common.hashing import content_hash, file_content_hash
 from tasks.common.scoring import read_store
-from tasks.train.distributed import Dist, broadcast_text
+from tasks.train import distributed as ddp
 
 StoreMode = Literal["auto", "memory", "stream"]
 AUTO_SHARE = 0.25  # `auto` leaves three quarters of the free memory to the network, batches and others
@@ -135,7 +135,7 @@ def store_fingerprints(preprocessed: Path) -> tuple[str, str]:
 
 
 def load_data(
-    preprocessed: Path, mode: StoreMode, device: torch.device, sharers: int, dist: Dist
+    preprocessed: Path, mode: StoreMode, device: torch.device, sharers: int, dist: ddp.Dist
 ) -> TrainData:
     """Open the store for training: images held per `mode`, labels and split rows in memory."""
     store = read_store(preprocessed)
@@ -152,7 +152,7 @@ def load_data(
     labels[torch.tensor(index["row"].to_numpy())] = torch.tensor(index["label_index"].to_numpy())
     # Rank 0 reads the whole store once to fingerprint it; the other ranks take its answer.
     fingerprint, pixels = store_fingerprints(preprocessed) if dist.leader else ("", "")
-    fingerprint, pixels = broadcast_text(dist, fingerprint, 32), broadcast_text(dist, pixels, 32)
+    fingerprint, pixels = ddp.broadcast_text(dist, fingerprint, 32), ddp.broadcast_text(dist, pixels, 32)
     images = hold(store.images, mode, device, sharers, str(preprocessed / "images.npy"))
     if dist.leader:
         where = "streamed from disk" if images.streamed else f"held in {device.type} memory"

@@ -56,14 +56,9 @@ class Dist:
 SINGLE = Dist(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
 
 
-def launched() -> bool:
-    """True inside a worker started by torch's elastic launcher (it sets TORCHELASTIC_RUN_ID)."""
-    return "TORCHELASTIC_RUN_ID" in os.environ
-
-
 def start(device_type: str) -> Dist:
-    """Join the process group torchrun prepared (env://): nccl on CUDA, gloo on the CPU."""
-    if not launched():
+    """Join the process group the elastic launcher prepared (env://): nccl on CUDA, gloo on the CPU."""
+    if not torch_dist.is_torchelastic_launched():
         return SINGLE
     rank, world, local = (int(os.environ[name]) for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
     device = torch.device("cuda", local) if device_type == "cuda" else torch.device("cpu")
@@ -73,7 +68,8 @@ def start(device_type: str) -> Dist:
     return Dist(rank=rank, world_size=world, local_rank=local, device=device)
 
 
-def stop(dist: Dist) -> None:
+def stop() -> None:
+    """Leave the process group, if this process joined one."""
     if torch_dist.is_initialized():
         torch_dist.destroy_process_group()
 

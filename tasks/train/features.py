@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from tasks.common.atomic import atomic_path
+from tasks.train import distributed as ddp
 from tasks.train.data import Rows
-from tasks.train.distributed import SINGLE, Dist, all_gather_tensor, barrier, broadcast_flag, padded_shard
 
 
 def backbone_digest(backbone: nn.Module, extra: dict[str, object]) -> str:
@@ -40,19 +40,19 @@ def compute_features(
     prepare: Callable[[torch.Tensor], torch.Tensor],
     target: np.ndarray | None,
     batch_size: int,
-    dist: Dist,
+    dist: ddp.Dist,
 ) -> None:
     """Each rank computes its share of the rows; rank 0 writes all of them into `target` (N, F).
 
     Equal shares (the last few rows repeated, written twice with the same values) give every rank the
     same number of batches, so each batch is one gather: no two processes write one file.
     """
-    rows = padded_shard(len(images), dist)
+    rows = ddp.padded_shard(len(images), dist)
     for start in range(0, len(rows), batch_size):
         batch = rows[start : start + batch_size]
         features = backbone(prepare(images[batch])).float()  # (b, F)
-        positions = all_gather_tensor(dist, batch)
-        values = all_gather_tensor(dist, features)
+        positions = ddp.all_gather_tensor(dist, batch)
+        values = ddp.all_gather_tensor(dist, features)
         if target is not None:
             for where, what in zip(positions, values, strict=True):
                 target[where.numpy()] = what.cpu().numpy()
@@ -67,7 +67,7 @@ def cached_features(
     key: str,
     batch_size: int,
     keep: int,
-    dist: Dist = SINGLE,
+    dist: ddp.Dist = ddp.SINGLE,
 ) -> np.ndarray:
     """(N, F) float32 features of every image (eval mode, no augmentation), memory-mapped from the cache.
 
@@ -77,7 +77,7 @@ def cached_features(
     """
     path = cache_dir / f"features-{key}.npy"
     backbone.eval()
-    if not broadcast_flag(dist, path.is_file()):
+    if not ddp.broadcast_flag(dist, path.is_file()):
         if dist.leader:
             width = backbone(prepare(images[torch.arange(1)])).shape[1]  # F
             with atomic_path(path) as tmp:
@@ -89,9 +89,9 @@ def cached_features(
                 del target
         else:
             compute_features(backbone, images, prepare, None, batch_size, dist)
-    barrier(dist)  # the file is in place
+    ddp.barrier(dist)  # the file is in place
     features = np.load(path, mmap_mode="r")  # the mapping outlives an unlink below
-    barrier(dist)
+    ddp.barrier(dist)
     if dist.leader:
         os.utime(path)  # used now: the last to be dropped
         keep_recent(cache_dir, "features-*.npy", keep)

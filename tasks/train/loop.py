@@ -22,20 +22,9 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from tasks.common.errors import RadflowError
+from tasks.train import distributed as ddp
 from tasks.train.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
 from tasks.train.data import Rows, class_weights
-from tasks.train.distributed import (
-    RANK_STRIDE,
-    SINGLE,
-    Dist,
-    agree,
-    broadcast_buffers,
-    check_identical,
-    gather_rows,
-    mean,
-    shard,
-    train_positions,
-)
 
 Prepare = Callable[[torch.Tensor], torch.Tensor]
 console = Console(stderr=True)
@@ -73,7 +62,7 @@ class LoopSettings:
     live_dir: Path
     identity: dict[str, Any]  # what a checkpoint must match to be resumed
     restore_best: bool  # end on the best epoch's weights (by val AUC); False: keep the last epoch's
-    dist: Dist = field(default=SINGLE)
+    dist: ddp.Dist = field(default=ddp.SINGLE)
 
 
 def macro_auc(labels: np.ndarray, probabilities: np.ndarray) -> float:
@@ -138,7 +127,7 @@ def resume_state(job: Job, settings: LoopSettings) -> dict[str, Any]:
     state = load_checkpoint(path, settings.identity)
     fresh = {"epoch": 0, "best_auc": -1.0, "best_epoch": -1, "stale": 0, "stopped": False, "history": []}
     loop: dict[str, Any] = fresh if state is None else dict(state["loop"])
-    epochs = agree(settings.dist, loop["epoch"])
+    epochs = ddp.agree(settings.dist, loop["epoch"])
     if len(set(epochs)) > 1:
         raise RadflowError(
             f"the training ranks found different checkpoints at {path} (epochs {epochs}); "
@@ -170,10 +159,10 @@ def save_epoch(job: Job, settings: LoopSettings, loop: dict[str, Any], improved:
 def validate(job: Job, settings: LoopSettings, labels: np.ndarray) -> float:
     """Macro val AUC, each val image scored once: every rank scores its shard and all gather the scores."""
     dist = settings.dist
-    broadcast_buffers(dist, job.model)  # all ranks validate rank 0's network
-    positions = shard(torch.arange(len(job.val_rows)), dist)
+    ddp.broadcast_buffers(dist, job.model)  # all ranks validate rank 0's network
+    positions = ddp.shard(torch.arange(len(job.val_rows)), dist)
     probabilities = predict(job, job.val_rows[positions], settings.batch_size * 2).numpy()
-    return macro_auc(labels, gather_rows(dist, positions, probabilities, len(job.val_rows)))
+    return macro_auc(labels, ddp.gather_rows(dist, positions, probabilities, len(job.val_rows)))
 
 
 def fit(job: Job, settings: LoopSettings) -> dict[str, Any]:
@@ -211,15 +200,17 @@ def fit(job: Job, settings: LoopSettings) -> dict[str, Any]:
                 break
             # Every random draw of an epoch derives from (seed, epoch, rank): a resumed run repeats it.
             epoch_seed = settings.seed * 10_007 + epoch
-            torch.manual_seed(epoch_seed + RANK_STRIDE * dist.rank)
-            job.reseed(epoch_seed + RANK_STRIDE * dist.rank)
-            order = train_positions(len(job.train_rows), draw_weights, dist, settings.seed * 10_007, epoch)
+            torch.manual_seed(epoch_seed + ddp.RANK_STRIDE * dist.rank)
+            job.reseed(epoch_seed + ddp.RANK_STRIDE * dist.rank)
+            order = ddp.train_positions(
+                len(job.train_rows), draw_weights, dist, settings.seed * 10_007, epoch
+            )
             progress.reset(task, total=len(order), epoch=epoch + 1, rate=0.0, auc=loop["best_auc"])
             started = time.perf_counter()
             per_rank = settings.batch_size // dist.world_size
             loss = train_one_epoch(job, order, per_rank, lambda n: progress.advance(task, n))
             images_per_s = len(order) * dist.world_size / (time.perf_counter() - started)
-            loss = mean(dist, loss)
+            loss = ddp.mean(dist, loss)
             auc = validate(job, settings, val_labels)
             lr = job.optimizer.param_groups[0]["lr"]
             job.scheduler.step()
@@ -236,7 +227,7 @@ def fit(job: Job, settings: LoopSettings) -> dict[str, Any]:
                 log_epoch(live, loop["history"][-1])
                 save_epoch(job, settings, loop, improved)
     if dist.active:
-        digest = check_identical(dist, job.model)
+        digest = ddp.check_identical(dist, job.model)
         if dist.leader:
             console.print(
                 f"train: all {dist.world_size} ranks ended with identical weights (sha256 {digest[:16]})"

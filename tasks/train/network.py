@@ -1,8 +1,7 @@
-"""The network for a run: architecture, initial weights, which parts train, optimiser and schedule."""
+"""The network for a run: architecture, initial weights, which parts train, and its optimiser."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,8 +78,14 @@ def build_network(
     return Network(model, backbone, head, config, pretrained=report is not None)
 
 
-def set_train_mode(network: Network) -> None:
-    """Train mode, except fully frozen layers stay in eval so their batch-norm statistics stay put."""
+def set_train_mode(network: Network, head_only: bool = False) -> None:
+    """Train mode, except fully frozen layers stay in eval so their batch-norm statistics stay put.
+
+    `head_only` (linear probe, which trains the head on cached features): the head alone.
+    """
+    if head_only:
+        network.head.train()
+        return
     network.model.train()
     for module in network.model.modules():
         own = list(module.parameters(recurse=False))
@@ -106,25 +111,3 @@ def make_optimizer(network: Network, params: TrainParams) -> torch.optim.Optimiz
             groups, momentum=params.momentum, weight_decay=params.weight_decay, nesterov=True, fused=True
         )
     return torch.optim.AdamW(groups, weight_decay=params.weight_decay, fused=True)
-
-
-def lr_factor(epoch: int, params: TrainParams) -> float:
-    """Multiplier of the peak learning rate in `epoch` (0-based): linear warm-up, then cosine or step.
-
-    Warm-up: epochs 0..W-1 run at 1/(W+1)..W/(W+1) of the peak, so Adam's moment estimates settle
-    before full-size steps reach the wide fully connected layers (see README, small data sets).
-    """
-    warmup = params.warmup_epochs
-    if epoch < warmup:
-        return (epoch + 1) / (warmup + 1)
-    after = epoch - warmup
-    if params.schedule == "step":
-        return float(params.step_gamma ** (after // params.step_epochs))
-    return 0.5 * (1 + math.cos(math.pi * after / max(params.epochs - warmup, 1)))
-
-
-def make_scheduler(
-    optimizer: torch.optim.Optimizer, params: TrainParams
-) -> torch.optim.lr_scheduler.LRScheduler:
-    """Per-epoch schedule: `warmup_epochs` of linear warm-up, then cosine to zero or step decay."""
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: lr_factor(epoch, params))

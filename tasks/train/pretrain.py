@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,13 +28,14 @@ from safetensors.torch import save_file
 from torch import nn
 from torch.nn import functional
 
-from models import build_model, input_spec, split_backbone_head, to_model_input
-from models.alexnet import AlexNet
+from models import build_model, input_spec, to_model_input
+from models.zoo import pretrain_encoder
 from tasks.common.atomic import atomic_path
 from tasks.train.augment import BatchAugment
 from tasks.train.data import Rows
 from tasks.train.features import keep_recent
 from tasks.train.params import TrainParams
+from tasks.train.schedule import warmup_cosine
 
 VIEW_ROTATE_DEGREES, VIEW_ZOOM, VIEW_SHIFT, VIEW_NOISE = 15.0, 0.25, 0.1, 0.03
 VIEW_CONTRAST = 0.3  # each view's contrast scaled by 1 +- this around its mean
@@ -53,23 +53,6 @@ def pretrain_key(pixels: str, params: TrainParams, seed: int) -> str:
     }
     digest.update(json.dumps(settings, sort_keys=True).encode())
     return digest.hexdigest()[:24]
-
-
-def encoder(model: nn.Module) -> tuple[nn.Module, Callable[[str], bool]]:
-    """(images -> (B, F) representation, which state-dict keys it covers).
-
-    AlexNet: its conv layers, globally average-pooled (B, 256). Its fully connected layers are left out:
-    their dropout makes two views of one image look no more alike than two different images (cosine
-    0.33 vs 0.31 at initialisation), so the contrastive loss cannot start. ResNet/DenseNet: their own
-    pooled backbone. The output layer is never pretrained.
-    """
-    if isinstance(model, AlexNet):
-        pooled = nn.Sequential(model.features, nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
-        return pooled, lambda key: key.startswith("features.")
-    backbone, head = split_backbone_head(model)
-    head_ids = {id(p) for p in head.parameters()}
-    head_keys = {name for name, p in model.named_parameters() if id(p) in head_ids}
-    return backbone, lambda key: key not in head_keys
 
 
 def nt_xent(first: torch.Tensor, second: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -124,7 +107,7 @@ def pretrain_backbone(
     with torch.random.fork_rng():  # the caller's random stream (its network init) stays as it was
         torch.manual_seed(seed)
         model = build_model(params.model_config(num_classes=2)).to(device)
-        backbone, keep = encoder(model)
+        backbone, keep = pretrain_encoder(model)
         width = backbone(torch.zeros(2, params.in_channels, *images.shape[-2:], device=device)).shape[1]
         projector = nn.Sequential(
             nn.Linear(width, width), nn.BatchNorm1d(width), nn.ReLU(), nn.Linear(width, PROJECTION)
@@ -155,13 +138,9 @@ def _train(
     batch_size = min(params.pretrain_batch_size, len(images))
     steps_per_epoch = len(images) // batch_size  # whole batches only: NT-Xent needs negatives
     total = max(params.pretrain_epochs * steps_per_epoch, 1)
-
-    def factor(step: int) -> float:
-        if step < steps_per_epoch:
-            return (step + 1) / (steps_per_epoch + 1)
-        return 0.5 * (1 + math.cos(math.pi * (step - steps_per_epoch) / max(total - steps_per_epoch, 1)))
-
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_cosine(step, steps_per_epoch, total)
+    )
     backbone.train()
     projector.train()
     generator = torch.Generator().manual_seed(seed)

@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from rich.console import Console
 
+from tasks.train import distributed as ddp
 from tasks.train.data import TrainData
-from tasks.train.distributed import SINGLE, Dist
 
 console = Console(stderr=True)
 
@@ -36,7 +36,7 @@ def thin_val_reason(data: TrainData, minimum: int) -> str | None:
     )
 
 
-def weight_choice(data: TrainData, minimum: int, dist: Dist = SINGLE) -> dict[str, Any]:
+def weight_choice(data: TrainData, minimum: int, dist: ddp.Dist = ddp.SINGLE) -> dict[str, Any]:
     """The `training_summary` fields that say which epoch's weights the stage keeps and why, decided
     before training (`LoopSettings.restore_best`); warns once, on rank 0, when it is the last epoch's."""
     reason = thin_val_reason(data, minimum)

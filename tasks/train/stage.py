@@ -2,14 +2,15 @@
 
 Transfer modes: `full` fine-tuning, `partial` (last N blocks), `linear_probe` (cached frozen features).
 Resumable from `paths.checkpoints`; per-epoch metrics in `paths.train_live` (DVCLive). With several
-processes (`train.processes` x `train.nodes`) the stage launches itself through torchrun and trains
-with DDP (tasks.train.launch, tasks.train.distributed); rank 0 writes every output.
+processes (`train.processes` x `train.nodes`) the stage launches itself through torch's elastic launcher
+and trains with DDP (tasks.train.launch, tasks.train.distributed); rank 0 writes every output.
 """
 
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +22,17 @@ from models import input_spec, save_model, to_model_input
 from tasks.common.data_profile import describe_store
 from tasks.common.params import parse_section
 from tasks.common.paths import project_paths
+from tasks.train import distributed as ddp
 from tasks.train.augment import BatchAugment
 from tasks.train.data import Rows, TrainData, class_weights, hold, load_data
-from tasks.train.distributed import SINGLE, Dist, barrier, broadcast_tensor, launched, start, stop, wrap
 from tasks.train.features import backbone_digest, cached_features
 from tasks.train.launch import check_launch, launch, world_size
 from tasks.train.loop import Job, LoopSettings, Prepare, fit
 from tasks.train.lr_finder import pick_learning_rate, range_test, write_curve
-from tasks.train.network import Network, build_network, make_optimizer, make_scheduler, set_train_mode
+from tasks.train.network import Network, build_network, make_optimizer, set_train_mode
 from tasks.train.params import TrainParams
 from tasks.train.pretrain import pretrain_backbone
+from tasks.train.schedule import make_scheduler
 from tasks.train.selection import weight_choice
 from tasks.train.summary import summarise
 
@@ -38,7 +40,7 @@ __all__ = ["TrainParams", "main", "train"]
 console = Console(stderr=True)
 
 
-def pick_device(params: TrainParams, dist: Dist = SINGLE) -> torch.device:
+def pick_device(params: TrainParams, dist: ddp.Dist = ddp.SINGLE) -> torch.device:
     """CUDA (this rank's GPU) when asked for or (auto) available; the CPU otherwise."""
     if params.device == "cuda" or (params.device == "auto" and torch.cuda.is_available()):
         return torch.device("cuda", dist.local_rank)
@@ -46,7 +48,7 @@ def pick_device(params: TrainParams, dist: Dist = SINGLE) -> torch.device:
 
 
 def model_config(
-    network: Network, data: TrainData, params: TrainParams, seed: int, dist: Dist = SINGLE
+    network: Network, data: TrainData, params: TrainParams, seed: int, dist: ddp.Dist = ddp.SINGLE
 ) -> dict[str, Any]:
     """config.json: how to rebuild the network and feed it (docs/CONTRACTS.md)."""
     return {
@@ -59,87 +61,143 @@ def model_config(
     }
 
 
+MEMORY_FORMAT = torch.channels_last  # (B, S, S, C) in memory: faster convs on CUDA and oneDNN CPUs
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """Store rows (B, 1, S, S) float16 -> network input (B, C, S, S) float32 on `device`, channels last;
+    augmented first when given an `augment`."""
+
+    config: dict[str, Any]
+    device: torch.device
+    augment: BatchAugment | None = None
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        batch = batch.to(self.device)
+        if self.augment is not None:
+            batch = self.augment(batch.float())
+        return to_model_input(batch, self.config, MEMORY_FORMAT)
+
+
+def as_is(features: torch.Tensor) -> torch.Tensor:
+    """(B, F) cached features go into the head as they are."""
+    return features
+
+
+@dataclass(frozen=True)
+class JobInputs:
+    """What training steps feed, into which module, and how each kind of step prepares it."""
+
+    rows: Rows
+    net: nn.Module
+    prepare_train: Prepare
+    prepare_eval: Prepare
+
+
+def image_inputs(
+    network: Network,
+    data: TrainData,
+    config: dict[str, Any],
+    device: torch.device,
+    augment: BatchAugment | None,
+) -> JobInputs:
+    """Full and partial fine-tuning: the store's images through the whole model (training's augmented)."""
+    return JobInputs(
+        rows=data.images,
+        net=network.model,
+        prepare_train=ImageInput(config, device, augment),
+        prepare_eval=ImageInput(config, device),
+    )
+
+
+def feature_inputs(
+    network: Network,
+    data: TrainData,
+    params: TrainParams,
+    config: dict[str, Any],
+    cache: Path,
+    dist: ddp.Dist,
+) -> JobInputs:
+    """Linear probe: the frozen backbone's features of every image, computed once (and cached on disk
+    under a key of the backbone's weights and the data), through the head alone."""
+    device = pick_device(params, dist)
+    key = backbone_digest(network.backbone, {"data": data.fingerprint, "input": config["input"]})
+    features = cached_features(
+        network.backbone,
+        data.images,
+        ImageInput(config, device),
+        cache,
+        key,
+        params.batch_size,
+        params.feature_cache_keep,
+        dist,
+    )
+    rows = hold(features, params.store, device, params.processes, "the feature cache")  # (N, F)
+    return JobInputs(rows=rows, net=network.head, prepare_train=as_is, prepare_eval=as_is)
+
+
+def step_nets(
+    net: nn.Module, params: TrainParams, device: torch.device, dist: ddp.Dist
+) -> tuple[nn.Module, nn.Module]:
+    """(what evaluation calls, what a training step calls): DDP across ranks, compiled on CUDA if asked."""
+    train_net = ddp.wrap(dist, net, device)  # DDP across ranks, `net` itself alone
+    if params.compile and device.type == "cuda":  # the DDP wrapper is compiled, as torch advises
+        train_net = torch.compile(train_net)  # type: ignore[assignment]
+        net = net if dist.active else train_net
+    return net, train_net
+
+
+def make_loss(data: TrainData, params: TrainParams, device: torch.device) -> nn.Module:
+    """Cross-entropy; weighted by the train split's class frequencies for `class_balance: weighted_loss`."""
+    if params.class_balance != "weighted_loss":
+        return nn.CrossEntropyLoss()
+    weights = class_weights(data.labels[data.splits["train"]], len(data.classes))
+    return nn.CrossEntropyLoss(weight=weights.to(device))
+
+
 def make_job(
     network: Network,
     data: TrainData,
     params: TrainParams,
     config: dict[str, Any],
     cache: Path,
-    dist: Dist = SINGLE,
+    dist: ddp.Dist = ddp.SINGLE,
 ) -> Job:
     """Wire inputs, preprocessing, loss and optimiser for the configured mode and device."""
     device = pick_device(params, dist)
-    cuda = device.type == "cuda"
-    memory_format = torch.channels_last  # (B, S, S, C) in memory: faster convs on CUDA and oneDNN CPUs
     network.model.to(device)
-    network.model.to(memory_format=memory_format)  # type: ignore[call-overload]
+    network.model.to(memory_format=MEMORY_FORMAT)  # type: ignore[call-overload]
     augment = BatchAugment(params, device)
-
-    def images_in(batch: torch.Tensor) -> torch.Tensor:  # (B, 1, S, S) float16 -> (B, C, S, S)
-        return to_model_input(batch.to(device), config, memory_format)
-
-    def augmented_in(batch: torch.Tensor) -> torch.Tensor:
-        return images_in(augment(batch.to(device).float()) if params.augment else batch)
-
-    def features_in(features: torch.Tensor) -> torch.Tensor:  # (B, F) cached features need nothing
-        return features
-
-    def set_mode() -> None:
-        if params.mode == "linear_probe":
-            network.head.train()
-        else:
-            set_train_mode(network)
-
-    prepare_train: Prepare = augmented_in
-    prepare_eval: Prepare = images_in
-
-    net: nn.Module = network.model
-    inputs: Rows = data.images
-    if params.mode == "linear_probe":
-        key = backbone_digest(network.backbone, {"data": data.fingerprint, "input": config["input"]})
-        features = cached_features(
-            network.backbone,
-            inputs,
-            images_in,
-            cache,
-            key,
-            params.batch_size,
-            params.feature_cache_keep,
-            dist,
-        )
-        inputs = hold(features, params.store, device, params.processes, "the feature cache")  # (N, F)
-        net = network.head
-        prepare_train = prepare_eval = features_in
-    train_net = wrap(dist, net, device)  # DDP across ranks, `net` itself alone
-    if params.compile and cuda:  # the DDP wrapper is compiled, as torch advises
-        train_net = torch.compile(train_net)  # type: ignore[assignment]
-        net = net if dist.active else train_net
-    train_labels = data.labels[data.splits["train"]]
-    weights = (
-        class_weights(train_labels, len(data.classes)) if params.class_balance == "weighted_loss" else None
+    head_only = params.mode == "linear_probe"
+    inputs = (
+        feature_inputs(network, data, params, config, cache, dist)
+        if head_only
+        else image_inputs(network, data, config, device, augment if params.augment else None)
     )
+    net, train_net = step_nets(inputs.net, params, device, dist)
     optimizer = make_optimizer(network, params)
     return Job(
         net=net,
         model=network.model,
-        inputs=inputs,
+        inputs=inputs.rows,
         labels=data.labels.to(device),
         train_rows=data.splits["train"],
         val_rows=data.splits["val"],
-        prepare_train=prepare_train,
-        prepare_eval=prepare_eval,
-        loss=nn.CrossEntropyLoss(weight=None if weights is None else weights.to(device)),
+        prepare_train=inputs.prepare_train,
+        prepare_eval=inputs.prepare_eval,
+        loss=make_loss(data, params, device),
         optimizer=optimizer,
         scheduler=make_scheduler(optimizer, params),
-        set_train_mode=set_mode,
+        set_train_mode=partial(set_train_mode, network, head_only),
         reseed=augment.reseed,
-        autocast=torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext(),  # type: ignore[arg-type]
+        autocast=torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext(),  # type: ignore[arg-type]
         train_net=train_net,
     )
 
 
 def self_supervised_weights(
-    data: TrainData, params: TrainParams, seed: int, checkpoints: Path, dist: Dist
+    data: TrainData, params: TrainParams, seed: int, checkpoints: Path, dist: ddp.Dist
 ) -> Path | None:
     """The SimCLR-pretrained backbone file (`weights: self_supervised`), else None.
 
@@ -154,7 +212,7 @@ def self_supervised_weights(
         if dist.leader
         else None
     )
-    barrier(dist)
+    ddp.barrier(dist)
     return path or pretrain_backbone(data.images, data.pixels, params, seed, cache, pick_device(params, dist))
 
 
@@ -165,7 +223,7 @@ def train(
     checkpoints: Path,
     live: Path,
     registry: Path,
-    dist: Dist = SINGLE,
+    dist: ddp.Dist = ddp.SINGLE,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Build, train and return (best model on the CPU, its config.json content); every rank calls it."""
     torch.manual_seed(seed)
@@ -180,7 +238,7 @@ def train(
         )
         curve = range_test(probe, params.batch_size, params.lr_finder_steps, seed)
         found = float(
-            broadcast_tensor(dist, torch.tensor([pick_learning_rate(curve)], dtype=torch.float64)).item()
+            ddp.broadcast_tensor(dist, torch.tensor([pick_learning_rate(curve)], dtype=torch.float64)).item()
         )
         params = replace(params, learning_rate=found)  # rank 0's pick on every rank
         config["learning_rate_found"] = found
@@ -212,17 +270,17 @@ def train(
 
 
 def main(params: dict[str, Any]) -> None:
-    """Stage entry point (`radflow stage train`); also what each torchrun worker runs."""
+    """Stage entry point (`radflow stage train`); also what each launched worker runs."""
     settings = parse_section(params, "train", TrainParams)
     paths = project_paths(params)
     on_gpu = pick_device(settings).type == "cuda"
     check_launch(settings, torch.cuda.device_count() if on_gpu else None)
-    if world_size(settings) > 1 and not launched():
-        launch(params, settings)  # this process waits while the workers run main() again
+    if world_size(settings) > 1 and not torch.distributed.is_torchelastic_launched():
+        launch(main, params, settings)  # this process waits while the workers run main() again
         return
     if settings.threads > 0:
         torch.set_num_threads(settings.threads)
-    dist = start("cuda" if on_gpu else "cpu")
+    dist = ddp.start("cuda" if on_gpu else "cpu")
     try:
         device = pick_device(settings, dist)
         data = load_data(paths.preprocessed, settings.store, device, settings.processes, dist)
@@ -233,4 +291,4 @@ def main(params: dict[str, Any]) -> None:
             config["data_profile"] = describe_store(paths.preprocessed)  # predict's out-of-distribution check
             save_model(model, config, paths.model)
     finally:
-        stop(dist)
+        ddp.stop()
