@@ -91,13 +91,14 @@ def test_a_run_created_through_the_api_cannot_set_a_command_or_a_pacs(
     overrides = [f"retrain.notify_command=touch {planted}", "pacs.url=dimse://X@127.0.0.1:9"]
     with serving(project, prefect_server) as serve:
         run = attack(prefect_server, serve, overrides)
+        events = webhook.wait_for_events(1, timeout_s=RUN_TIMEOUT_S)  # the failure hook runs after the state
     state = run.state
     assert state is not None and state.is_failed(), state
     assert "--set retrain.notify_command: a run may not change it" in str(state.message)
     assert (project / "params.yaml").read_bytes() == before  # nothing was written
     assert not (project / "out").exists()  # no stage ran
     # The failure hook ran, with the operator's settings: the webhook got the event, the command never ran.
-    assert [event["event"] for event in webhook.events] == ["failure"]
+    assert [event["event"] for event in events] == ["failure"]
     assert not planted.exists()
     shown = inspect_run(prefect_server, run)
     assert not shown["tasks"], "a refused run starts no task (no pull from the attacker's PACS)"
