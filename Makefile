@@ -24,21 +24,25 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# RADFLOW_REQUIRE_REAL=1: a test whose requirement (Orthanc, the MLflow extra) is missing fails, never skips
+# (tests/required.py); CI sets CI=true, which does the same.
 test: lint pacs-server
-	$(BIN)/pytest $(PYTEST_ARGS)
+	RADFLOW_REQUIRE_REAL=1 $(BIN)/pytest $(PYTEST_ARGS)
 
 # The PACS tests run against a real Orthanc (Debian: orthanc + orthanc-dicomweb). Installed here when missing
-# and running as root; otherwise those tests are skipped and say why. The packaged service is left stopped:
-# the tests start their own server on loopback only.
+# and running as root; where it cannot be, this target fails (so does `make test`: a skipped PACS test would
+# read as a pass). The packaged service is left stopped: the tests start their own server on loopback only.
 pacs-server:
 	@if command -v Orthanc >/dev/null && [ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "installing Orthanc for the PACS tests (apt-get install orthanc orthanc-dicomweb)"; \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc orthanc-dicomweb >/dev/null; } \
-			|| echo "WARNING: installing Orthanc failed: the PACS tests will be SKIPPED"; \
+			|| { echo "ERROR: installing Orthanc failed; the PACS tests need it (make test-fast skips them)"; exit 1; }; \
 		systemctl disable --now orthanc 2>/dev/null || service orthanc stop 2>/dev/null || true; \
-	else echo "WARNING: Orthanc is not installed and this is not root: the PACS tests will be SKIPPED"; fi
+	else echo "ERROR: Orthanc is not installed, and installing it needs root and apt-get:" \
+		"apt-get install orthanc orthanc-dicomweb (make test-fast skips the PACS tests)"; exit 1; fi
 
+# The inner loop: may skip the PACS / MLflow tests where those are missing, with a NOT TESTED banner.
 test-fast: install
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 

@@ -56,7 +56,7 @@ class Outcome:
     minus_baseline_ci: list[float | None]  # paired: the same patient resamples for both
     last_epoch_auc: float  # the final weights instead of the epoch the validation split chose
     learned: bool
-    beats_baseline: bool
+    beats_baseline: bool | None  # None: unknown (a test split with one class)
     warnings: list[str]
     training: str
     seconds: float
@@ -150,7 +150,9 @@ def interval(values: list[float | None]) -> str:
 def verdict(outcome: Outcome, baseline_auc: float, task: LearningTask) -> str:
     """met / missed against the task's target, with the evaluation's flags."""
     flags = [] if outcome.learned else ["NOT LEARNED"]
-    if not outcome.beats_baseline:
+    if outcome.beats_baseline is None:
+        flags.append("baseline comparison unknown")
+    elif not outcome.beats_baseline:
         flags.append("no better than baseline")
     met = outcome.auc >= task.target_auc and outcome.auc > baseline_auc
     return ("met" if met else "missed") + (f" ({', '.join(flags)})" if flags else "")

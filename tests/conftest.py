@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from tests.defaults import write_params
 from tests.loopback import free_port
 from tests.orthanc import AUTH, Orthanc, missing_reason, running_orthanc
 from tests.prefect_server import background_server
+from tests.required import NOT_TESTED, missing, require_import
 from tests.webhook import WebhookReceiver
 
 PREFECT_START_TIMEOUT_S = 300  # a loaded 2-core machine can take minutes to migrate a fresh database
@@ -24,12 +26,19 @@ PREFECT_START_TIMEOUT_S = 300  # a loaded 2-core machine can take minutes to mig
 
 @pytest.fixture(scope="module")
 def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Orthanc]:
-    """A real Orthanc PACS (tests/orthanc.py); the test is skipped, saying why, where none is installed."""
+    """A real Orthanc PACS (tests/orthanc.py); where none is installed the test fails under CI and
+    `make test`, else is skipped loudly (tests/required.py)."""
     reason = missing_reason()
     if reason is not None:
-        pytest.skip(reason)
+        missing(reason)
     with running_orthanc(tmp_path_factory.mktemp("orthanc")) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def mlflow() -> ModuleType:
+    """The radflow[mlflow] extra's client library; missing, it fails or skips as the Orthanc fixture does."""
+    return require_import("mlflow", "the radflow[mlflow] extra is not installed (pip install -e '.[mlflow]')")
 
 
 @pytest.fixture
@@ -65,3 +74,21 @@ def project_in_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str,
     write_params(tmp_path, params)
     monkeypatch.chdir(tmp_path)
     return params
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """End a run that skipped tests for a missing requirement with a banner: a quick loop may skip them,
+    but never quietly (under CI and `make test` they fail instead)."""
+    untested = [
+        report
+        for report in terminalreporter.stats.get("skipped", [])
+        if NOT_TESTED in str(getattr(report, "longrepr", ""))
+    ]
+    if untested:
+        terminalreporter.write_sep(
+            "!",
+            f"{len(untested)} test(s) NOT TESTED for a missing requirement (see the skip reasons); "
+            "CI and `make test` fail on this",
+            red=True,
+            bold=True,
+        )

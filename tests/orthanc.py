@@ -44,8 +44,9 @@ def missing_reason() -> str | None:
     """Why the Orthanc tests cannot run here, or None when they can (`make test` installs Orthanc as root)."""
     if shutil.which("Orthanc") is None or not DICOMWEB_PLUGIN.exists():
         return (
-            "Orthanc PACS tests SKIPPED: Debian packages orthanc + orthanc-dicomweb are not installed "
-            "(`make test` installs them when run as root; else: apt-get install orthanc orthanc-dicomweb)"
+            "no Orthanc PACS for the PACS tests: Debian packages orthanc + orthanc-dicomweb are not "
+            "installed (`make test` installs them when run as root; else: apt-get install orthanc "
+            "orthanc-dicomweb)"
         )
     return None
 

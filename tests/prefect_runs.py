@@ -81,7 +81,8 @@ def new_run(api_url: str, seen: dict[UUID, FlowRun]) -> FlowRun:
 
 
 def inspect_run(api_url: str, run: FlowRun) -> dict[str, Any]:
-    """What the UI shows for a flow run: its state, task runs, artifact keys and log messages."""
+    """What the UI shows for a flow run: its state, task runs, artifact keys (and each one's content,
+    `artifact_data`) and log messages."""
 
     async def read() -> dict[str, Any]:
         async with get_client() as client:
@@ -107,6 +108,7 @@ def inspect_run(api_url: str, run: FlowRun) -> dict[str, Any]:
                 "state": (await client.read_flow_run(run.id)).state,
                 "tasks": {task_run.name: task_run for task_run in tasks},
                 "artifacts": {artifact["key"] for artifact in response.json()},
+                "artifact_data": {artifact["key"]: artifact["data"] for artifact in response.json()},
                 "logs": [log.message for log in logs],
             }
 

@@ -14,6 +14,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 import tasks.evaluate.evaluation as evaluation
 import tasks.evaluate.stage as evaluate
+from flows.artifacts import warnings_markdown
 from tasks.common.metrics import (
     binary_auc,
     choose_threshold,
@@ -30,6 +31,7 @@ from tasks.common.record import HEADLINE_KEYS
 from tasks.common.scoring import TensorStore
 from tasks.evaluate.checks import training_reasons
 from tasks.evaluate.params import EvaluateParams
+from tasks.evaluate.report import card_sections, model_card
 from tasks.evaluate.training import TrainingRecord, read_training_record
 from tests.tiny_pipeline import make_store, project_params, save_candidate, train_tiny
 
@@ -207,6 +209,30 @@ def test_a_model_no_better_than_chance_or_the_baseline_is_flagged(tmp_path: Path
     assert any(
         "val split holds 2 negative and 2 abnormal" in text for text in result.metrics["data_warnings"]
     )
+
+
+def test_an_unknown_baseline_comparison_reads_as_unknown_everywhere(tmp_path: Path) -> None:
+    """A test split of one class has no ROC-AUC: whether the model beats the baseline is unknown (None),
+    and the report, the model card and the flow's warnings say so rather than reading it as a pass."""
+    settings = parse_section(project_params(tmp_path), "evaluate", evaluation.EvaluateParams)
+    store = _store(val_labels=[1, 1, 0, 0], test_labels=[1, 1, 1, 1])  # test: only "normal" images
+    scores = np.array([[0.9, 0.1], [0.8, 0.2], [0.1, 0.9], [0.2, 0.8]])
+    result = _evaluate(store, scores, scores, settings)
+    assert (
+        result.metrics["roc_auc"] is None and result.metrics["beats_baseline"] is None
+    )  # NaN recorded as null
+    assert result.findings.learning.beats_baseline is None
+    said = "whether the model beats the simple baseline is unknown: test ROC-AUC unknown"
+    assert any(said in text for text in result.metrics["learning_warnings"])
+    config = {"image_size": 2, "architecture": {}, "train": {}}
+    card = model_card(card_sections(result, store=store, config=config, settings=settings))
+    assert card.index(said) < card.index("## Intended use")
+    assert said in warnings_markdown(result.metrics)  # the Prefect artifact and the flow's Warning state
+    # A known comparison is still a plain True / False.
+    known = _store(val_labels=[1, 1, 0, 0], test_labels=[1, 1, 0, 0])
+    right = np.array([[0.1, 0.9], [0.2, 0.8], [0.9, 0.1], [0.8, 0.2]])  # abnormal scored high: AUC 1
+    assert _evaluate(known, right, right, settings).metrics["beats_baseline"] is True
+    assert _evaluate(known, right, right[::-1], settings).metrics["beats_baseline"] is False  # AUC 0
 
 
 def test_bootstrap_resamples_whole_patients() -> None:

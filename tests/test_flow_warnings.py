@@ -1,21 +1,24 @@
-"""A model that did not learn is never silent in Prefect: a markdown artifact with the reasons and a
-Completed flow state named NotLearned (or Warning when only the data is too thin)."""
+"""A model that did not learn is never silent in Prefect: the real `radflow retrain` flow ends in a
+Completed state named NotLearned (or Warning when only the data is too thin) with the reasons as its
+message, and publishes them as a markdown artifact; with nothing to warn about, a plain Completed state
+and no such artifact.
+
+The flow runs on the tiny script project (tests/script_project.py) against a real Prefect server; its
+evaluate stage writes the evaluation record each case gives, and each case states the state and the
+artifact text a reader must see for that record.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from prefect import flow
-from prefect.client.orchestration import get_client
-from prefect.testing.utilities import prefect_test_harness
 
-from flows.artifacts import NOT_LEARNED, WARNING, WARNINGS_KEY, warning_state, warnings_markdown
-from tasks.common.paths import project_paths
-from tests.tiny_pipeline import project_params
+from flows.artifacts import NOT_LEARNED, WARNING, WARNINGS_KEY, warnings_markdown
+from tests.prefect_runs import flow_runs, inspect_run, new_run, retrain
+from tests.script_project import make_script_project
 
 NOT_LEARNED_RECORD = {
     "learned": False,
@@ -34,35 +37,50 @@ def test_warnings_markdown_names_the_verdict_and_every_reason() -> None:
     assert warnings_markdown({}) == ""  # an evaluation that never ran: nothing to say
 
 
-async def published(key: str) -> list[dict[str, Any]]:
-    """Artifacts with this key, read from the REST API (this server rejects the client's null filters)."""
-    async with get_client() as client:
-        body = {"artifacts": {"key": {"any_": [key]}}, "limit": 10, "offset": 0}
-        return (await client._client.post("/artifacts/filter", json=body)).json()
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("record", "name", "message"),
+    ("record", "name", "message", "artifact"),
     [
-        (NOT_LEARNED_RECORD, NOT_LEARNED, "test ROC-AUC 0.480 is near chance (below 0.55); the val split"),
-        ({"learned": True, "data_warnings": ["tiny val"]}, WARNING, "tiny val"),
-        ({}, "Completed", None),  # nothing to warn about: the flow's own result, no artifact
+        (
+            NOT_LEARNED_RECORD,
+            NOT_LEARNED,
+            "test ROC-AUC 0.480 is near chance (below 0.55); the val split holds 4 negative and 8 abnormal "
+            "images",
+            "## The model did not learn\n\n- test ROC-AUC 0.480 is near chance (below 0.55)\n"
+            "- the val split holds 4 negative and 8 abnormal images\n",
+        ),
+        (
+            {"learned": True, "learning_warnings": [], "data_warnings": ["tiny val"]},
+            WARNING,
+            "tiny val",
+            "## Read these numbers with care\n\n- tiny val\n",
+        ),
+        ({"learned": True, "learning_warnings": [], "data_warnings": []}, "Completed", None, None),
     ],
+    ids=["not-learned", "thin-data", "nothing-to-say"],
 )
-def test_flow_ends_in_a_named_completed_state(tmp_path: Path, record: dict, name: str, message: str) -> None:
-    paths = project_paths(project_params(tmp_path))
-    paths.evaluation.mkdir(parents=True)
-    (paths.evaluation / "metrics.json").write_text(json.dumps({"learned": record.get("learned")}))
-    (paths.evaluation / "metrics_detail.json").write_text(json.dumps(record))
+def test_the_retrain_flow_ends_in_the_state_its_evaluation_calls_for(
+    prefect_server: str,
+    tmp_path: Path,
+    record: dict[str, Any],
+    name: str,
+    message: str | None,
+    artifact: str | None,
+) -> None:
+    project = make_script_project(tmp_path / "project")
+    headline = {"learned": record["learned"]}  # metrics.json holds `learned`; the reasons are detail
+    detail = {key: value for key, value in record.items() if key != "learned"}
+    (project / "evaluation.json").write_text(json.dumps({"headline": headline, "detail": detail}))
 
-    @flow
-    def finish() -> object:
-        return warning_state(Path("/"), paths, {"ran": []}) or {"ran": []}
-
-    with prefect_test_harness(server_startup_timeout=300):
-        state = finish(return_state=True)
-        artifacts = asyncio.run(published(WARNINGS_KEY))
-    assert state.is_completed() and state.name == name
-    assert [artifact["data"] for artifact in artifacts] == ([warnings_markdown(record)] if message else [])
-    assert state.message == message or (message is not None and message in str(state.message))
+    seen = flow_runs(prefect_server)
+    run = retrain(project, prefect_server)
+    assert run.returncode == 0, run.stderr[-3000:]
+    shown = inspect_run(prefect_server, new_run(prefect_server, seen))
+    state = shown["state"]
+    assert state.is_completed() and state.name == name, (state.name, state.message)
+    if message is None:
+        assert WARNINGS_KEY not in shown["artifacts"]
+    else:
+        assert state.message == message
+        assert shown["artifact_data"][WARNINGS_KEY] == artifact
+        assert any(f"evaluation warnings: {message}" in line for line in shown["logs"])

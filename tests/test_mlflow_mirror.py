@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -13,12 +14,13 @@ from models.registry import Registry
 from tests.project import ARTIFACT, edit_params, init_dvc_folder
 from tests.tiny_pipeline import constant_model, register_tiny_champion, tiny_config
 
-mlflow = pytest.importorskip("mlflow", reason="the radflow[mlflow] extra is not installed")
-
 
 @pytest.fixture
-def mirrored_registry(project_in_cwd: dict[str, Any], tmp_path: Path) -> tuple[Registry, str]:
-    """A project mirroring to sqlite in tmp_path, with two registered versions (v2 champion)."""
+def mirrored_registry(
+    project_in_cwd: dict[str, Any], tmp_path: Path, mlflow: ModuleType
+) -> tuple[Registry, str]:
+    """A project mirroring to sqlite in tmp_path, with two registered versions (v2 champion); `mlflow`
+    (the extra, tests/conftest.py) fails or skips it where the extra is missing."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     edit_params(tmp_path, f"registry.mlflow_uri={uri}")
     init_dvc_folder(tmp_path)  # its dvc.yaml names the registered model
@@ -42,7 +44,7 @@ def _alias(client: object, alias: str) -> int:
 
 @pytest.mark.slow  # about 15 s: each command opens the sqlite store afresh
 def test_mirror_versions_tags_aliases_and_files(
-    mirrored_registry: tuple[Registry, str], tmp_path: Path
+    mirrored_registry: tuple[Registry, str], tmp_path: Path, mlflow: ModuleType
 ) -> None:
     registry, uri = mirrored_registry
     runner = CliRunner()

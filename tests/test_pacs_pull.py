@@ -19,6 +19,7 @@ from tasks.ingest.stage import run_ingest
 from tasks.pacs.pull import run_pull
 from tasks.pacs.state import STATE_FILE
 from tests.defaults import write_params
+from tests.http_gate import HttpGate
 from tests.leakscan import planted_identifiers, scan_for_identifiers
 from tests.orthanc import AUTH, Orthanc
 from tests.pacs_helpers import pacs_params, pacs_settings, pulled, sop_uids, study_files, study_uid
@@ -108,14 +109,22 @@ def test_sigkill_mid_pull_leaves_whole_files_and_the_next_pull_completes(
 ) -> None:
     sent = [path for study in range(10, 40) for path in study_files(tmp_path / "sent", study, per_series=4)]
     pacs.upload(sent)
-    project = write_params(tmp_path / "project", pacs_params(tmp_path / "project", pacs.dicomweb_url))
-    env = tool_env() | {"RADFLOW_PACS_AUTH": AUTH}
-    process = subprocess.Popen(["radflow", "pull"], cwd=project, env=env, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while len(pulled(project)) < 10 and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.005)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    # The pull reaches the PACS through a gate that lets 10 retrievals (WADO-RS, under /series/) through
+    # and holds the 11th: the kill lands mid-pull however slow or fast the machine is.
+    with HttpGate(
+        pacs.rest, allow=10, match=lambda method, path: method == "GET" and "/series/" in path
+    ) as gate:
+        url = f"{gate.url}/dicom-web"
+        project = write_params(tmp_path / "project", pacs_params(tmp_path / "project", url))
+        env = tool_env() | {"RADFLOW_PACS_AUTH": AUTH}
+        process = subprocess.Popen(["radflow", "pull"], cwd=project, env=env, stderr=subprocess.DEVNULL)
+        # Bounds on a stuck test, not timings: the pull cannot pass the gate, so it is mid-run here.
+        assert gate.held.wait(timeout=600), "the pull never reached its 11th retrieval"
+        deadline = time.monotonic() + 600
+        while len(pulled(project)) < 10 and time.monotonic() < deadline:  # the 10 it got, written
+            time.sleep(0.05)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
     first = pulled(project)
     assert 10 <= len(first) < len(sent), "the pull was not caught half-way"
     for path in first:  # every file under its final name is whole

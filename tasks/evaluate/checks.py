@@ -24,10 +24,11 @@ from tasks.evaluate.training import TrainingRecord
 
 @dataclass(frozen=True)
 class LearningCheck:
-    """`learned` is False on a chance-level signal; `beats_baseline` compares with the simple baseline."""
+    """`learned` is False on a chance-level signal; `beats_baseline` compares with the simple baseline
+    (None: unknown, when either test ROC-AUC is missing or NaN, e.g. a test split holding one class)."""
 
     learned: bool
-    beats_baseline: bool
+    beats_baseline: bool | None
     reasons: list[str]
 
 
@@ -75,8 +76,15 @@ def learning_check(
             reasons.append(f"{split} ROC-AUC {values['roc_auc']:.3f} is near chance (below {floor:.2f})")
     learned = not reasons
     model, baseline = test["roc_auc"], test["baseline_roc_auc"]
-    beats = not (_finite(model) and _finite(baseline)) or model > baseline or model >= 1.0
-    if not beats:
+    # Unknown stays unknown: read as True it would hide a failed comparison (the promote gate refuses it).
+    beats = bool(model > baseline or model >= 1.0) if _finite(model) and _finite(baseline) else None
+    if beats is None:
+        model_text, baseline_text = (f"{v:.3f}" if _finite(v) else "unknown" for v in (model, baseline))
+        reasons.append(
+            f"whether the model beats the simple baseline is unknown: test ROC-AUC {model_text} vs the "
+            f"baseline's {baseline_text} (an AUC needs a negative and an abnormal image in the test split)"
+        )
+    elif not beats:
         reasons.append(
             f"test ROC-AUC {model:.3f} is no better than the simple baseline's {baseline:.3f} "
             "(logistic regression on intensity/texture features of the same images and splits)"

@@ -93,7 +93,9 @@ def codec_run(tmp_path_factory: pytest.TempPathFactory) -> CodecRun:
         f"ingest.source={source}",
         "ingest.labels=folders",
         "ingest.max_failed_fraction=1.0",  # most of this archive is damaged by design
-        "ingest.timeout_s=5",  # a few cases send libjpeg into an endless loop: 5 s each, twice
+        # A few cases send libjpeg into an endless loop (10 s each, twice); good files decode in <= 60 ms
+        # even at load average 18 on 2 cores, so 10 s leaves a descheduled worker room (5 s was tight).
+        "ingest.timeout_s=10",
         "ingest.workers=2",
         "ingest.worker_memory_mb=1024",
     )

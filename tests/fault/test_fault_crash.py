@@ -1,8 +1,11 @@
 """SIGKILL during ingest, then rerun: the result is byte-identical to an uninterrupted run.
 
-The killed run dies (with its worker processes) as soon as its first images are on disk; whatever it
-left must never be taken as complete. (Training's kill-and-resume is tested in tests/test_train.py,
-the registry's in tests/test_registry.py and tests/fault/test_fault_registry.py.)
+The killed run dies (with its worker processes) once its first images are on disk; whatever it left
+must never be taken as complete. The kill cannot come too late on a loaded machine: the test-only decode
+hook holds the last file's decode (`decode-hang`, under a time limit longer than the test), so the run
+is still going whenever the marker (a shard on disk) appears; nothing races a clock. (Training's
+kill-and-resume is tested in tests/test_train.py, the registry's in tests/test_registry.py and
+tests/fault/test_fault_registry.py.)
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tasks.ingest.decode import FAULT_ENV
 from tasks.ingest.state import STATE_FILE, states
 from tests.defaults import repo_params, write_params
 from tests.dicom_factory import identity, write_dicom, write_nifti
@@ -25,7 +29,9 @@ from tests.project import run, tool_env
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow, pytest.mark.timeout(1500)]
 
-FILES = 240  # enough that the kill lands mid-run (ingest decodes ~100 small files/s here)
+FILES = 240
+HELD = "vol3.nii.gz"  # listed last: the killed run's decode of it hangs until the kill
+TIMEOUT_S = 3600  # ingest.timeout_s: longer than the test, so the held decode never times out
 
 
 def _archive(source: Path) -> None:
@@ -41,7 +47,13 @@ def _archive(source: Path) -> None:
 
 def _project(root: Path, source: Path) -> Path:
     return write_params(
-        root, repo_params(f"ingest.source={source}", "ingest.labels=folders", "ingest.workers=2")
+        root,
+        repo_params(
+            f"ingest.source={source}",
+            "ingest.labels=folders",
+            "ingest.workers=2",
+            f"ingest.timeout_s={TIMEOUT_S}",
+        ),
     )
 
 
@@ -73,18 +85,19 @@ def test_ingest_killed_mid_run_then_rerun_equals_an_uninterrupted_run(tmp_path: 
     process = subprocess.Popen(
         ["radflow", "stage", "ingest"],
         cwd=killed,
-        env=tool_env(),
+        env=tool_env() | {FAULT_ENV: f"decode-hang:{HELD}"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # its own process group: the kill takes the decoding workers too
     )
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + 600  # a bound on a stuck test, not a timing: the run waits for the kill
     while process.poll() is None and time.monotonic() < deadline:
         if images.is_dir() and any(images.glob("*.npys")):
             break
-        time.sleep(0.02)
+        time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)
-    assert process.wait(timeout=60) == -signal.SIGKILL, "ingest finished before it could be killed"
+    assert process.wait(timeout=60) == -signal.SIGKILL, "ingest ended before the kill (it cannot, held)"
+    assert any(images.glob("*.npys")), "no shard was written before the held file"
     assert not (killed / "data/ingested/manifest.csv").exists()  # nothing claims the run completed
     for shard in images.glob("*.npys"):
         _read_every_record(shard)  # a shard under its final name is whole (written, then renamed)

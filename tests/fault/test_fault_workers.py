@@ -23,6 +23,10 @@ from tests.ingest_helpers import loopback_cluster, settings_for
 pytestmark = pytest.mark.fault
 
 GOOD = 20  # more than one batch (16 files), so a victim's batch holds good files
+# ingest.timeout_s: only a hang waits for it, so the others take params.yaml's 60 s, and the hang 10 s,
+# ~160x the slowest good-file decode measured under load (60 ms, load average 18 on 2 cores): 3 s was
+# tight enough for a descheduled worker to time a good file out.
+TIMEOUT_S, HANG_TIMEOUT_S = 60, 10
 NOISE = ("fault hook", "panicked at", "RUST_BACKTRACE", "stack backtrace", "Traceback", "Segmentation")
 DEATHS = {  # hook action -> (reason category, exception type)
     "panic": ("DICOM decoder panicked", "PanicException"),
@@ -49,7 +53,12 @@ def victim_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def _ingest(root: Path, **settings: object) -> tuple[set[str], pd.DataFrame]:
     """Run the stage (2 workers, every file may fail); returns the ingested paths and the quarantine."""
-    options = {"labels": "folders", "max_failed_fraction": 1.0, "timeout_s": 3, "worker_memory_mb": 256}
+    options = {
+        "labels": "folders",
+        "max_failed_fraction": 1.0,
+        "timeout_s": TIMEOUT_S,
+        "worker_memory_mb": 256,
+    }
     run_ingest(settings_for(root, **{**options, **settings}), root / "ingested", root / "private")
     linkage = pd.read_csv(root / "private/linkage.csv")
     quarantine = pd.read_csv(root / "private/quarantine.csv", dtype=str, keep_default_na=False)
@@ -63,7 +72,9 @@ def test_a_dying_decoder_costs_only_its_file(
     victim_archive: Path, action: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv(FAULT_ENV, f"decode-{action}:victim.dcm")
-    ingested, quarantine = _ingest(victim_archive)
+    ingested, quarantine = _ingest(
+        victim_archive, timeout_s=HANG_TIMEOUT_S if action == "hang" else TIMEOUT_S
+    )
     assert ingested == {f"good/{index:02d}.dcm" for index in range(GOOD)}
     category, exception_type = DEATHS[action]
     assert quarantine.loc["bad/victim.dcm", "reason"].startswith(f"{category}:")
