@@ -150,6 +150,19 @@ def predict(
             push_predictions(predictions, params, model)
 
 
+@app.command("study")
+def study(
+    name: Annotated[
+        str | None, typer.Argument(help="A study in params.yaml (default: study.default).")
+    ] = None,
+) -> None:
+    """Run a study of params.yaml as DVC experiments (queued, resumable) and compare its variants, paired."""
+    from tasks.study.study import run_study
+
+    with user_errors():
+        run_study(load_params(), name, Path.cwd(), console.print)
+
+
 @app.command("pull")
 def pull(overrides: SetOption = None) -> None:
     """Fetch new studies from the PACS at pacs.url into ingest.source (incremental, idempotent)."""

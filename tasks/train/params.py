@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from models.config import Activation, Layout, ModelConfig, ModelName, Norm
 from tasks.common.errors import RadflowError
+from tasks.common.params import check_values
 
 PLACEMENT = ("store", "node_rank", "rendezvous")
 
@@ -34,6 +35,7 @@ class TrainParams:
     pretrain_learning_rate: float
     pretrain_temperature: float
     epochs: int
+    seed: int | None
     batch_size: int
     learning_rate: float | Literal["auto"]
     lr_finder_steps: int
@@ -64,6 +66,9 @@ class TrainParams:
     node_rank: int
     rendezvous: str | None
 
+    def __post_init__(self) -> None:
+        check_values("train", self, {"seed": (lambda v: v is None or v >= 0, "null or an integer >= 0")})
+
     def model_config(self, num_classes: int) -> ModelConfig:
         return ModelConfig(
             name=self.model,
@@ -81,6 +86,11 @@ class TrainParams:
         if isinstance(self.learning_rate, str):
             raise RadflowError("train.learning_rate=auto must be resolved by the range test before training")
         return self.learning_rate
+
+    def training_seed(self, global_seed: int) -> int:
+        """The seed of everything random in training; the global seed (which also draws the split) when
+        `seed` is null. A study varies this one, so every run is tested on the same patients."""
+        return global_seed if self.seed is None else self.seed
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

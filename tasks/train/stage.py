@@ -8,6 +8,7 @@ with DDP (tasks.train.launch, tasks.train.distributed); rank 0 writes every outp
 
 from __future__ import annotations
 
+import time
 from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +23,7 @@ from tasks.common.data_profile import describe_store
 from tasks.common.params import parse_section
 from tasks.common.paths import project_paths
 from tasks.train.augment import BatchAugment
+from tasks.train.cost import training_cost
 from tasks.train.data import Rows, TrainData, class_weights, hold, load_data
 from tasks.train.distributed import SINGLE, Dist, barrier, broadcast_tensor, launched, start, stop, wrap
 from tasks.train.features import backbone_digest, cached_features
@@ -168,6 +170,7 @@ def train(
     dist: Dist = SINGLE,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Build, train and return (best model on the CPU, its config.json content); every rank calls it."""
+    started = time.perf_counter()
     torch.manual_seed(seed)
     network = build_network(
         params, len(data.classes), registry, self_supervised_weights(data, params, seed, checkpoints, dist)
@@ -208,6 +211,10 @@ def train(
             f"train: best val AUC {loop['best_auc']:.3f} at epoch {loop['best_epoch']} of {loop['epoch']}"
         )
     config["training_summary"] = summarise(loop, data, params) | kept
+    seen = len(job.train_rows) * len(loop["history"])  # every rank's share of each epoch's images
+    config["cost"] = training_cost(
+        network.model, time.perf_counter() - started, seen, pick_device(params, dist)
+    )
     return network.model.cpu().eval(), config
 
 
@@ -227,7 +234,13 @@ def main(params: dict[str, Any]) -> None:
         device = pick_device(settings, dist)
         data = load_data(paths.preprocessed, settings.store, device, settings.processes, dist)
         model, config = train(
-            data, settings, int(params["seed"]), paths.checkpoints, paths.train_live, paths.registry, dist
+            data,
+            settings,
+            settings.training_seed(int(params["seed"])),
+            paths.checkpoints,
+            paths.train_live,
+            paths.registry,
+            dist,
         )
         if dist.leader:
             config["data_profile"] = describe_store(paths.preprocessed)  # predict's out-of-distribution check

@@ -1,0 +1,137 @@
+"""The `study` section of params.yaml, strictly parsed, and the runs a study is made of."""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from tasks.common.errors import RadflowError
+from tasks.common.params import Check, apply_override, check_values, from_dict
+
+NAME = re.compile(r"[A-Za-z0-9_]+")  # study and variant names: parts of git ref names (exp names)
+SEED_KEY = "train.seed"  # what a study varies across seeds: training only, never the patient split
+TARGET = "evaluate"  # the stage a run stops at: a study never runs promote
+
+
+@dataclass(frozen=True)
+class StudyDefinition:
+    """One named study (see the comments in params.yaml)."""
+
+    reference: str
+    metric: Literal["roc_auc"]
+    seeds: list[int]
+    common: list[str]
+    variants: dict[str, list[str]]
+
+
+@dataclass(frozen=True)
+class StudyParams:
+    """params.yaml `study` section."""
+
+    default: str
+    jobs: int
+    bootstrap_samples: int
+    folder: Path
+    studies: dict[str, StudyDefinition]
+
+    def __post_init__(self) -> None:
+        checks: dict[str, Check] = {
+            "jobs": (lambda v: v >= 1, "an integer >= 1 (1 on 2 CPU cores)"),
+            "bootstrap_samples": (lambda v: v >= 100, "an integer >= 100 (typical 1000-5000)"),
+            "default": (lambda v: v in self.studies, f"one of the studies: {sorted(self.studies)}"),
+        }
+        check_values("study", self, checks)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One experiment of a study: a variant at one training seed."""
+
+    variant: str
+    seed: int
+    overrides: tuple[str, ...]  # SECTION.KEY=VALUE, the study's common ones first, train.seed last
+
+    @property
+    def label(self) -> str:
+        return f"{self.variant} (seed {self.seed})"
+
+    def name(self, study: str) -> str:
+        """The DVC experiment's name, by which a finished run is found again."""
+        return f"{study}-{self.variant}-s{self.seed}"
+
+
+def parse_study_section(params: dict[str, Any]) -> StudyParams:
+    """The `study` section, parsed strictly; each entry of `studies` becomes a StudyDefinition."""
+    section = params.get("study")
+    if not isinstance(section, dict):
+        raise RadflowError("params.yaml has no section 'study'")
+    studies = section.get("studies")
+    if not isinstance(studies, dict) or not studies:
+        raise RadflowError(
+            f"study.studies: invalid value {studies!r}; valid: a mapping of study names to studies"
+        )
+    parsed = {
+        name: from_dict(body, StudyDefinition, where=f"study.studies.{name}")
+        for name, body in studies.items()
+    }
+    return from_dict(section | {"studies": parsed}, StudyParams, where="study")
+
+
+def pick_study(settings: StudyParams, name: str | None) -> tuple[str, StudyDefinition]:
+    """The named study (default: `study.default`), or an error naming the defined ones."""
+    chosen = settings.default if name is None else name
+    if chosen not in settings.studies:
+        raise RadflowError(
+            f"unknown study {chosen!r}; studies in params.yaml: {', '.join(sorted(settings.studies))}"
+        )
+    return chosen, settings.studies[chosen]
+
+
+def plan_runs(name: str, study: StudyDefinition, params: dict[str, Any]) -> list[Run]:
+    """Every run of the study, variants in their params.yaml order and seeds within each; each run's
+    overrides are applied to a copy of `params` and checked by `check` first, so a typo or a bad value
+    stops the study before anything is queued."""
+    where = f"study.studies.{name}"
+    problems = [
+        f"{label} {value!r}: valid: letters, digits and _"
+        for label, value in [("study name", name), *(("variant name", v) for v in study.variants)]
+        if not NAME.fullmatch(value)
+    ]
+    if study.reference not in study.variants:
+        problems.append(
+            f"{where}.reference {study.reference!r}: valid: one of its variants {sorted(study.variants)}"
+        )
+    if len(study.variants) < 2:
+        problems.append(f"{where}.variants: valid: at least two variants (the reference and another)")
+    if not study.seeds or len(set(study.seeds)) != len(study.seeds) or min(study.seeds) < 0:
+        problems.append(f"{where}.seeds {study.seeds!r}: valid: distinct integers >= 0, at least one")
+    if problems:
+        raise RadflowError("; ".join(problems))
+    runs = []
+    for variant, overrides in study.variants.items():
+        for override in [*study.common, *overrides]:
+            if override.partition("=")[0].strip() == SEED_KEY:
+                raise RadflowError(
+                    f"{where}: {override!r}: the study sets {SEED_KEY} from its seeds; remove it"
+                )
+        for seed in study.seeds:
+            run = Run(variant, seed, (*study.common, *overrides, f"{SEED_KEY}={seed}"))
+            check_overrides(params, run.overrides, f"{where}.variants.{variant}")
+            runs.append(run)
+    return runs
+
+
+def check_overrides(params: dict[str, Any], overrides: tuple[str, ...], where: str) -> None:
+    """Apply the overrides to a copy of params and parse every pipeline section, as a stage would."""
+    from flows.preflight import check_params  # the same strict parsers every stage runs
+
+    trial = copy.deepcopy(params)
+    try:
+        for override in overrides:
+            apply_override(trial, override)
+        check_params(trial)
+    except RadflowError as error:
+        raise RadflowError(f"{where}: {error}") from None
