@@ -157,10 +157,11 @@ def study(
     ] = None,
 ) -> None:
     """Run a study of params.yaml as DVC experiments (queued, resumable) and compare its variants, paired."""
-    from tasks.study.study import run_study
+    from flows.study.study import run_study
 
     with user_errors():
-        run_study(load_params(), name, Path.cwd(), console.print)
+        say = lambda line: console.print(line, soft_wrap=True, markup=False)  # noqa: E731 (one line, no wrap)
+        run_study(load_params(), name, Path.cwd(), say)
 
 
 @app.command("pull")

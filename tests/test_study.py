@@ -108,8 +108,8 @@ def test_page_table_plots_and_dvc_plots(study: Study) -> None:
         assert (folder / name).stat().st_size > 0, name
     table = (folder / "table.md").read_text()
     assert "| twin |" in table and "Bonferroni" in table
-    plots = json.loads(run_ok(["dvc", "plots", "show", "--json"], project, timeout=300))
-    assert any("tiny: ROC of every variant" in plot_id for plot_id in plots), sorted(plots)
+    plots = json.loads(run_ok(["dvc", "plots", "show", "--json"], project, timeout=300))["data"]
+    assert "tiny: ROC of every variant" in plots and "data/study/tiny/forest.png" in plots, sorted(plots)
 
 
 def test_a_resumed_study_reruns_nothing_finished(study: Study) -> None:

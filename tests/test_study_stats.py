@@ -10,13 +10,14 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
+from flows.study.collect import RunOutputs, StudyData, align
+from flows.study.compare import compare
+from flows.study.experiments import Experiment, sort_runs
+from flows.study.outputs import markdown_table
+from flows.study.settings import Run, parse_study_section, pick_study, plan_runs, run_params
+from flows.study.stats import bonferroni_level, draw, paired_difference, per_draw
 from tasks.common.errors import RadflowError
 from tasks.common.metrics import roc_auc
-from tasks.study.collect import RunOutputs, StudyData, align
-from tasks.study.compare import compare
-from tasks.study.outputs import markdown_table
-from tasks.study.settings import Run, parse_study_section, pick_study, plan_runs
-from tasks.study.stats import bonferroni_level, draw, paired_difference, per_draw
 from tests.defaults import repo_params, write_params
 
 CLASSES = ["abnormal", "normal"]
@@ -118,6 +119,27 @@ def test_runs_on_other_test_patients_are_refused() -> None:
     moved = [outputs(base, ["p1", "p2"], ["a", "b"]), outputs(other, ["p1", "p3"], ["a", "b"])]
     with pytest.raises(RadflowError, match=r"other \(seed 1\) .* was tested on other images, patients"):
         align(moved, ["base", "other"], [1])
+
+
+def test_finished_runs_are_reused_only_with_the_settings_they_would_get_now() -> None:
+    params = repo_params()
+    name, study = pick_study(parse_study_section(params), None)
+    runs = plan_runs(name, study, params)[:4]
+    done, running, broken = runs[0], runs[1], runs[2]
+    known = {
+        done.name(name): Experiment(done.name(name), "a" * 40, "success", run_params(params, done.overrides)),
+        running.name(name): Experiment(
+            running.name(name), None, "running", run_params(params, running.overrides)
+        ),
+        broken.name(name): Experiment(broken.name(name), None, "failed", {}),
+    }
+    # The study section itself may change (another study added) without invalidating a run.
+    known[done.name(name)].params["study"] = {"default": "another"}
+    finished, waiting, failed, missing = sort_runs(runs, name, params, known)
+    assert (finished, waiting, failed, missing) == ([done], [running], [broken], [runs[3]])
+    edited = {**params, "train": {**params["train"], "batch_size": 16}}
+    with pytest.raises(RadflowError, match=rf"{done.name(name)} was made with another train.batch_size"):
+        sort_runs(runs, name, edited, known)
 
 
 def test_the_default_study_plans_every_variant_at_every_seed() -> None:

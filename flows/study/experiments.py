@@ -15,10 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from flows.study.settings import TARGET, Run, run_params
 from tasks.common.errors import RadflowError
-from tasks.study.settings import TARGET, Run
 
 
 @dataclass(frozen=True)
@@ -57,46 +55,56 @@ def experiments(project: Path) -> dict[str, Experiment]:
     return found
 
 
-def same_settings(params: dict[str, Any], overrides: tuple[str, ...]) -> bool:
-    """Whether an experiment's params hold every override's value (so it is this run, finished)."""
-    for override in overrides:
-        key, _, value = override.partition("=")
-        node: Any = params
-        for part in key.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
-        if node != yaml.safe_load(value):
-            return False
-    return True
+def first_difference(expected: Any, actual: Any, where: str = "") -> str | None:
+    """The first dotted key whose value differs between two params trees (None when they match)."""
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        for key in sorted(set(expected) | set(actual)):
+            found = first_difference(expected.get(key), actual.get(key), f"{where}.{key}".lstrip("."))
+            if found:
+                return found
+        return None
+    return None if expected == actual else where or "params"
 
 
 def sort_runs(
-    runs: list[Run], study: str, known: dict[str, Experiment]
-) -> tuple[dict[str, Run], list[Run], list[Run]]:
-    """(finished runs by experiment rev, runs already queued or running, runs to queue).
+    runs: list[Run], study: str, params: dict[str, Any], known: dict[str, Experiment]
+) -> tuple[list[Run], list[Run], list[Run], list[Run]]:
+    """(finished runs, runs queued or running, failed runs, runs never queued).
 
-    A finished experiment of the run's name with other settings (the study was edited since) is an
-    error naming it: reusing it would compare the wrong recipe, and overwriting it is the user's call.
+    A run's experiment must hold exactly the params it would be given now (the workspace's params.yaml,
+    its `study` section aside, plus the run's overrides); one of its name with other settings (params
+    or the study edited since) is an error naming the key: reusing it would compare another recipe,
+    and removing it is the user's call.
     """
-    finished: dict[str, Run] = {}
-    waiting, missing = [], []
+    finished: list[Run] = []
+    waiting: list[Run] = []
+    failed: list[Run] = []
+    missing: list[Run] = []
     for run in runs:
         experiment = known.get(run.name(study))
-        if experiment is None or experiment.state == "failed":
+        if experiment is None:
             missing.append(run)
-        elif not same_settings(experiment.params, run.overrides):
+            continue
+        if experiment.state == "failed":
+            failed.append(run)
+            continue
+        expected = {key: value for key, value in run_params(params, run.overrides).items() if key != "study"}
+        actual = {key: value for key, value in experiment.params.items() if key != "study"}
+        changed = first_difference(expected, actual)
+        if changed:
             raise RadflowError(
-                f"experiment {experiment.name} exists with other settings than the study's "
-                f"({', '.join(run.overrides)}): `dvc exp remove {experiment.name}` to run it again"
+                f"experiment {experiment.name} was made with another {changed} than the study now gives it: "
+                f"`dvc exp remove {experiment.name}` (or `dvc queue remove` it) to run it again"
             )
-        elif experiment.state in ("queued", "running"):
-            waiting.append(run)
-        else:
-            finished[experiment.rev or ""] = run
-    return finished, waiting, missing
+        (waiting if experiment.state in ("queued", "running") else finished).append(run)
+    return finished, waiting, failed, missing
 
 
-def queue(project: Path, study: str, run: Run, private: Path) -> None:
-    """`dvc exp run --queue` of one run, up to the evaluate stage, in DVC's temporary workspace."""
+def queue(project: Path, study: str, run: Run, private: Path, *, failed_before: bool) -> None:
+    """`dvc exp run --queue` of one run, up to the evaluate stage, in DVC's temporary workspace (a failed
+    attempt of the same name is removed from the queue first)."""
+    if failed_before:
+        dvc(project, "queue", "remove", run.name(study))
     command = ["exp", "run", "--queue", "--name", run.name(study)]
     if (project / private).exists():
         command += ["--copy-paths", str(private)]

@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_curve
 
+from flows.study.collect import StudyData
+from flows.study.compare import Comparison
 from tasks.common.atomic import atomic_path
 from tasks.common.operating import abnormal_log_odds
-from tasks.study.collect import StudyData
-from tasks.study.compare import Comparison
 
 
 def roc_points(data: StudyData, variant: str) -> pd.DataFrame:

@@ -8,13 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from flows.study import experiments as dvc_exps
+from flows.study.collect import align, read_run
+from flows.study.compare import compare
+from flows.study.outputs import sentence, write_study
+from flows.study.settings import parse_study_section, pick_study, plan_runs
 from tasks.common.errors import RadflowError
 from tasks.common.paths import project_paths
-from tasks.study import experiments as dvc_exps
-from tasks.study.collect import align, read_run
-from tasks.study.compare import compare
-from tasks.study.outputs import sentence, write_study
-from tasks.study.settings import parse_study_section, pick_study, plan_runs
 
 
 def run_study(params: dict[str, Any], name: str | None, project: Path, say: Callable[[str], None]) -> Path:
@@ -25,18 +25,20 @@ def run_study(params: dict[str, Any], name: str | None, project: Path, say: Call
     paths = project_paths(params)
     if not (project / "dvc.lock").exists():
         raise RadflowError("no dvc.lock: run the pipeline once (`dvc repro evaluate`) and commit it first")
-    finished, waiting, missing = dvc_exps.sort_runs(runs, study_name, dvc_exps.experiments(project))
+    known = dvc_exps.experiments(project)
+    finished, waiting, failed, missing = dvc_exps.sort_runs(runs, study_name, params, known)
     say(
         f"study {study_name}: {len(runs)} runs ({len(study.variants)} variants x {len(study.seeds)} seeds); "
-        f"{len(finished)} finished already, {len(waiting)} queued or running, {len(missing)} to queue"
+        f"{len(finished)} finished already, {len(waiting)} queued or running, "
+        f"{len(failed) + len(missing)} to queue"
     )
-    for run in missing:
-        dvc_exps.queue(project, study_name, run, paths.private)
-    pending = {run.name(study_name) for run in [*waiting, *missing]}
-    failed = dvc_exps.run_queue(project, pending, settings.jobs) if pending else []
-    if failed:
+    for run in [*failed, *missing]:
+        dvc_exps.queue(project, study_name, run, paths.private, failed_before=run in failed)
+    pending = {run.name(study_name) for run in [*waiting, *failed, *missing]}
+    broken = dvc_exps.run_queue(project, pending, settings.jobs) if pending else []
+    if broken:
         raise RadflowError(
-            f"study {study_name}: {len(failed)} run(s) failed: {', '.join(failed)} "
+            f"study {study_name}: {len(broken)} run(s) failed: {', '.join(broken)} "
             "(`dvc queue logs NAME` shows why; `radflow study` again reruns only those)"
         )
     known = dvc_exps.experiments(project)

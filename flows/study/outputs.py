@@ -9,10 +9,10 @@ from pathlib import Path
 
 import yaml
 
+from flows.study.collect import StudyData
+from flows.study.compare import Comparison, VariantRow
+from flows.study.figures import differences_frame, plot_forest, plot_rocs, roc_points
 from tasks.common.atomic import atomic_path, write_json, write_text
-from tasks.study.collect import StudyData
-from tasks.study.compare import Comparison, VariantRow
-from tasks.study.figures import differences_frame, plot_forest, plot_rocs, roc_points
 
 HEADER = (
     "variant",

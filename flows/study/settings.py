@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from flows.preflight import check_params
 from tasks.common.errors import RadflowError
 from tasks.common.params import Check, apply_override, check_values, from_dict
 
@@ -124,14 +125,17 @@ def plan_runs(name: str, study: StudyDefinition, params: dict[str, Any]) -> list
     return runs
 
 
-def check_overrides(params: dict[str, Any], overrides: tuple[str, ...], where: str) -> None:
-    """Apply the overrides to a copy of params and parse every pipeline section, as a stage would."""
-    from flows.preflight import check_params  # the same strict parsers every stage runs
+def run_params(params: dict[str, Any], overrides: tuple[str, ...]) -> dict[str, Any]:
+    """A copy of params with the run's overrides applied: what its experiment's params.yaml holds."""
+    applied = copy.deepcopy(params)
+    for override in overrides:
+        apply_override(applied, override)
+    return applied
 
-    trial = copy.deepcopy(params)
+
+def check_overrides(params: dict[str, Any], overrides: tuple[str, ...], where: str) -> None:
+    """Parse every pipeline section of the run's params, as its stages will: a bad value fails now."""
     try:
-        for override in overrides:
-            apply_override(trial, override)
-        check_params(trial)
+        check_params(run_params(params, overrides))
     except RadflowError as error:
         raise RadflowError(f"{where}: {error}") from None

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flows.study.settings import Run
 from tasks.common.errors import RadflowError
-from tasks.study.settings import Run
 
 PREDICTIONS = "report/test_predictions.csv"  # under paths.evaluation: one row per test image
 DETAIL = "metrics_detail.json"  # under paths.evaluation

@@ -8,9 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from tasks.common.metrics import roc_auc
-from tasks.study.collect import StudyData
-from tasks.study.stats import (
+from flows.study.collect import StudyData
+from flows.study.stats import (
     Difference,
     VariantScore,
     bonferroni_level,
@@ -19,6 +18,7 @@ from tasks.study.stats import (
     per_draw,
     variant_score,
 )
+from tasks.common.metrics import roc_auc
 
 METRICS = {"roc_auc": roc_auc}  # study metric name -> (labels, logits) -> value, as evaluate computes it
 COST_KEYS = ("train_seconds_per_image", "inference_seconds_per_image", "parameters", "peak_memory_mb")
