@@ -157,10 +157,12 @@ def study(
     ] = None,
 ) -> None:
     """Run a study of params.yaml as DVC experiments (queued, resumable) and compare its variants, paired."""
+    import functools
+
     from flows.study.study import run_study
 
     with user_errors():
-        say = lambda line: console.print(line, soft_wrap=True, markup=False)  # noqa: E731 (one line, no wrap)
+        say = functools.partial(console.print, soft_wrap=True, markup=False)  # one line each, as printed
         run_study(load_params(), name, Path.cwd(), say)
 
 

@@ -70,7 +70,7 @@ def test_a_variant_against_itself_is_exactly_zero() -> None:
 
 def test_clear_winner_loser_and_tie_with_bonferroni() -> None:
     data = synthetic()
-    comparison = compare(data, ["noise", "good", "good_too"], "good", "roc_auc", samples=400, seed=0)
+    comparison = compare(data, ["noise", "good", "good_too"], "good", "roc_auc", samples=200, seed=0)
     rows = {row.variant: row for row in comparison.rows}
     assert rows["good"].difference is None
     worse = rows["noise"].difference
@@ -82,7 +82,7 @@ def test_clear_winner_loser_and_tie_with_bonferroni() -> None:
     good = rows["good"].score
     assert good.low is not None and good.high is not None and good.low < good.mean < good.high
     assert good.seed_sd == pytest.approx(np.std(good.per_seed, ddof=1))
-    reversed_ = compare(data, ["good", "noise"], "noise", "roc_auc", samples=400, seed=0).rows[0].difference
+    reversed_ = compare(data, ["good", "noise"], "noise", "roc_auc", samples=200, seed=0).rows[0].difference
     assert reversed_ is not None and reversed_.verdict == "better"
     table = markdown_table(comparison)
     assert "| good_too |" in table and "indistinguishable" in table and "Bonferroni over 2" in table
