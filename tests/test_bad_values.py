@@ -41,6 +41,7 @@ CASES = {
         "valid choices: ['roc_auc', 'pr_auc', 'accuracy', 'balanced_accuracy']",
     ),
     "retrain": (["retrain", "--set", "retrain.notify_on=[sms]"], "valid choices: ['failure', 'promotion']"),
+    "study": (["study", "nosuch"], "unknown study 'nosuch'; studies in params.yaml: alexnet_classic"),
 }
 
 

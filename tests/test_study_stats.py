@@ -7,9 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from flows.cli import app
 from flows.study.collect import RunOutputs, StudyData, align
 from flows.study.compare import compare
 from flows.study.experiments import Experiment, sort_runs
@@ -18,7 +16,7 @@ from flows.study.settings import Run, parse_study_section, pick_study, plan_runs
 from flows.study.stats import bonferroni_level, draw, paired_difference, per_draw
 from tasks.common.errors import RadflowError
 from tasks.common.metrics import roc_auc
-from tests.defaults import repo_params, write_params
+from tests.defaults import repo_params
 
 CLASSES = ["abnormal", "normal"]
 
@@ -170,12 +168,3 @@ def test_bad_studies_are_refused_before_anything_runs(variants: dict, message: s
     name, parsed = pick_study(parse_study_section(params), None)
     with pytest.raises(RadflowError, match=message):
         plan_runs(name, parsed, params)
-
-
-def test_unknown_study_is_one_line_and_exit_1(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    write_params(tmp_path, repo_params())
-    monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(app, ["study", "nosuch"])
-    assert result.exit_code == 1
-    assert "unknown study 'nosuch'; studies in params.yaml: alexnet_classic" in result.output
-    assert "Traceback" not in result.output
