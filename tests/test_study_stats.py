@@ -158,6 +158,7 @@ def test_the_default_study_plans_every_variant_at_every_seed() -> None:
         ({"base": [], "seeded": ["train.seed=5"]}, r"sets train.seed from its seeds"),
         ({"base": [], "dotted.name": []}, r"variant name 'dotted.name'"),
         ({"other": []}, r"reference 'base'"),
+        ({"base": [], "flat": "train.dropout=0.3"}, r"variants.flat: invalid value .* a list of"),
     ],
 )
 def test_bad_studies_are_refused_before_anything_runs(variants: dict, message: str) -> None:

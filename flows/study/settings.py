@@ -93,13 +93,18 @@ def pick_study(settings: StudyParams, name: str | None) -> tuple[str, StudyDefin
 
 def plan_runs(name: str, study: StudyDefinition, params: dict[str, Any]) -> list[Run]:
     """Every run of the study, variants in their params.yaml order and seeds within each; each run's
-    overrides are applied to a copy of `params` and checked by `check` first, so a typo or a bad value
-    stops the study before anything is queued."""
+    overrides are applied to a copy of `params` and every section parsed, so a typo or a bad value stops
+    the study before anything is queued."""
     where = f"study.studies.{name}"
     problems = [
         f"{label} {value!r}: valid: letters, digits and _"
         for label, value in [("study name", name), *(("variant name", v) for v in study.variants)]
         if not NAME.fullmatch(value)
+    ]
+    problems += [
+        f"{where}.variants.{variant}: invalid value {overrides!r}; valid: a list of SECTION.KEY=VALUE strings"
+        for variant, overrides in study.variants.items()
+        if not isinstance(overrides, list) or not all(isinstance(item, str) for item in overrides)
     ]
     if study.reference not in study.variants:
         problems.append(
