@@ -59,7 +59,7 @@ def plot_forest(path: Path, comparison: Comparison) -> None:
         f"({comparison.level:.2%} interval, Bonferroni)"
     )
     ax.set_title(
-        f"Paired differences, {len(comparison.seeds)} seeds, {comparison.n_test_patients} test patients"
+        f"Paired differences, {len(comparison.seeds)} seed(s), {comparison.n_test_patients} test patients"
     )
     fig.tight_layout()
     _save(fig, path)

@@ -45,7 +45,7 @@ def table_rows(comparison: Comparison) -> list[list[str]]:
             [
                 row.variant,
                 f"{score.mean:.3f} ({_interval(score.low, score.high)})",
-                f"{score.seed_sd:.3f}",
+                "n/a (1 seed)" if score.seed_sd is None else f"{score.seed_sd:.3f}",
                 "reference"
                 if difference is None
                 else f"{difference.estimate:+.3f} ({_interval(difference.low, difference.high)})",

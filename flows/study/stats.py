@@ -59,7 +59,7 @@ class VariantScore:
     low: float | None
     high: float | None
     per_seed: list[float]
-    seed_sd: float  # sample standard deviation over seeds (0 with one seed)
+    seed_sd: float | None  # sample standard deviation over seeds (None with one seed: not measured)
 
 
 def variant_score(
@@ -69,7 +69,7 @@ def variant_score(
     interval over patient resamples (seeds averaged inside each draw)."""
     per_seed = [metric(labels, run) for run in logits]
     low, high = percentile_interval(np.nanmean(sampled, axis=0), 0.95)
-    spread = float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else 0.0
+    spread = float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else None
     return VariantScore(float(np.mean(per_seed)), low, high, per_seed, spread)
 
 
