@@ -174,6 +174,22 @@ def predict(
             push_predictions(predictions, params, model)
 
 
+@app.command("study")
+def study(
+    name: Annotated[
+        str | None, typer.Argument(help="A study in params.yaml (default: study.default).")
+    ] = None,
+) -> None:
+    """Run a study of params.yaml as DVC experiments (queued, resumable) and compare its variants, paired."""
+    import functools
+
+    from flows.study.study import run_study
+
+    with user_errors():
+        say = functools.partial(console.print, soft_wrap=True, markup=False)  # one line each, as printed
+        run_study(load_params(), name, Path.cwd(), say)
+
+
 @app.command("pull")
 def pull(overrides: SetOption = None) -> None:
     """Fetch new studies from the PACS at pacs.url into ingest.source (incremental, idempotent)."""

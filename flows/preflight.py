@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from flows.settings import RetrainParams
+from flows.study.params import StudyParams
 from models.registry.mlflow_mirror import RegistryParams
 from tasks.common.params import parse_section
 from tasks.common.paths import ProjectPaths
@@ -36,6 +37,7 @@ SECTIONS: dict[str, type] = {
     "retrain": RetrainParams,
     "pacs": PacsSettings,
     "monitor": MonitorParams,
+    "study": StudyParams,
 }
 
 

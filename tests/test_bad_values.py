@@ -81,6 +81,11 @@ CASES: dict[str, tuple[list[str], tuple[str, str, Any] | None, str]] = {
         None,
         "monitor.alpha: invalid value 2; valid: a number > 0 and < 1",
     ),
+    "study": (
+        ["study"],
+        ("study", "jobs", 0),
+        "study.jobs: invalid value 0; valid: an integer >= 1",
+    ),
 }
 
 

@@ -132,11 +132,19 @@ def error_line(name: str, cls: type, given: dict[str, Any], error: ValidationErr
         return f"{name}.{key}: unknown key; valid keys: {', '.join(fields)}"
     if key not in fields:  # a rule that raised something else than InvalidValue: pydantic's words
         return f"{name}: {first['msg']}"
+    if len(first["loc"]) > 2:  # deep inside a nested section (study.studies.NAME.variants.VARIANT)
+        path = ".".join(str(part) for part in first["loc"])
+        valid = first["msg"].removeprefix("Input should be ")
+        return f"{name}.{path}: invalid value {_shown(first['input'])!r}; valid: {valid}"
     if first["type"] == "missing":
         return f"{name}.{key}: missing; valid: {valid_text(fields[key])}"
-    value = given.get(key, first["input"])
-    shown = redacted(value) if isinstance(value, str) else value  # a URL's credentials are never repeated
-    return f"{name}.{key}: invalid value {shown!r}; valid: {valid_text(fields[key])}"
+    value = _shown(given.get(key, first["input"]))
+    return f"{name}.{key}: invalid value {value!r}; valid: {valid_text(fields[key])}"
+
+
+def _shown(value: Any) -> Any:
+    """A value as an error repeats it: a URL's credentials never are."""
+    return redacted(value) if isinstance(value, str) else value
 
 
 def load_params(path: Path = PARAMS_FILE, overrides: list[str] | None = None) -> dict[str, Any]:

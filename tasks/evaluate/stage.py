@@ -7,6 +7,7 @@ writes `paths.evaluation` (metrics.json, metrics_detail.json, plots/, report/).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import torch
@@ -50,10 +51,12 @@ def main(params: dict[str, Any]) -> None:
     negative = resolve_negative_class(settings.negative_class, store.classes)
     val_rows = store.split("val")["row"].to_numpy()
     test_rows = store.split("test")["row"].to_numpy()
+    val_logits = predict_logits(model, config, store.images, val_rows, settings.batch_size)
+    started = time.perf_counter()
     scores = Scores(
-        val=predict_logits(model, config, store.images, val_rows, settings.batch_size),
-        test=predict_logits(model, config, store.images, test_rows, settings.batch_size),
+        val=val_logits, test=predict_logits(model, config, store.images, test_rows, settings.batch_size)
     )
+    inference = {"inference_seconds_per_image": (time.perf_counter() - started) / max(len(test_rows), 1)}
     train_labels = store.split("train")["label_index"].to_numpy(dtype=int)
     training = read_training_record(config, paths.train_live, train_labels, len(store.classes))
     evaluation = evaluate_scores(
@@ -65,6 +68,7 @@ def main(params: dict[str, Any]) -> None:
         settings=settings,
         seed=seed,
     )
+    evaluation.metrics["cost"] = inference  # metrics_detail.json: what scoring one test image took
     write_outputs(
         paths.evaluation, evaluation, store=store, model=model, config=config, settings=settings, seed=seed
     )

@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 
 from models.config import Activation, Dropout, Layout, ModelConfig, ModelName, Norm, Width
 from tasks.common.errors import RadflowError
-from tasks.common.params import InvalidValue, section
+from tasks.common.params import InvalidValue, Seed, section
 
 PLACEMENT = ("store", "node_rank", "rendezvous")
 Count = Annotated[int, Field(ge=0)]  # 0 allowed: off, none, or the default it names
@@ -49,6 +49,7 @@ class TrainParams:
     pretrain_learning_rate: Rate
     pretrain_temperature: Annotated[float, Field(gt=0, le=10)]
     epochs: Positive
+    seed: Seed | None  # training-only seed (init, order, augmentation); null = the global seed
     batch_size: Positive
     learning_rate: Rate | Literal["auto"]
     lr_finder_steps: Annotated[int, Field(ge=2)]
@@ -123,6 +124,11 @@ class TrainParams:
         if isinstance(self.learning_rate, str):
             raise RadflowError("train.learning_rate=auto must be resolved by the range test before training")
         return self.learning_rate
+
+    def training_seed(self, global_seed: int) -> int:
+        """The seed of everything random in training; the global seed (which also draws the split) when
+        `seed` is null. A study varies this one, so every run is tested on the same patients."""
+        return global_seed if self.seed is None else self.seed
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -8,6 +8,7 @@ and trains with DDP (tasks.train.launch, tasks.train.distributed); rank 0 writes
 
 from __future__ import annotations
 
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from functools import partial
@@ -24,6 +25,7 @@ from tasks.common.params import parse_section
 from tasks.common.paths import project_paths
 from tasks.train import distributed as ddp
 from tasks.train.augment import BatchAugment
+from tasks.train.cost import training_cost
 from tasks.train.data import Rows, TrainData, class_weights, hold, load_data
 from tasks.train.features import backbone_digest, cached_features
 from tasks.train.launch import check_launch, launch, world_size
@@ -226,6 +228,7 @@ def train(
     dist: ddp.Dist = ddp.SINGLE,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Build, train and return (best model on the CPU, its config.json content); every rank calls it."""
+    started = time.perf_counter()
     torch.manual_seed(seed)
     network = build_network(
         params, len(data.classes), registry, self_supervised_weights(data, params, seed, checkpoints, dist)
@@ -266,6 +269,10 @@ def train(
             f"train: best val AUC {loop['best_auc']:.3f} at epoch {loop['best_epoch']} of {loop['epoch']}"
         )
     config["training_summary"] = summarise(loop, data, params) | kept
+    seen = len(job.train_rows) * len(loop["history"])  # every rank's share of each epoch's images
+    config["cost"] = training_cost(
+        network.model, time.perf_counter() - started, seen, pick_device(params, dist)
+    )
     return network.model.cpu().eval(), config
 
 
@@ -285,7 +292,13 @@ def main(params: dict[str, Any]) -> None:
         device = pick_device(settings, dist)
         data = load_data(paths.preprocessed, settings.store, device, settings.processes, dist)
         model, config = train(
-            data, settings, int(params["seed"]), paths.checkpoints, paths.train_live, paths.registry, dist
+            data,
+            settings,
+            settings.training_seed(int(params["seed"])),
+            paths.checkpoints,
+            paths.train_live,
+            paths.registry,
+            dist,
         )
         if dist.leader:
             config["data_profile"] = describe_store(paths.preprocessed)  # predict's out-of-distribution check
