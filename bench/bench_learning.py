@@ -35,6 +35,7 @@ from tasks.common.scoring import TensorStore, predict_logits, read_store
 from tasks.evaluate.evaluation import EvaluateParams, Scores, evaluate_scores
 from tasks.evaluate.reference import baseline_scores
 from tasks.evaluate.training import read_training_record
+from tasks.preprocess.stage import PreprocessParams
 from tasks.train.checkpoint import LAST
 from tasks.train.data import load_data
 from tasks.train.distributed import SINGLE
@@ -190,6 +191,7 @@ def main() -> None:
     for change in args.set:
         apply_override(params, change)
     size = args.size or int(params["preprocess"]["image_size"])
+    transform = parse_section(params, "preprocess", PreprocessParams).transform_settings(size)
     seed = int(params["seed"])
     evaluate = parse_section(params, "evaluate", EvaluateParams)
     recipes = {} if args.no_default or args.baseline_only else {"default": recipe_params(params, [])}
@@ -207,7 +209,7 @@ def main() -> None:
     for name in args.tasks.split(","):
         task = TASKS[name]
         started = time.perf_counter()
-        data = make_task(task, args.patients, args.images_per_patient, size, args.seed)
+        data = make_task(task, args.patients, args.images_per_patient, transform, args.seed)
         console.print(f"{name}: {describe(data)} (generated in {time.perf_counter() - started:.0f} s)")
         test_rows = data.splits == "test"
         positive = test_rows & (data.labels == CLASSES.index("finding"))

@@ -252,15 +252,16 @@ def patient_splits(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return splits.astype(str)
 
 
-def make_task(task: LearningTask, patients: int, images_per_patient: int, size: int, seed: int) -> TaskData:
-    """Generate `patients` x `images_per_patient` images of `task`, preprocessed to (S, S) = `size`."""
+def make_task(
+    task: LearningTask, patients: int, images_per_patient: int, settings: TransformSettings, seed: int
+) -> TaskData:
+    """Generate `patients` x `images_per_patient` images of `task`, through preprocess's transform."""
     rng = np.random.default_rng(seed)
     has_finding = np.zeros(patients, dtype=bool)
     has_finding[: max(2, round(patients * task.prevalence))] = True
     has_finding = rng.permutation(has_finding)
     patient_labels = np.where(has_finding, CLASSES.index("finding"), CLASSES.index("normal"))
     splits = patient_splits(patient_labels, rng)
-    settings = TransformSettings(size, 0.5, 99.5)  # params.yaml's preprocess window
     transform = build_transform(settings)
     images, labels, owners, image_splits = [], [], [], []
     for patient in range(patients):

@@ -21,6 +21,7 @@ from models import load_model
 from tasks.common.metrics import roc_auc
 from tasks.common.scoring import predict_logits, read_store
 from tasks.evaluate.checks import data_caveats
+from tasks.preprocess.stage import PreprocessParams
 from tasks.train.data import load_data
 from tasks.train.distributed import SINGLE
 from tasks.train.lr_finder import pick_learning_rate
@@ -28,7 +29,7 @@ from tasks.train.pretrain import nt_xent
 from tasks.train.selection import thin_val_reason
 from tasks.train.stage import main
 from tasks.train.summary import chance_loss, training_summary
-from tests.defaults import train_params
+from tests.defaults import settings, train_params
 from tests.store_index import write_index
 
 SIZE = 64
@@ -131,9 +132,10 @@ def test_training_on_shuffled_labels_is_flagged_as_not_learned(tmp_path: Path, c
 
 
 def test_learning_tasks_make_patient_split_stores_at_tiny_size() -> None:
-    data = make_task(TASKS["brain_lesion"], patients=8, images_per_patient=2, size=32, seed=1)
+    window = settings("preprocess", PreprocessParams).transform_settings(32)
+    data = make_task(TASKS["brain_lesion"], patients=8, images_per_patient=2, settings=window, seed=1)
     assert data.images.shape == (16, 1, 32, 32) and data.images.dtype == np.float16
-    assert float(data.images.min()) >= 0.0 and float(data.images.max()) <= 1.0
+    assert float(data.images.min()) >= 0.0 and float(data.images.max()) <= window.ceiling
     by_patient = pd.DataFrame({"patient": data.patients, "split": data.splits, "label": data.labels})
     assert (by_patient.groupby("patient")[["split", "label"]].nunique() == 1).all().all()
     assert set(data.splits) == {"train", "val", "test"} and set(data.labels) == {0, 1}

@@ -21,7 +21,8 @@ from tasks.common.operating import OperatingPoint
 from tasks.common.params import from_dict
 from tasks.demo_data.synth import chest_image
 from tasks.predict import PredictParams, gradcam_names, predict_files
-from tasks.preprocess.transform import TransformSettings, image_to_tensor
+from tasks.preprocess.stage import PreprocessParams
+from tasks.preprocess.transform import image_to_tensor
 from tests.defaults import write_params
 from tests.dicom_factory import identity, write_dicom, write_plain
 from tests.leakscan import planted_identifiers, scan_for_identifiers
@@ -145,9 +146,7 @@ def profiled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     monkeypatch.setenv("RADFLOW_SALT", "test-salt-not-secret")
     params = project_params(tmp_path)
     rng = np.random.default_rng(1)
-    transform = TransformSettings(
-        SIZE, *(params["preprocess"][k] for k in ("lower_percentile", "upper_percentile"))
-    )
+    transform = from_dict(params["preprocess"], PreprocessParams, "preprocess").transform_settings(SIZE)
     images = np.stack([image_to_tensor(chest_image(SIZE, "normal", rng), transform) for _ in range(24)])
     header = {"modality": ["DX"] * 24, "body_part": ["CHEST"] * 24, "photometric": ["MONOCHROME2"] * 24}
     config = {**tiny_config(), "data_profile": describe(header, images)}

@@ -22,7 +22,7 @@ from tasks.common.params import Check, check_values, parse_section
 from tasks.common.paths import project_paths
 from tasks.common.shards import read_image
 from tasks.preprocess.split import assign_splits, check_no_leakage, predefined_splits
-from tasks.preprocess.transform import TransformSettings, build_transform, image_to_tensor
+from tasks.preprocess.transform import TopClip, TransformSettings, Window, build_transform, image_to_tensor
 
 __all__ = ["PreprocessParams", "TransformSettings", "image_to_tensor", "main", "preprocess"]
 
@@ -38,6 +38,7 @@ CHECKS: dict[str, Check] = {  # what parse_section's types and choices do not ca
     "lower_percentile": (lambda v: 0 <= v < 100, "a percentile from 0 to below 100"),
     "upper_percentile": (lambda v: 0 < v <= 100, "a percentile above 0, up to 100"),
     "min_val_images": (lambda v: v >= 0, "an integer >= 0"),
+    "headroom": (lambda v: 0 < v <= 10, "a number above 0, up to 10 (image units above the window's top)"),
 }
 console = Console(stderr=True)
 
@@ -51,6 +52,9 @@ class PreprocessParams:
     test_fraction: float
     lower_percentile: float
     upper_percentile: float
+    window: Window
+    top_clip: TopClip
+    headroom: float
     min_val_images: int
 
     def __post_init__(self) -> None:
@@ -66,8 +70,16 @@ class PreprocessParams:
                 f"preprocess.upper_percentile ({self.upper_percentile})"
             )
 
-    def transform_settings(self) -> TransformSettings:
-        return TransformSettings(self.image_size, self.lower_percentile, self.upper_percentile)
+    def transform_settings(self, image_size: int | None = None) -> TransformSettings:
+        """The transform of this section; `image_size` overrides the side (predict: the model's own)."""
+        return TransformSettings(
+            image_size or self.image_size,
+            self.lower_percentile,
+            self.upper_percentile,
+            self.window,
+            self.top_clip,
+            self.headroom,
+        )
 
 
 def build_index(
