@@ -11,13 +11,14 @@ ModelName = Literal["alexnet", "resnet18", "densenet121"]
 Layout = Literal["torchvision", "original"]
 Norm = Literal["lrn", "batchnorm", "batchnorm_fc", "none"]
 Activation = Literal["relu", "leaky_relu"]
+Head = Literal["flatten", "max", "attention"]
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """Everything needed to rebuild a network; stored in config.json so a model file is self-describing.
 
-    `layout`, `norm`, `activation`, `dropout` and `hidden_units` shape AlexNet only; the MONAI
+    `layout`, `norm`, `activation`, `head`, `dropout` and `hidden_units` shape AlexNet only; the MONAI
     comparison networks (ResNet-18, DenseNet-121) use their own fixed design.
     """
 
@@ -29,6 +30,7 @@ class ModelConfig:
     hidden_units: int
     in_channels: int
     num_classes: int
+    head: Head = "flatten"  # models saved before the key existed had the flatten head
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from models.config import Activation, Layout, ModelConfig, ModelName, Norm
+from models.config import Activation, Head, Layout, ModelConfig, ModelName, Norm
 from tasks.common.errors import RadflowError
 
 PLACEMENT = ("store", "node_rank", "rendezvous")
@@ -19,6 +19,7 @@ class TrainParams:
     layout: Layout
     norm: Norm
     activation: Activation
+    head: Head
     dropout: float
     hidden_units: int
     in_channels: int
@@ -74,6 +75,7 @@ class TrainParams:
             hidden_units=self.hidden_units,
             in_channels=self.in_channels,
             num_classes=num_classes,
+            head=self.head,
         )
 
     def peak_learning_rate(self) -> float:
