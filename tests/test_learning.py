@@ -230,3 +230,20 @@ def test_a_val_split_like_round_ones_rare_task_is_flagged_by_train_and_evaluate(
         thin_val_reason(load_data(tmp_path / "store", "memory", torch.device("cpu"), 1, SINGLE), minimum=9)
         is None
     )
+
+
+def test_the_suites_pooled_paired_interval_excludes_zero_only_for_a_real_difference() -> None:
+    from bench.bench_learning import SeedRun, judged, pooled_difference
+
+    rng = np.random.default_rng(0)
+    runs = []
+    for _ in range(3):  # three seeds, 20 test patients of 2 images each
+        labels = np.repeat(np.arange(20) % 2, 2)
+        perfect = np.column_stack([1.0 - labels, labels]).astype(float)
+        noise = rng.normal(size=(40, 2))
+        runs.append(SeedRun(labels, np.repeat(np.arange(20), 2), noise, {"good": perfect}, {}, 0.5))
+    point, ci = pooled_difference(runs, "good", "baseline", samples=200, seed=0)
+    assert point > 0.2 and judged(ci) == "better"
+    runs_tied = [SeedRun(r.labels, r.patients, r.baseline, {"same": r.baseline}, {}, 0.5) for r in runs]
+    point, ci = pooled_difference(runs_tied, "same", "baseline", samples=200, seed=0)
+    assert point == 0 and ci == [0.0, 0.0] and judged(ci) == "tie"
