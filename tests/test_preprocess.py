@@ -16,7 +16,7 @@ from tasks.common.errors import RadflowError
 from tasks.common.shards import ShardWriter
 from tasks.preprocess.split import check_no_leakage, linked_groups
 from tasks.preprocess.stage import PreprocessParams, preprocess
-from tasks.preprocess.transform import image_to_tensor
+from tasks.preprocess.transform import Window, image_to_tensor
 from tests.defaults import settings
 
 SETTINGS = settings("preprocess", PreprocessParams, image_size=32, val_fraction=0.2, test_fraction=0.2)
@@ -243,7 +243,8 @@ def test_the_foreground_window_does_not_depend_on_how_much_air_is_in_the_frame()
     little_air, much_air = np.zeros((64, 64), np.float32), np.zeros((64, 64), np.float32)
     little_air[32:] = np.tile(values, (2, 1))  # the body twice over: 50 % air
     much_air[48:] = values  # 75 % air
-    for window, same in (("foreground", True), ("image", False)):
+    cases: list[tuple[Window, bool]] = [("foreground", True), ("image", False)]
+    for window, same in cases:
         settings = replace(SETTINGS, image_size=64, window=window, top_clip="hard").transform_settings()
         a = image_to_tensor(little_air, settings)[0, 48:]
         b = image_to_tensor(much_air, settings)[0, 48:]
