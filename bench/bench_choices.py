@@ -132,7 +132,7 @@ def main() -> None:
     params_text = (ROOT / "params.yaml").read_text()
     entries = state_entries(2000)
     radiograph = np.random.default_rng(2).normal(1000, 200, (512, 512)).astype(np.float32)  # (H, W)
-    transform = TransformSettings(96, 0.5, 99.5)
+    transform = TransformSettings(96, 0.5, 99.5, "image", "hard", 0.5)  # params.yaml's window
     default_threads = torch.get_num_threads()
     rows = {  # name -> (where, choice, alternative, (choice s, alternative s))
         "params.yaml with libyaml's C loader, vs PyYAML's": (

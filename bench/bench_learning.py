@@ -1,15 +1,20 @@
-"""Learning suite: does the default recipe learn what a simple method can see? One run per task.
+"""Learning suite: does the default recipe learn what a simple method can see? Judged on held-out seeds.
 
-For each task of `bench.learning_tasks` (generated, split by patient), in the same run: the simple
-non-deep baseline and the train stage's recipe from params.yaml (plus `--set` changes), both judged by
-the evaluate stage's own code (`tasks.evaluate`: the baseline fitted on the train split, test ROC-AUC with
-patient-bootstrap 95% intervals, the did-it-learn and thin-data warnings), with the seconds each took.
-Beside that: the paired bootstrap interval of (recipe - baseline) on the same patient resamples, and the
-test ROC-AUC of the last epoch's weights next to those of the epoch the validation split chose. Target
-per task: the recipe reaches the task's `target_auc` and beats the baseline.
+For each task of `bench.learning_tasks` (generated, split by patient) and each data seed: the simple
+non-deep baseline and the train stage's recipe from params.yaml (plus `--set` changes, and any
+`--recipe`, which may change `train.*` and `preprocess.*` keys), all judged by the evaluate stage's own
+code (`tasks.evaluate`: the baseline fitted on the train split, test ROC-AUC, the did-it-learn and
+thin-data warnings), with the seconds each took. Per task and recipe over the seeds: the mean test
+ROC-AUC and its spread, and the paired 95% interval of the mean difference (recipe - baseline, and
+recipe - default) over patient resamples drawn within each seed's test split. Verdicts come from those
+intervals, not from point estimates: "better" only when the interval lies above 0.
 
-`python -m bench.bench_learning [--tasks a,b] [--patients N] [--size S] [--set SECTION.KEY=VALUE ...]
- [--recipe NAME=train.KEY=VALUE,...] [--no-default] [--baseline-only] [--out FILE]`
+Honest use: choose settings on one seed (`--seeds 0`, the tuning seed) and report on fresh ones never
+used for choosing (the default `--seeds 1,2,3`).
+
+`python -m bench.bench_learning [--tasks a,b] [--patients N] [--seeds 1,2,3] [--size S]
+ [--set SECTION.KEY=VALUE ...] [--recipe NAME=SECTION.KEY=VALUE,...] [--no-default] [--baseline-only]
+ [--out FILE]`
 """
 
 from __future__ import annotations
@@ -28,7 +33,16 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from bench.learning_tasks import CLASSES, TASKS, LearningTask, describe, make_task, write_store
+from bench.learning_tasks import (
+    CLASSES,
+    TASKS,
+    LearningTask,
+    TaskData,
+    describe,
+    draw_task,
+    preprocess_task,
+    write_store,
+)
 from models.inference import predict_logits
 from tasks.common.metrics import patient_bootstrap, roc_auc
 from tasks.common.params import apply_override, load_params, parse_section
@@ -37,6 +51,8 @@ from tasks.evaluate.evaluation import Scores, evaluate_scores
 from tasks.evaluate.params import EvaluateParams
 from tasks.evaluate.reference import baseline_scores
 from tasks.evaluate.training import read_training_record
+from tasks.preprocess.stage import PreprocessParams
+from tasks.preprocess.transform import TransformSettings
 from tasks.train.checkpoint import LAST
 from tasks.train.data import load_data
 from tasks.train.distributed import SINGLE
@@ -44,7 +60,7 @@ from tasks.train.params import TrainParams
 from tasks.train.stage import train
 
 NEGATIVE = "normal"
-console = Console()
+console = Console(width=220)  # the table is wide; a log file would wrap it at 80
 
 
 @dataclass(frozen=True)
@@ -99,8 +115,9 @@ def run_recipe(
     params: TrainParams,
     evaluate: EvaluateParams,
     seed: int,
-) -> Outcome:
-    """Train with `params` on the store in `folder`, then evaluate as the evaluate stage does."""
+) -> tuple[Outcome, np.ndarray]:
+    """Train with `params` on the store in `folder`, then evaluate as the evaluate stage does; the
+    outcome and the test logits."""
     started = time.perf_counter()
     data = load_data(folder / "store", "memory", torch.device("cpu"), 1, SINGLE)
     work = Path(tempfile.mkdtemp(dir=folder))
@@ -113,7 +130,7 @@ def run_recipe(
         store, scores, baseline, negative_class=NEGATIVE, training=training, settings=evaluate, seed=seed
     )
     metrics, summary = evaluation.metrics, config["training_summary"]
-    return Outcome(
+    outcome = Outcome(
         auc=metrics["roc_auc"],
         ci=[metrics["roc_auc_ci_low"], metrics["roc_auc_ci_high"]],
         minus_baseline_ci=difference_ci(store, scores.test, baseline.test, evaluate.bootstrap_samples, seed),
@@ -128,58 +145,114 @@ def run_recipe(
         ),
         seconds=seconds,
     )
+    return outcome, scores.test
 
 
-def baseline_record(store: TensorStore, baseline: Scores, samples: int, seed: int) -> dict[str, Any]:
-    """The baseline's test ROC-AUC and its patient-bootstrap 95% interval."""
-    test = store.split("test")
-    labels = test["label_index"].to_numpy(dtype=int)
+@dataclass(frozen=True)
+class Recipe:
+    """A training recipe and the preprocessing its images go through."""
 
-    def auc(rows: np.ndarray) -> dict[str, float]:
-        return {"auc": roc_auc(labels[rows], baseline.test[rows])}
+    train: TrainParams
+    transform: TransformSettings
 
-    ci = patient_bootstrap(test["patient_id"].to_numpy(), auc, samples=samples, seed=seed)["auc"]
-    return {"auc": auc(np.arange(len(labels)))["auc"], "ci": ci}
+
+@dataclass
+class SeedRun:
+    """One task on one data seed: the test split's labels, patients and every method's test logits."""
+
+    labels: np.ndarray
+    patients: np.ndarray
+    baseline: np.ndarray
+    recipes: dict[str, np.ndarray]
+    outcomes: dict[str, Outcome]
+    baseline_auc: float
+
+
+def pooled_difference(
+    runs: list[SeedRun], first: str, second: str, samples: int, seed: int
+) -> tuple[float, list[float | None]]:
+    """Mean over seeds of test ROC-AUC (first - second) and its 95% interval: each resample draws
+    patients with replacement within every seed's test split (the same rows for both methods), and
+    averages the seeds' differences. `second` may be "baseline"."""
+
+    def scores(run: SeedRun, name: str) -> np.ndarray:
+        return run.baseline if name == "baseline" else run.recipes[name]
+
+    def difference(run: SeedRun, rows: np.ndarray) -> float:
+        labels = run.labels[rows]
+        return roc_auc(labels, scores(run, first)[rows]) - roc_auc(labels, scores(run, second)[rows])
+
+    rng = np.random.default_rng(seed)
+    members = [[np.flatnonzero(run.patients == p) for p in np.unique(run.patients)] for run in runs]
+    point = float(np.mean([difference(run, np.arange(len(run.labels))) for run in runs]))
+    draws = []
+    for _ in range(samples):
+        means = []
+        for run, groups in zip(runs, members, strict=True):
+            chosen = rng.integers(0, len(groups), size=len(groups))
+            means.append(difference(run, np.concatenate([groups[i] for i in chosen])))
+        draws.append(float(np.mean(means)))
+    finite = np.asarray(draws)[np.isfinite(draws)]
+    if finite.size == 0:
+        return point, [None, None]
+    return point, [float(np.percentile(finite, 2.5)), float(np.percentile(finite, 97.5))]
 
 
 def interval(values: list[float | None]) -> str:
     low, high = values
-    return "-" if low is None or high is None else f"{low:.2f}-{high:.2f}"
+    return "-" if low is None or high is None else f"{low:+.3f} to {high:+.3f}"
 
 
-def verdict(outcome: Outcome, baseline_auc: float, task: LearningTask) -> str:
-    """met / missed against the task's target, with the evaluation's flags."""
-    flags = [] if outcome.learned else ["NOT LEARNED"]
-    if outcome.beats_baseline is None:
-        flags.append("baseline comparison unknown")
-    elif not outcome.beats_baseline:
-        flags.append("no better than baseline")
-    met = outcome.auc >= task.target_auc and outcome.auc > baseline_auc
-    return ("met" if met else "missed") + (f" ({', '.join(flags)})" if flags else "")
+def judged(ci: list[float | None]) -> str:
+    """better / worse when the paired interval excludes 0, else tie."""
+    low, high = ci
+    if low is not None and low > 0:
+        return "better"
+    if high is not None and high < 0:
+        return "worse"
+    return "tie"
 
 
-def recipe_params(base: dict[str, Any], changes: list[str]) -> TrainParams:
-    """params.yaml's train section with `changes` (SECTION.KEY=VALUE) applied, parsed strictly."""
+def verdict(mean_auc: float, versus_baseline: list[float | None], task: LearningTask) -> str:
+    """met when the mean test AUC reaches the target and the paired interval over the baseline lies
+    above 0; else missed, saying which."""
+    reasons = []
+    if mean_auc < task.target_auc:
+        reasons.append(f"mean AUC below {task.target_auc}")
+    if judged(versus_baseline) != "better":
+        reasons.append(f"{judged(versus_baseline)} with the baseline")
+    return "met" if not reasons else f"missed ({', '.join(reasons)})"
+
+
+def recipe_of(base: dict[str, Any], changes: list[str]) -> Recipe:
+    """params.yaml with `changes` (SECTION.KEY=VALUE, train or preprocess) applied, parsed strictly."""
     params = copy.deepcopy(base)
     for change in changes:
+        if not change.startswith(("train.", "preprocess.")):
+            raise SystemExit(f"recipe change {change!r}: only train.* and preprocess.* keys may differ")
         apply_override(params, change)
-    return parse_section(params, "train", TrainParams)
+    transform = parse_section(params, "preprocess", PreprocessParams).transform_settings()
+    return Recipe(parse_section(params, "train", TrainParams), transform)
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated, of {list(TASKS)}")
-    parser.add_argument("--patients", type=int, default=240, help="patients per task")
+    parser.add_argument("--patients", type=int, default=240, help="patients per task and seed")
     parser.add_argument("--images-per-patient", type=int, default=2)
     parser.add_argument("--size", type=int, default=0, help="image side in px; 0 = preprocess.image_size")
-    parser.add_argument("--seed", type=int, default=0, help="data seed (training uses params.yaml's seed)")
+    parser.add_argument(
+        "--seeds",
+        default="1,2,3",
+        help="data seeds, comma-separated (0: the tuning seed; report others)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: fastest on a busy CPU)")
     parser.add_argument("--set", action="append", default=[], help="SECTION.KEY=VALUE for every recipe")
     parser.add_argument(
         "--recipe",
         action="append",
         default=[],
-        help="NAME=train.KEY=VALUE,... an extra recipe beside the default (repeatable)",
+        help="NAME=SECTION.KEY=VALUE,... (train or preprocess keys) an extra recipe beside the default",
     )
     parser.add_argument("--no-default", action="store_true", help="run only the --recipe recipes")
     parser.add_argument("--baseline-only", action="store_true", help="generate and score the baseline only")
@@ -187,78 +260,112 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def run_seed(
+    task: LearningTask, args: argparse.Namespace, seed: int, recipes: dict[str, Recipe], default: Recipe,
+    evaluate: EvaluateParams, train_seed: int,
+) -> SeedRun:  # fmt: skip
+    """Generate one data seed of `task`, score the baseline (on the default preprocessing) and train
+    every recipe (each on its own preprocessing of the same raw images)."""
+    started = time.perf_counter()
+    raw = draw_task(task, args.patients, args.images_per_patient, seed)
+    stores: dict[TransformSettings, TaskData] = {default.transform: preprocess_task(raw, default.transform)}
+    data = stores[default.transform]
+    console.print(f"{task.name} seed {seed}: {describe(data)} ({time.perf_counter() - started:.0f} s)")
+    test_rows = data.splits == "test"
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "default"
+        write_store(data, folder / "store")
+        store = read_store(folder / "store")
+        started = time.perf_counter()
+        baseline = baseline_scores(store, evaluate, train_seed)
+        base_auc = roc_auc(data.labels[test_rows], baseline.test)
+        took = time.perf_counter() - started
+        console.print(f"{task.name} seed {seed}: baseline test AUC {base_auc:.3f} ({took:.0f} s)")
+        logits, outcomes = {}, {}
+        for name, recipe in recipes.items():
+            if recipe.transform not in stores:
+                stores[recipe.transform] = preprocess_task(raw, recipe.transform)
+            folder = Path(tmp) / name
+            write_store(stores[recipe.transform], folder / "store")
+            own = read_store(folder / "store")
+            outcome, test_logits = run_recipe(folder, own, baseline, recipe.train, evaluate, train_seed)
+            logits[name], outcomes[name] = test_logits, outcome
+            print(f"{task.name} seed {seed}: {name}: {json.dumps(asdict(outcome))}", flush=True)
+    return SeedRun(
+        data.labels[test_rows], data.patients[test_rows], baseline.test, logits, outcomes, base_auc
+    )
+
+
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     params = load_params()
-    for change in args.set:
+    for change in args.set + ([f"preprocess.image_size={args.size}"] if args.size else []):
         apply_override(params, change)
-    size = args.size or int(params["preprocess"]["image_size"])
-    seed = int(params["seed"])
+    seeds = [int(seed) for seed in args.seeds.split(",")]
+    train_seed = int(params["seed"])
     evaluate = parse_section(params, "evaluate", EvaluateParams)
-    recipes = {} if args.no_default or args.baseline_only else {"default": recipe_params(params, [])}
+    default = recipe_of(params, [])
+    recipes = {} if args.no_default or args.baseline_only else {"default": default}
     for spec in [] if args.baseline_only else args.recipe:
         name, _, changes = spec.partition("=")
-        recipes[name] = recipe_params(params, [c for c in changes.split(",") if c])
+        recipes[name] = recipe_of(params, [c for c in changes.split(",") if c])
     results: list[dict[str, Any]] = []
     table = Table(
-        title=f"learning suite: {args.patients} patients x {args.images_per_patient} images, {size} px"
+        title=f"learning suite: {args.patients} patients x {args.images_per_patient} images per seed, "
+        f"seeds {args.seeds}"
     )
-    for column in ("task", "test pat. (pos)", "baseline AUC [95% CI]", "recipe", "AUC [95% CI]"):
+    for column in ("task", "recipe", "px", "test AUC mean ± sd [min-max]", "baseline mean"):
         table.add_column(column)
-    for column in ("- baseline [CI]", "last epoch", "verdict", "target", "seconds"):
+    for column in ("- baseline, mean [paired 95% CI]", "- default [CI]", "verdict", "seconds"):
         table.add_column(column)
-    for name in args.tasks.split(","):
-        task = TASKS[name]
-        started = time.perf_counter()
-        data = make_task(task, args.patients, args.images_per_patient, size, args.seed)
-        console.print(f"{name}: {describe(data)} (generated in {time.perf_counter() - started:.0f} s)")
-        test_rows = data.splits == "test"
-        positive = test_rows & (data.labels == CLASSES.index("finding"))
-        test_patients = f"{len(set(data.patients[test_rows]))} ({len(set(data.patients[positive]))})"
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp)
-            write_store(data, folder / "store")
-            store = read_store(folder / "store")
-            started = time.perf_counter()
-            baseline = baseline_scores(store, evaluate, seed)
-            base = baseline_record(store, baseline, evaluate.bootstrap_samples, seed)
-            base["seconds"] = time.perf_counter() - started
-            line = f"baseline test AUC {base['auc']:.3f} [{interval(base['ci'])}] ({base['seconds']:.0f} s)"
-            console.print(f"{name}: {line}")
-            outcomes: dict[str, Outcome] = {}
-            for recipe, settings in recipes.items():
-                outcome = run_recipe(folder, store, baseline, settings, evaluate, seed)
-                outcomes[recipe] = outcome
-                print(f"{name}: {recipe}: {json.dumps(asdict(outcome))}", flush=True)
-        results.append(
-            {"task": name, "target": task.target_auc, "test_patients": test_patients, "baseline": base}
-            | {"recipes": {recipe: asdict(outcome) for recipe, outcome in outcomes.items()}}
-        )
-        shown: dict[str, Outcome | None] = {**outcomes} or {"-": None}  # "-": a task run with no recipe
-        for recipe, outcome_shown in shown.items():
-            table.add_row(
-                name,
-                test_patients,
-                f"{base['auc']:.3f} [{interval(base['ci'])}]",
-                recipe,
-                *(
-                    ["-"] * 4
-                    if outcome_shown is None
-                    else [
-                        f"{outcome_shown.auc:.3f} [{interval(outcome_shown.ci)}]",
-                        interval(outcome_shown.minus_baseline_ci),
-                        f"{outcome_shown.last_epoch_auc:.3f}",
-                        verdict(outcome_shown, base["auc"], task),
-                    ]
-                ),
-                f">= {task.target_auc} and > baseline",
-                f"{base['seconds']:.0f}"
-                + ("" if outcome_shown is None else f" / {outcome_shown.seconds:.0f}"),
+    samples = evaluate.bootstrap_samples
+    for task_name in args.tasks.split(","):
+        task = TASKS[task_name]
+        runs = [run_seed(task, args, seed, recipes, default, evaluate, train_seed) for seed in seeds]
+        base_mean = float(np.mean([run.baseline_auc for run in runs]))
+        summary: dict[str, Any] = {"task": task_name, "target": task.target_auc, "seeds": seeds}
+        summary["baseline_auc"] = [run.baseline_auc for run in runs]
+        summary["recipes"] = {}
+        for name, recipe in recipes.items() or {"-": None}.items():
+            if recipe is None:
+                table.add_row(task_name, "-", "-", "-", f"{base_mean:.3f}", "-", "-", "-", "-")
+                continue
+            aucs = [run.outcomes[name].auc for run in runs]
+            over_base = pooled_difference(runs, name, "baseline", samples, train_seed)
+            over_default = (
+                pooled_difference(runs, name, "default", samples, train_seed)
+                if "default" in recipes and name != "default"
+                else None
             )
+            seconds = float(np.mean([run.outcomes[name].seconds for run in runs]))
+            summary["recipes"][name] = {
+                "aucs": aucs,
+                "mean": float(np.mean(aucs)),
+                "sd": float(np.std(aucs, ddof=1)) if len(aucs) > 1 else 0.0,
+                "minus_baseline": over_base,
+                "minus_default": over_default,
+                "seconds": seconds,
+                "per_seed": [asdict(run.outcomes[name]) for run in runs],
+            }
+            row = summary["recipes"][name]
+            table.add_row(
+                task_name,
+                name,
+                str(recipe.transform.image_size),
+                f"{row['mean']:.3f} ± {row['sd']:.3f} [{min(aucs):.3f}-{max(aucs):.3f}]",
+                f"{base_mean:.3f}",
+                f"{over_base[0]:+.3f} [{interval(over_base[1])}] {judged(over_base[1])}",
+                "-"
+                if over_default is None
+                else f"{over_default[0]:+.3f} [{interval(over_default[1])}] {judged(over_default[1])}",
+                verdict(row["mean"], over_base[1], task),
+                f"{seconds:.0f}",
+            )
+        results.append(summary)
+        if args.out:  # after every task: a long run that is stopped keeps what it finished
+            args.out.write_text(json.dumps(results, indent=1))
     console.print(table)
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,11 @@ anatomy or the project's own synthetic radiographs, so the finding must be told 
 - `brain_lesion`: a small lesion (12-16 mm across, 6-8 px at 96 px), darker or brighter than its
   surroundings, in the white matter of real brain MR anatomy (the MNI152 T1 template that nilearn ships
   inside its wheel); per-patient slice level, rotation, scale and scanner bias field.
+- `brain_focal`: as `brain_lesion`, but the lesion is 3-5 px across at 256 px (1-2 px at 96), a
+  bright one above the white matter (so above the percentile window's top), a dark one near grey
+  matter's level: the kind of finding a radiologist circles.
+- `chest_focal`: a calcification (brighter than the heart) or a small lucency, 3-5 px across at 256 px,
+  in a lung of the synthetic radiographs; per-patient exposure, position and noise.
 - `chest_rare_marker`: a rare (15 %) faint opacity (7-10 px across at 96 px) in a lung; three scanners
   with their own contrast curve and noise, and a bright side marker in half of the patients, unrelated
   to the label.
@@ -21,8 +26,9 @@ Sizes are full widths at half maximum. The finding strengths (below) are set so 
 sees each finding but not all of it (test AUC ~0.7-0.9 at 240 patients), so beating it means something.
 
 Raw images are made at `RAW_SIZE` px and go through preprocess's own transform
-(`tasks.preprocess.transform.image_to_tensor`: percentile window, resize), so a store built here at
-image size S is what the pipeline would train on. Tests use the same generators at tiny sizes.
+(`tasks.preprocess.transform.image_to_tensor`: intensity window, resize) with the settings given, so a
+store built here is what the pipeline would train on; one draw (`draw_task`) can be preprocessed in
+several ways for paired comparisons. Tests use the same generators at tiny sizes.
 """
 
 from __future__ import annotations
@@ -50,6 +56,11 @@ SPLIT_FRACTIONS = {"test": 0.25, "val": 0.15}  # share of patients per split (th
 OPACITY_SIGMA, OPACITY_GAIN = (0.025, 0.05), (0.05, 0.1)  # chest_opacity: 2-4 diffuse patches
 NODULE_SIGMA, NODULE_GAIN = (0.018, 0.025), (0.11, 0.18)  # chest_nodule: one small nodule
 LESION_SIGMA, LESION_CONTRAST = (0.025, 0.035), (0.5, 0.7)  # brain_lesion: share of the local intensity
+FWHM = 2 * np.sqrt(2 * np.log(2))  # a Gaussian's full width at half maximum, in sigmas
+# Focal findings: 3-5 px across (full width at half maximum) at RAW_SIZE, ~1-2 px at 96 px.
+FOCAL_SIGMA = (3 / FWHM / RAW_SIZE, 5 / FWHM / RAW_SIZE)
+FOCAL_CONTRAST = (0.5, 0.8)  # brain_focal: share of the local intensity, brighter or darker
+FOCAL_BRIGHT_GAIN, FOCAL_DARK_GAIN = (0.35, 0.6), (0.15, 0.25)  # chest_focal: image units
 RARE_SIGMA, RARE_GAIN = (0.03, 0.045), (0.18, 0.25)  # chest_rare_marker: one faint opacity
 RARE_PREVALENCE = 0.15  # chest_rare_marker: share of patients with the finding
 
@@ -124,6 +135,17 @@ def paint_chest_nodule(patient: int, finding: bool, count: int, rng: np.random.G
     return _radiographs(anatomy + nodule, count, rng)
 
 
+def paint_chest_focal(patient: int, finding: bool, count: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """One patient: one focal finding 3-5 px across in a lung, the same in every image: a calcified
+    granuloma brighter than the heart (half of the patients) or a small lucency."""
+    anatomy = _chest_background(rng)
+    cy, cx = _lung_point(rng, int(rng.integers(0, 2)))
+    bright = rng.random() < 0.5
+    gain = rng.uniform(*FOCAL_BRIGHT_GAIN) if bright else -rng.uniform(*FOCAL_DARK_GAIN)
+    spot = _gaussian_spot(cy, cx, rng.uniform(*FOCAL_SIGMA)) * gain * finding
+    return _radiographs(anatomy + spot, count, rng)
+
+
 def _radiographs(chest: np.ndarray, count: int, rng: np.random.Generator) -> list[np.ndarray]:
     """`count` exposures of one patient's chest: moved a little each time; the patient's own exposure,
     offset and noise level (a nuisance the label does not follow)."""
@@ -159,6 +181,25 @@ def _square(image: np.ndarray) -> np.ndarray:
 
 def paint_brain_lesion(patient: int, finding: bool, count: int, rng: np.random.Generator) -> list[np.ndarray]:
     """One patient's axial slices near one level; a lesion in the white matter, darker or brighter."""
+    return _brain_slices(finding, count, rng, LESION_SIGMA, LESION_CONTRAST)
+
+
+def paint_brain_focal(patient: int, finding: bool, count: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """As brain_lesion, but the lesion is 3-5 px across at RAW_SIZE: a bright one exceeds the white
+    matter (the window's top), a dark one falls to grey matter's level."""
+    return _brain_slices(finding, count, rng, FOCAL_SIGMA, FOCAL_CONTRAST)
+
+
+def _brain_slices(
+    finding: bool,
+    count: int,
+    rng: np.random.Generator,
+    sigma: tuple[float, float],
+    strength: tuple[float, float],
+) -> list[np.ndarray]:
+    """One patient's slices: level, rotation, scale, bias field, gain and noise of its own; with a
+    finding, a Gaussian lesion of width `sigma` and contrast `strength` (share of the local intensity,
+    sign drawn per patient) at a random white-matter point of each slice."""
     t1, wm = _mni_slices()
     level = int(rng.integers(75, 105))  # around the lateral ventricles (MNI z index, 1 mm)
     bias_axis = rng.normal(0, 1, 2)
@@ -166,7 +207,7 @@ def paint_brain_lesion(patient: int, finding: bool, count: int, rng: np.random.G
     yy, xx = np.mgrid[0:RAW_SIZE, 0:RAW_SIZE].astype(np.float32) / RAW_SIZE - 0.5
     bias = 1 + 0.25 * (bias_axis[0] * yy + bias_axis[1] * xx)  # scanner coil inhomogeneity
     gain, noise = rng.uniform(0.7, 1.3), rng.uniform(0.01, 0.03)
-    contrast = rng.choice([-1.0, 1.0]) * rng.uniform(*LESION_CONTRAST)  # share of the local intensity
+    contrast = rng.choice([-1.0, 1.0]) * rng.uniform(*strength)  # share of the local intensity
     images = []
     for _ in range(count):
         z = level + int(rng.integers(-3, 4))  # a neighbouring slice each time
@@ -175,7 +216,7 @@ def paint_brain_lesion(patient: int, finding: bool, count: int, rng: np.random.G
             inside = np.argwhere(ndimage.binary_erosion(mask, iterations=4))
             centre = inside[rng.integers(len(inside))] if len(inside) else np.full(2, RAW_SIZE // 2)
             cy, cx = centre / RAW_SIZE
-            lesion = _gaussian_spot(cy, cx, rng.uniform(*LESION_SIGMA))
+            lesion = _gaussian_spot(cy, cx, rng.uniform(*sigma))
             image = image * (1 + contrast * lesion)
         moved = _move(image, rng.normal(0, 3), rng.normal(0, 3), angle=angle, scale=scale)
         images.append(moved * bias * gain + rng.normal(0, noise, moved.shape))
@@ -230,6 +271,20 @@ TASKS = {
             paint=paint_brain_lesion,
         ),
         LearningTask(
+            "brain_focal",
+            "lesion 3-5 px across at 256 px, brighter or darker, on MNI152 T1 anatomy, as brain_lesion",
+            prevalence=0.5,
+            target_auc=0.85,
+            paint=paint_brain_focal,
+        ),
+        LearningTask(
+            "chest_focal",
+            "calcification or lucency 3-5 px across at 256 px in a lung, synthetic radiographs",
+            prevalence=0.5,
+            target_auc=0.85,
+            paint=paint_chest_focal,
+        ),
+        LearningTask(
             "chest_rare_marker",
             "rare (15 %) faint opacity, three scanners, side marker unrelated to the label",
             prevalence=RARE_PREVALENCE,
@@ -252,24 +307,46 @@ def patient_splits(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return splits.astype(str)
 
 
-def make_task(task: LearningTask, patients: int, images_per_patient: int, size: int, seed: int) -> TaskData:
-    """Generate `patients` x `images_per_patient` images of `task`, preprocessed to (S, S) = `size`."""
+@dataclass(frozen=True)
+class RawTask:
+    """One generated data set before preprocess: the raw (RAW, RAW) images and per-image facts."""
+
+    images: list[np.ndarray]
+    labels: np.ndarray  # (N,) int64 index into CLASSES
+    patients: np.ndarray  # (N,) str
+    splits: np.ndarray  # (N,) str: train | val | test, by patient
+
+
+def draw_task(task: LearningTask, patients: int, images_per_patient: int, seed: int) -> RawTask:
+    """Generate `patients` x `images_per_patient` raw images of `task`; the same `seed`, the same data."""
     rng = np.random.default_rng(seed)
     has_finding = np.zeros(patients, dtype=bool)
     has_finding[: max(2, round(patients * task.prevalence))] = True
     has_finding = rng.permutation(has_finding)
     patient_labels = np.where(has_finding, CLASSES.index("finding"), CLASSES.index("normal"))
     splits = patient_splits(patient_labels, rng)
-    settings = TransformSettings(size, 0.5, 99.5)  # params.yaml's preprocess window
-    transform = build_transform(settings)
     images, labels, owners, image_splits = [], [], [], []
     for patient in range(patients):
         for raw in task.paint(patient, bool(has_finding[patient]), images_per_patient, rng):
-            images.append(image_to_tensor(raw.astype(np.float32), settings, transform))
+            images.append(raw.astype(np.float32))
             labels.append(patient_labels[patient])
             owners.append(f"P-{seed:04d}{patient:08x}")
             image_splits.append(splits[patient])
-    return TaskData(np.stack(images), np.array(labels), np.array(owners), np.array(image_splits))
+    return RawTask(images, np.array(labels), np.array(owners), np.array(image_splits))
+
+
+def preprocess_task(raw: RawTask, settings: TransformSettings) -> TaskData:
+    """`raw` through preprocess's own transform: what the pipeline would store and train on."""
+    transform = build_transform(settings)
+    images = np.stack([image_to_tensor(image, settings, transform) for image in raw.images])
+    return TaskData(images, raw.labels, raw.patients, raw.splits)
+
+
+def make_task(
+    task: LearningTask, patients: int, images_per_patient: int, settings: TransformSettings, seed: int
+) -> TaskData:
+    """Generate `patients` x `images_per_patient` images of `task`, through preprocess's transform."""
+    return preprocess_task(draw_task(task, patients, images_per_patient, seed), settings)
 
 
 def write_store(data: TaskData, folder: Path) -> None:

@@ -373,6 +373,11 @@ def registry_export_bundle(
         record = registry.show(version)  # verified against its checksums
         folder = registry.load(record["version"]).path
         preprocess = parse_section(params, "preprocess", PreprocessParams)
+        if (preprocess.window, preprocess.top_clip) != ("image", "hard"):
+            raise RadflowError(
+                f"preprocess.window={preprocess.window}, top_clip={preprocess.top_clip}: the MONAI bundle "
+                "spells out MONAI's own percentile window only (window image, top_clip hard)"
+            )
         export_bundle(
             folder,
             directory,

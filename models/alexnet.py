@@ -54,8 +54,42 @@ def _hidden_slot(config: ModelConfig, units: int) -> nn.Module:
     return _activation(config)
 
 
+class AttentionPool(nn.Module):
+    """Gated attention pooling over the positions of a feature map (Ilse et al. 2018, multiple-instance
+    learning): (B, C, H, W) -> (B, C), a weighted mean whose weights the network learns per position, so
+    one position holding a finding can carry the image, wherever it is."""
+
+    def __init__(self, channels: int, hidden: int = 128) -> None:
+        super().__init__()
+        self.value = nn.Linear(channels, hidden)
+        self.gate = nn.Linear(channels, hidden)
+        self.score = nn.Linear(hidden, 1)
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        positions = maps.flatten(2).transpose(1, 2)  # (B, H * W, C)
+        scores = self.score(torch.tanh(self.value(positions)) * torch.sigmoid(self.gate(positions)))
+        return (torch.softmax(scores, dim=1) * positions).sum(dim=1)  # (B, C)
+
+
+def _pool(config: ModelConfig, channels: int) -> tuple[nn.Module, int]:
+    """The module between conv5 and FC6, and FC6's input width.
+
+    flatten (torchvision's): a 6 x 6 grid, each cell with its own FC6 weights (9,216 inputs for 256
+    channels): the head can learn where things are, and memorise a small data set's layout. max /
+    attention: one C-vector per image whatever the input size (256 inputs), the same weights for every
+    position: a finding counts wherever it is, and a larger input costs no head parameters.
+    """
+    if config.head == "max":
+        return nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten(1)), channels
+    if config.head == "attention":
+        return AttentionPool(channels), channels
+    # any input >= 63 px gives a (B, C, 6, 6) map
+    return nn.Sequential(nn.AdaptiveAvgPool2d((6, 6)), nn.Flatten(1)), channels * 6 * 6
+
+
 class AlexNet(nn.Module):
-    """AlexNet with switchable layout, normalisation, activation, dropout, input channels and classes."""
+    """AlexNet with switchable layout, normalisation, activation, head pooling, dropout, input channels
+    and classes."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -67,11 +101,11 @@ class AlexNet(nn.Module):
                 layers.append(nn.MaxPool2d(kernel_size=3, stride=2))  # overlapping pooling
             channels = out
         self.features = nn.Sequential(*layers)
-        self.avgpool = nn.AdaptiveAvgPool2d((6, 6))  # any input >= 63 px gives a (B, C, 6, 6) map
+        self.pool, pooled = _pool(config, channels)
         hidden = config.hidden_units
         self.classifier = nn.Sequential(
             nn.Dropout(config.dropout),
-            nn.Linear(channels * 6 * 6, hidden),
+            nn.Linear(pooled, hidden),
             _hidden_slot(config, hidden),
             nn.Dropout(config.dropout),
             nn.Linear(hidden, hidden),
@@ -80,5 +114,4 @@ class AlexNet(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = torch.flatten(self.avgpool(self.features(x)), 1)  # (B, channels * 36)
-        return self.classifier(pooled)  # (B, num_classes) logits
+        return self.classifier(self.pool(self.features(x)))  # (B, num_classes) logits

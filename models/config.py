@@ -15,13 +15,14 @@ Norm = Literal["lrn", "batchnorm", "batchnorm_fc", "none"]
 Activation = Literal["relu", "leaky_relu"]
 Dropout = Annotated[float, Field(ge=0, lt=1)]  # 1 would drop every unit: the classifier sees nothing
 Width = Annotated[int, Field(ge=1)]  # hidden units, input channels
+Head = Literal["flatten", "max", "attention"]
 
 
 @section("architecture")
 class ModelConfig:
     """Everything needed to rebuild a network; stored in config.json so a model file is self-describing.
 
-    `layout`, `norm`, `activation`, `dropout` and `hidden_units` shape AlexNet only; the MONAI
+    `layout`, `norm`, `activation`, `head`, `dropout` and `hidden_units` shape AlexNet only; the MONAI
     comparison networks (ResNet-18, DenseNet-121) use their own fixed design.
     """
 
@@ -33,6 +34,7 @@ class ModelConfig:
     hidden_units: Width
     in_channels: Width
     num_classes: Annotated[int, Field(ge=2)]
+    head: Head = "flatten"  # models saved before the key existed had the flatten head
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -26,6 +26,17 @@ class LoadReport:
 
     loaded: list[str]
     fresh: list[str]
+    reshaped: list[str]  # fresh because the checkpoint's tensor has another shape: "key: ckpt -> model"
+
+    def describe(self, source: str) -> str:
+        """One log line: how many tensors came from `source`, and which stayed fresh and why."""
+        line = f"weights {source}: {len(self.loaded)} tensors loaded, fresh: {self.fresh}"
+        if self.reshaped:
+            line += (
+                f"; of those, shaped otherwise in the checkpoint (a pooling head or another width or "
+                f"class count: started fresh, the conv features still warm): {self.reshaped}"
+            )
+        return line
 
 
 def default_imagenet_path() -> Path:
@@ -34,11 +45,16 @@ def default_imagenet_path() -> Path:
 
 
 def load_matching(model: nn.Module, state: dict[str, torch.Tensor]) -> LoadReport:
-    """Copy every tensor whose key and shape match the model's; report loaded and fresh keys."""
+    """Copy every tensor whose key and shape match the model's; report loaded, fresh and reshaped keys."""
     own = model.state_dict()
     matching = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    reshaped = [
+        f"{k}: {tuple(v.shape)} -> {tuple(own[k].shape)}"
+        for k, v in sorted(state.items())
+        if k in own and own[k].shape != v.shape
+    ]
     model.load_state_dict(matching, strict=False)
-    return LoadReport(loaded=sorted(matching), fresh=sorted(set(own) - set(matching)))
+    return LoadReport(loaded=sorted(matching), fresh=sorted(set(own) - set(matching)), reshaped=reshaped)
 
 
 def load_imagenet(model: nn.Module, path: Path | None, expected_sha256: str) -> LoadReport:

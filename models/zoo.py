@@ -41,7 +41,7 @@ def split_backbone_head(model: nn.Module) -> tuple[nn.Module, nn.Module]:
     """
     if isinstance(model, AlexNet):
         *penultimate, last = model.classifier
-        return nn.Sequential(model.features, model.avgpool, nn.Flatten(1), *penultimate), last
+        return nn.Sequential(model.features, model.pool, *penultimate), last
     if isinstance(model, ResNet):
         names = ("conv1", "bn1", "act", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool")
         return nn.Sequential(*_modules(model, *names), nn.Flatten(1)), model.get_submodule("fc")

@@ -175,9 +175,7 @@ def predict_files(
     source = resolve_model(model, project.registry)  # a registry ref or a fetched folder, verified
     network, config = models.load_model(source.path)
     # The model's own input size wins over params.yaml: it is what the weights were trained on.
-    transform = TransformSettings(
-        int(config["image_size"]), preprocess.lower_percentile, preprocess.upper_percentile
-    )
+    transform = preprocess.transform_settings(int(config["image_size"]))
     salt = load_salt(ingest.salt_env, project.private)
     screen = training_screen(config, margin)
     records, tensors = decode_all(expand(paths), ingest, transform, salt, screen)

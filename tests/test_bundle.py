@@ -118,3 +118,19 @@ def test_export_refuses_a_non_empty_folder(exported: tuple[dict, Path, Path]) ->
     _, bundle, _ = exported
     result = CliRunner().invoke(app, ["registry", "export-bundle", "1", str(bundle)])
     assert result.exit_code == 1 and "not empty" in result.output
+
+
+def test_a_window_monai_cannot_spell_is_refused_in_one_line(
+    exported: tuple[dict, Path, Path], tmp_path: Path
+) -> None:
+    params, _, _ = exported
+    folder = Path.cwd()  # the exported project (the fixture changed into it)
+    soft = {**params, "preprocess": {**params["preprocess"], "top_clip": "soft"}}
+    write_params(folder, soft)
+    try:
+        result = CliRunner().invoke(app, ["registry", "export-bundle", "champion", str(tmp_path / "b")])
+    finally:
+        write_params(folder, params)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "preprocess.window=image, top_clip=soft" in " ".join(result.output.split())
+    assert not (tmp_path / "b").exists()

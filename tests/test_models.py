@@ -37,7 +37,7 @@ VARIANTS = [
     for layout in ("torchvision", "original")
     for norm in ("lrn", "batchnorm", "batchnorm_fc", "none")
     for activation in ("relu", "leaky_relu")
-] + [{"name": "resnet18"}, {"name": "densenet121"}]
+] + [{"head": "max"}, {"head": "attention"}, {"name": "resnet18"}, {"name": "densenet121"}]
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(v.values()))
@@ -50,7 +50,7 @@ def test_every_variant_builds_and_runs(variant: dict[str, Any]) -> None:
 
 
 def test_torchvision_layout_has_the_checkpoint_keys_and_shapes() -> None:
-    model = build_model(network_config(norm="none", hidden_units=4096, num_classes=1000))
+    model = build_model(network_config(norm="none", head="flatten", hidden_units=4096, num_classes=1000))
     assert {key: tuple(value.shape) for key, value in model.state_dict().items()} == TORCHVISION_SHAPES
 
 
@@ -98,6 +98,41 @@ def test_imagenet_weights_arrive_and_only_the_new_head_is_fresh(
     scratch = build_model(network.config).state_dict()
     assert all(torch.equal(loaded[key], scratch[key]) for key in fresh)
     assert network.pretrained
+
+
+@pytest.mark.parametrize("head", ["max", "attention"])
+def test_a_pooling_head_takes_any_input_size_with_256_fc6_inputs(head: str) -> None:
+    model = build_model(network_config(head=head, in_channels=1, num_classes=3, hidden_units=32)).eval()
+    fc6 = model.get_submodule("classifier.1")
+    assert isinstance(fc6, torch.nn.Linear) and fc6.in_features == 256  # conv5's channels, not 9,216
+    for size in (64, 96, 256):
+        assert model(torch.rand(2, 1, size, size)).shape == (2, 3)
+    # One position's finding counts wherever it is: a bright spot moved elsewhere gives the same max.
+    if head == "max":
+        pool = model.get_submodule("pool")
+        spot = torch.zeros(1, 256, 5, 5)
+        spot[0, :, 1, 1] = 1.0
+        moved = torch.roll(spot, shifts=(2, 2), dims=(2, 3))
+        assert torch.equal(pool(spot), pool(moved))
+
+
+@pytest.mark.parametrize("head", ["max", "attention"])
+def test_imagenet_conv_weights_arrive_in_a_pooling_head_and_fc6_is_fresh_with_a_log_line(
+    imagenet_file: tuple[Path, dict[str, torch.Tensor], str],
+    tmp_path: Path,
+    head: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path, state, digest = imagenet_file
+    network = build_network(
+        imagenet_params(path, digest[:8], norm="none", head=head), num_classes=3, registry_root=tmp_path
+    )
+    loaded = network.model.state_dict()
+    assert all(torch.equal(loaded[key], state[key]) for key in state if key.startswith("features."))
+    assert torch.equal(loaded["classifier.4.weight"], state["classifier.4.weight"])  # FC7 fits as is
+    assert loaded["classifier.1.weight"].shape == (4096, 256) and network.pretrained
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert "classifier.1.weight: (4096, 9216) -> (4096, 256)" in " ".join(err.split())
 
 
 def test_a_wrong_imagenet_file_is_refused_by_its_hash(

@@ -20,6 +20,7 @@ from flows.settings import retrain_params
 from tasks.common.data_profile import describe, describe_store, image_statistics
 from tasks.common.errors import RadflowError
 from tasks.common.operating import OperatingPoint
+from tasks.common.params import parse_section
 from tasks.demo_data.synth import chest_image
 from tasks.ingest.records import ImageMeta
 from tasks.monitor.analysis import Reference, analyse, arrivals_frame
@@ -27,7 +28,8 @@ from tasks.monitor.drift import holm
 from tasks.monitor.entries import entry
 from tasks.monitor.policy import retrain_decision
 from tasks.monitor.settings import MonitorParams, monitor_params
-from tasks.preprocess.transform import TransformSettings, image_to_tensor
+from tasks.preprocess.stage import PreprocessParams
+from tasks.preprocess.transform import image_to_tensor
 from tests.defaults import repo_params, settings, write_params
 from tests.dicom_factory import identity, write_dicom
 from tests.leakscan import planted_identifiers, scan_for_identifiers
@@ -232,7 +234,7 @@ def test_radflow_monitor_end_to_end_on_what_predict_logged(
     params = project_params(tmp_path)
     params["monitor"].update(min_arrivals=2, min_labelled=2, bootstrap_samples=50)
     rng = np.random.default_rng(5)
-    transform = TransformSettings(SIZE, 0.5, 99.5)
+    transform = parse_section(params, "preprocess", PreprocessParams).transform_settings(SIZE)
     images = [image_to_tensor(chest_image(SIZE, "normal", rng), transform) for _ in range(24)]
     header = {"modality": ["DX"] * 24, "body_part": ["CHEST"] * 24, "photometric": ["MONOCHROME2"] * 24}
     metrics = {

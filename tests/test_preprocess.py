@@ -16,7 +16,7 @@ from tasks.common.errors import RadflowError
 from tasks.common.shards import ShardWriter
 from tasks.preprocess.split import check_no_leakage, linked_groups
 from tasks.preprocess.stage import PreprocessParams, preprocess
-from tasks.preprocess.transform import image_to_tensor
+from tasks.preprocess.transform import Window, image_to_tensor
 from tests.defaults import settings
 
 SETTINGS = settings("preprocess", PreprocessParams, image_size=32, val_fraction=0.2, test_fraction=0.2)
@@ -181,8 +181,9 @@ def test_leakage_guard_refuses_a_shared_study_across_splits() -> None:
 
 def test_image_to_tensor_by_hand() -> None:
     """Percentile window to [0, 1] (an outlier does not set it), longest side to S by area, centre pad
-    with 0, RGB to luma; S = 32 and the 0.5 / 99.5 percentiles of params.yaml."""
-    settings = SETTINGS.transform_settings()
+    with 0, RGB to luma; S = 32, the 0.5 / 99.5 percentiles of params.yaml, the whole image's window with
+    a hard top clip (MONAI's)."""
+    settings = replace(SETTINGS, window="image", top_clip="hard").transform_settings()
     tall = np.full((32, 16), 100, np.uint16)
     tall[:, :8] = 300  # bright left half: stays left, between 8 columns of padding each side
     expected = np.zeros((32, 32), np.float16)
@@ -206,6 +207,48 @@ def test_image_to_tensor_by_hand() -> None:
     expected = np.zeros((32, 32), np.float16)
     expected[4:8, 8:16] = expected[20, 20] = 1
     np.testing.assert_array_equal(image_to_tensor(marked, settings), expected[None])
+
+
+def brain_like(finding: float) -> np.ndarray:
+    """(64, 64): air 0 (top half), tissue 0.5, a 'white matter' band at 1.0 (10 % of the pixels) and a
+    3 x 3 px finding of `finding` inside it: the band, not the finding, sets the 99.5th percentile."""
+    image = np.zeros((64, 64), np.float32)
+    image[32:] = 0.5
+    image[52:58] = 1.0
+    image[54:57, 30:33] = finding
+    return image
+
+
+def test_the_soft_top_clip_keeps_a_bright_3_px_finding_that_the_hard_clip_flattens() -> None:
+    hard = replace(SETTINGS, image_size=64, top_clip="hard").transform_settings()
+    soft = replace(SETTINGS, image_size=64, top_clip="soft", headroom=0.5).transform_settings()
+    for window in ("image", "foreground"):
+        flat = image_to_tensor(brain_like(1.5), replace(hard, window=window))[0].astype(np.float32)
+        kept = image_to_tensor(brain_like(1.5), replace(soft, window=window))[0].astype(np.float32)
+        assert flat[55, 31] == flat[53, 10] == 1.0  # clipped to the band's value: the finding is gone
+        assert kept[53, 10] == pytest.approx(1.0, abs=2e-3)  # the band: the window's top, as before
+        # 1 + 0.5 tanh(0.5 / 0.5) = 1.38: the finding stands 0.38 above the brightest normal tissue.
+        assert kept[55, 31] == pytest.approx(1 + 0.5 * np.tanh(1.0), abs=5e-3)
+        assert kept[40, 10] == pytest.approx(flat[40, 10], abs=1e-3)  # below the top: unchanged
+    burnt_in = brain_like(1.5)
+    burnt_in[60, 60] = 65535.0  # one text pixel: compressed into the headroom, the scale kept
+    out = image_to_tensor(burnt_in, soft)[0].astype(np.float32)
+    assert 1.45 < out[60, 60] <= 1.5 and out[53, 10] == pytest.approx(1.0, abs=2e-3)
+
+
+def test_the_foreground_window_does_not_depend_on_how_much_air_is_in_the_frame() -> None:
+    """The same body (values 0.3-1, each value as often) on 50 % or 75 % air: the foreground window maps
+    it the same; the whole image's window does not (its 99.5th percentile moves with the air)."""
+    values = np.tile(np.linspace(0.3, 1.0, 256, dtype=np.float32), 4).reshape(16, 64)
+    little_air, much_air = np.zeros((64, 64), np.float32), np.zeros((64, 64), np.float32)
+    little_air[32:] = np.tile(values, (2, 1))  # the body twice over: 50 % air
+    much_air[48:] = values  # 75 % air
+    cases: list[tuple[Window, bool]] = [("foreground", True), ("image", False)]
+    for window, same in cases:
+        settings = replace(SETTINGS, image_size=64, window=window, top_clip="hard").transform_settings()
+        a = image_to_tensor(little_air, settings)[0, 48:]
+        b = image_to_tensor(much_air, settings)[0, 48:]
+        assert np.array_equal(a, b) == same, window
 
 
 def test_each_store_row_holds_its_own_image(tmp_path: Path) -> None:
@@ -238,6 +281,7 @@ def test_each_store_row_holds_its_own_image(tmp_path: Path) -> None:
             r"\(40.0\)",
         ),
         ({"min_val_images": -1}, "preprocess.min_val_images: invalid value -1"),
+        ({"headroom": 0.0}, "preprocess.headroom: invalid value 0.0; valid: a number > 0 and <= 10"),
     ],
 )
 def test_bad_values_are_refused_before_any_work(changes: dict[str, Any], message: str) -> None:

@@ -179,3 +179,18 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
     assert expected.keys() == resumed.keys()
     for key, tensor in expected.items():
         assert torch.equal(tensor, resumed[key]), key
+
+
+def test_augmentation_keeps_values_above_1_and_a_one_pixel_peak() -> None:
+    """With the warp at identity and no noise, augmentation changes nothing: no top clamp flattens what
+    preprocess's soft top clip kept above 1, and a 1-px finding keeps its whole height."""
+    from tasks.train.augment import BatchAugment
+
+    still = train_params(flip=False, rotate_degrees=0.0, zoom=0.0, intensity_shift=0.0, noise_std=0.0)
+    batch = torch.full((2, 1, SIZE, SIZE), 0.5)
+    batch[:, 0, 30, 30] = 1.4  # brighter than the window's top
+    out = BatchAugment(still, torch.device("cpu"))(batch)
+    torch.testing.assert_close(out, batch, atol=1e-5, rtol=0)
+    shifted = BatchAugment(train_params(noise_std=0.0, intensity_shift=0.05), torch.device("cpu"))
+    shifted.reseed(0)
+    assert float(shifted(batch).amax()) > 1.0

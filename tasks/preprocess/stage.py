@@ -22,7 +22,7 @@ from tasks.common.params import InvalidValue, parse_section, section
 from tasks.common.paths import project_paths
 from tasks.common.shards import read_image
 from tasks.preprocess.split import assign_splits, check_no_leakage, predefined_splits
-from tasks.preprocess.transform import TransformSettings, build_transform, image_to_tensor
+from tasks.preprocess.transform import TopClip, TransformSettings, Window, build_transform, image_to_tensor
 
 __all__ = ["PreprocessParams", "TransformSettings", "image_to_tensor", "main", "preprocess"]
 
@@ -43,6 +43,9 @@ class PreprocessParams:
     test_fraction: Annotated[float, Field(ge=0, lt=1)]
     lower_percentile: Annotated[float, Field(ge=0, lt=100)]
     upper_percentile: Annotated[float, Field(gt=0, le=100)]
+    window: Window
+    top_clip: TopClip
+    headroom: Annotated[float, Field(gt=0, le=10)]  # image units above the window's top
     min_val_images: Annotated[int, Field(ge=0)]
 
     @model_validator(mode="after")
@@ -61,8 +64,16 @@ class PreprocessParams:
             )
         return self
 
-    def transform_settings(self) -> TransformSettings:
-        return TransformSettings(self.image_size, self.lower_percentile, self.upper_percentile)
+    def transform_settings(self, image_size: int | None = None) -> TransformSettings:
+        """The transform of this section; `image_size` overrides the side (predict: the model's own)."""
+        return TransformSettings(
+            image_size or self.image_size,
+            self.lower_percentile,
+            self.upper_percentile,
+            self.window,
+            self.top_clip,
+            self.headroom,
+        )
 
 
 def build_index(

@@ -19,7 +19,7 @@ from tasks.train.params import TrainParams
 
 
 class BatchAugment:
-    """(B, 1, S, S) float32 in [0, 1] on `device` -> augmented batch, same shape; seeded per epoch by
+    """(B, 1, S, S) float32 >= 0 on `device` -> augmented batch, same shape; seeded per epoch by
     `reseed`."""
 
     def __init__(self, params: TrainParams, device: torch.device) -> None:
@@ -59,4 +59,6 @@ class BatchAugment:
         offsets = (torch.rand(size, 1, 1, 1, generator=self.generator) * 2 - 1) * self.params.intensity_shift
         stds = torch.rand(size, 1, 1, 1, generator=self.generator) * self.params.noise_std
         noise = torch.randn(warped.shape, generator=self.pixel_generator, device=device)  # (B, 1, S, S)
-        return torch.addcmul(offsets.to(device), noise, stds.to(device)).add_(warped).clamp_(0.0, 1.0)
+        # Only the floor is clamped (the store's black): a top clamp at 1 would flatten again what
+        # preprocess's soft top clip kept of a finding brighter than normal tissue.
+        return torch.addcmul(offsets.to(device), noise, stds.to(device)).add_(warped).clamp_(min=0.0)

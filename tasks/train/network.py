@@ -62,7 +62,7 @@ def build_network(
     model = build_model(config)
     report = initial_weights(model, params, registry_root, self_supervised)
     if report is not None:
-        console.print(f"weights {params.weights}: {len(report.loaded)} tensors loaded, fresh: {report.fresh}")
+        console.print(report.describe(params.weights))
     backbone, head = split_backbone_head(model)
     trainable: list[nn.Module] = [model]
     if params.mode == "linear_probe":

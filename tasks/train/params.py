@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from models.config import Activation, Dropout, Layout, ModelConfig, ModelName, Norm, Width
+from models.config import Activation, Dropout, Head, Layout, ModelConfig, ModelName, Norm, Width
 from tasks.common.errors import RadflowError
 from tasks.common.params import InvalidValue, Seed, section
 
@@ -28,6 +28,7 @@ class TrainParams:
     layout: Layout
     norm: Norm
     activation: Activation
+    head: Head
     dropout: Dropout
     hidden_units: Width
     in_channels: Width
@@ -117,6 +118,7 @@ class TrainParams:
             hidden_units=self.hidden_units,
             in_channels=self.in_channels,
             num_classes=num_classes,
+            head=self.head,
         )
 
     def peak_learning_rate(self) -> float:

@@ -66,7 +66,7 @@ def nt_xent(first: torch.Tensor, second: torch.Tensor, temperature: float) -> to
 
 
 class Views:
-    """(B, 1, S, S) in [0, 1] -> a random view of each image, same shape."""
+    """(B, 1, S, S) >= 0 -> a random view of each image, same shape (no top clamp: see BatchAugment)."""
 
     def __init__(self, params: TrainParams, device: torch.device) -> None:
         widened = replace(
@@ -87,7 +87,7 @@ class Views:
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         contrast = 1 + (torch.rand(len(batch), 1, 1, 1, generator=self.generator) * 2 - 1) * VIEW_CONTRAST
         mean = batch.mean(dim=(1, 2, 3), keepdim=True)
-        return self.augment(((batch - mean) * contrast.to(batch.device) + mean).clamp(0, 1))
+        return self.augment(((batch - mean) * contrast.to(batch.device) + mean).clamp(min=0))
 
 
 def pretrain_backbone(
