@@ -125,7 +125,7 @@ def test_imagenet_conv_weights_arrive_in_a_pooling_head_and_fc6_is_fresh_with_a_
 ) -> None:
     path, state, digest = imagenet_file
     network = build_network(
-        imagenet_params(path, digest[:8], norm="none", head=head), num_classes=3, registry_root=tmp_path
+        imagenet_params(path, digest, norm="none", head=head), num_classes=3, registry_root=tmp_path
     )
     loaded = network.model.state_dict()
     assert all(torch.equal(loaded[key], state[key]) for key in state if key.startswith("features."))

@@ -50,7 +50,7 @@ def project(tmp_path: Path, name: str = "run", **train: Any) -> dict[str, Any]:
     if not (tmp_path / "pre").exists():
         write_store(tmp_path / "pre")
     out = tmp_path / name
-    keys = ("ingested", "private", "evaluation", "promotion", "registry")
+    keys = ("ingested", "private", "evaluation", "promotion", "registry", "monitor")
     paths = {key: str(out / key) for key in keys}
     paths |= {
         "preprocessed": str(tmp_path / "pre"),
