@@ -32,6 +32,7 @@ PATHS = (
     "train_live",
     "evaluation",
     "promotion",
+    "monitor",
 )
 
 

@@ -162,13 +162,9 @@ def test_retrain_pulls_first_and_fails_with_the_reason_when_the_pacs_is_down(
     assert run.returncode == 0, run.stdout + run.stderr
     assert "pull: 2 new, 0 already held, 0 failed" in run.stdout + run.stderr
     assert len(pulled(project)) == 2
-    down = retrain(
-        project,
-        prefect_in_pacs_network,
-        "--set",
-        "pacs.url=dimse://ORTHANC@127.0.0.1:9",
-        RADFLOW_PACS_AUTH=AUTH,
-    )
+    # the operator points params.yaml at a PACS that is down (a run's --set may not change pacs.*)
+    write_params(project, params | {"pacs": pacs_section | {"url": "dimse://ORTHANC@127.0.0.1:9"}})
+    down = retrain(project, prefect_in_pacs_network, RADFLOW_PACS_AUTH=AUTH)
     output = down.stdout + down.stderr
     assert down.returncode == EX_TEMPFAIL, output  # still down after the retries: try again later
     assert output.count("is unreachable") >= 2  # first attempt, the retry, and the run's own error
