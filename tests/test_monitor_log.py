@@ -13,17 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks.common.data_profile import STATISTICS, describe
+from tasks.common.data_profile import STATISTICS
 from tasks.common.operating import OperatingPoint
-from tasks.common.params import parse_section
 from tasks.demo_data.synth import chest_image
 from tasks.monitor import log
 from tasks.predict import predict_files
-from tasks.preprocess.stage import PreprocessParams
-from tasks.preprocess.transform import image_to_tensor
 from tests.dicom_factory import identity, write_dicom
 from tests.leakscan import planted_identifiers, scan_for_identifiers
-from tests.tiny_pipeline import CLASSES, SIZE, project_params, register_tiny_champion, tiny_config
+from tests.tiny_pipeline import CLASSES, SIZE, profiled_config, project_params, register_tiny_champion
 
 DECEMBER = datetime(2026, 12, 7, tzinfo=UTC)
 
@@ -79,10 +76,7 @@ def test_predict_fills_the_log_without_identifiers(tmp_path: Path, monkeypatch: 
     monkeypatch.setenv("RADFLOW_SALT", "test-salt-not-secret-salt-for-tests-32-bytes-long")
     params = project_params(tmp_path)
     rng = np.random.default_rng(1)
-    transform = parse_section(params, "preprocess", PreprocessParams).transform_settings(SIZE)
-    images = np.stack([image_to_tensor(chest_image(SIZE, "normal", rng), transform) for _ in range(24)])
-    header = {"modality": ["DX"] * 24, "body_part": ["CHEST"] * 24, "photometric": ["MONOCHROME2"] * 24}
-    config = {**tiny_config(), "data_profile": describe(header, images)}
+    config = profiled_config(params, rng)
     operating = OperatingPoint(CLASSES, "normal", 0.5).to_dict()
     register_tiny_champion(
         params, tmp_path / "candidate", config=config, metrics={"operating_point": operating}

@@ -15,14 +15,11 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 from models.registry import Registry
-from tasks.common.data_profile import describe
 from tasks.common.errors import RadflowError
 from tasks.common.operating import OperatingPoint
-from tasks.common.params import parse, parse_section
+from tasks.common.params import parse
 from tasks.demo_data.synth import chest_image
 from tasks.predict import PredictParams, gradcam_names, predict_files
-from tasks.preprocess.stage import PreprocessParams
-from tasks.preprocess.transform import image_to_tensor
 from tests.defaults import write_params
 from tests.dicom_factory import identity, write_dicom, write_plain
 from tests.leakscan import planted_identifiers, scan_for_identifiers
@@ -30,10 +27,10 @@ from tests.tiny_pipeline import (
     CLASSES,
     SIZE,
     constant_model,
+    profiled_config,
     project_params,
     register_tiny_champion,
     save_candidate,
-    tiny_config,
 )
 
 # constant_model's logits are all 0: p = 1/3 each, abnormal log-odds log(2/3 / 1/3) = ln 2 ~ 0.693.
@@ -146,10 +143,7 @@ def profiled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     monkeypatch.setenv("RADFLOW_SALT", "test-salt-not-secret-salt-for-tests-32-bytes-long")
     params = project_params(tmp_path)
     rng = np.random.default_rng(1)
-    transform = parse_section(params, "preprocess", PreprocessParams).transform_settings(SIZE)
-    images = np.stack([image_to_tensor(chest_image(SIZE, "normal", rng), transform) for _ in range(24)])
-    header = {"modality": ["DX"] * 24, "body_part": ["CHEST"] * 24, "photometric": ["MONOCHROME2"] * 24}
-    config = {**tiny_config(), "data_profile": describe(header, images)}
+    config = profiled_config(params, rng)
     register_tiny_champion(params, tmp_path / "candidate", config=config)
     return params
 

@@ -13,6 +13,11 @@ import torch
 
 import models
 from models.registry import Registry
+from tasks.common.data_profile import describe
+from tasks.common.params import parse_section
+from tasks.demo_data.synth import chest_image
+from tasks.preprocess.stage import PreprocessParams
+from tasks.preprocess.transform import image_to_tensor
 from tests.defaults import network_config, params_under
 
 CLASSES = ["effusion", "normal", "opacity"]
@@ -63,6 +68,20 @@ def make_store(folder: Path, patients: int = 24, per_patient: int = 2, seed: int
     np.save(folder / "images.npy", np.stack(images).astype(np.float16))
     pd.DataFrame(rows).to_csv(folder / "index.csv", index=False)
     (folder / "classes.json").write_text(json.dumps({"classes": CLASSES, "image_size": SIZE}))
+
+
+def profiled_config(params: dict[str, Any], rng: np.random.Generator, images: int = 24) -> dict[str, Any]:
+    """tiny_config() with the data profile of `images` chest DX radiographs drawn from `rng` and
+    preprocessed as params.yaml says, as train writes it (what predict's out-of-distribution screen and
+    the monitor read)."""
+    transform = parse_section(params, "preprocess", PreprocessParams).transform_settings(SIZE)
+    stack = np.stack([image_to_tensor(chest_image(SIZE, "normal", rng), transform) for _ in range(images)])
+    header = {
+        "modality": ["DX"] * images,
+        "body_part": ["CHEST"] * images,
+        "photometric": ["MONOCHROME2"] * images,
+    }
+    return {**tiny_config(), "data_profile": describe(header, stack)}
 
 
 def tiny_config(seed: int = 0) -> dict[str, Any]:
